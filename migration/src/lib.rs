@@ -1,0 +1,18 @@
+//! Database migrations for kepu, in sea-orm's convention; run at start-up and by `kepu migrate`.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261129_000001_registry;
+mod m20261129_000002_seed_districts;
+
+/// The Guangzhou district reference data (GB/T 2260 codes, names, seat points, city bbox).
+pub const DISTRICTS_JSON: &str = include_str!("../data/guangzhou-districts.json");
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261129_000001_registry::Migration), Box::new(m20261129_000002_seed_districts::Migration)]
+    }
+}

@@ -1,0 +1,38 @@
+//! Settings from the environment and flags (DATABASE_URL, KEPU_BIND, …), with their defaults.
+
+use std::time::Duration;
+
+/// The embedded default: a SQLite file in the working directory, created on first start.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://kepu.db?mode=rwc";
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: String,
+    /// Lifetime of a bearer token.
+    pub token_ttl: Duration,
+    /// Failed log-ins are counted over this window.
+    pub login_window: Duration,
+    /// Failed log-ins for one username within the window before 429.
+    pub login_max_per_user: u64,
+    /// Failed log-ins from one client address within the window before 429.
+    pub login_max_per_client: u64,
+    /// A request taking longer than this is answered 503.
+    pub request_timeout: Duration,
+    /// Largest accepted request body.
+    pub body_limit_bytes: usize,
+}
+
+impl Config {
+    pub fn new(database_url: impl Into<String>) -> Self {
+        Self {
+            database_url: database_url.into(),
+            token_ttl: Duration::from_secs(12 * 3600),
+            login_window: Duration::from_secs(15 * 60),
+            login_max_per_user: 5,
+            login_max_per_client: 50,
+            request_timeout: Duration::from_secs(30),
+            body_limit_bytes: 256 * 1024,
+        }
+    }
+}

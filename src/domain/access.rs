@@ -1,0 +1,134 @@
+//! Who may do what: the one place where every write checks the caller's role and scope.
+
+use uuid::Uuid;
+
+use crate::domain::enums::Role;
+use crate::error::{AppError, Result};
+
+/// The authenticated caller, with its scopes loaded.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub user_id: Uuid,
+    pub username: String,
+    pub role: Role,
+    pub district_code: Option<String>,
+    pub school_id: Option<Uuid>,
+    pub base_ids: Vec<Uuid>,
+    /// The request this action belongs to, for the audit log.
+    pub request_id: Option<String>,
+}
+
+/// Every guarded action, with the scope it touches.
+#[derive(Debug, Clone, Copy)]
+pub enum Action<'a> {
+    ManageUsers,
+    ReadAudit,
+    /// Create a base in a district.
+    CreateBase {
+        district_code: &'a str,
+    },
+    /// Edit a base's profile.
+    EditBase {
+        base_id: Uuid,
+    },
+    /// Change a base's status or district: the bureau's decision.
+    ChangeBaseStanding,
+    /// Create, edit or delete the exhibits of a base.
+    EditExhibits {
+        base_id: Uuid,
+    },
+    CreateSchool,
+    EditSchool {
+        school_id: Uuid,
+    },
+    /// Read the school directory.
+    ReadSchools,
+}
+
+impl Actor {
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    pub fn operates(&self, base_id: Uuid) -> bool {
+        self.role == Role::Operator && self.base_ids.contains(&base_id)
+    }
+}
+
+/// Allows or refuses (403) an action for an actor.
+pub fn authorize(actor: &Actor, action: Action<'_>) -> Result<()> {
+    if actor.is_admin() {
+        return Ok(());
+    }
+    let allowed = match action {
+        Action::ManageUsers | Action::ReadAudit | Action::ChangeBaseStanding | Action::CreateSchool => false,
+        Action::CreateBase { district_code } => {
+            actor.role == Role::DistrictOfficer && actor.district_code.as_deref() == Some(district_code)
+        }
+        Action::EditBase { base_id } | Action::EditExhibits { base_id } => actor.operates(base_id),
+        Action::EditSchool { school_id } => actor.role == Role::School && actor.school_id == Some(school_id),
+        Action::ReadSchools => true,
+    };
+    if allowed { Ok(()) } else { Err(AppError::forbidden(refusal(actor, action))) }
+}
+
+fn refusal(actor: &Actor, action: Action<'_>) -> String {
+    let role = actor.role;
+    match action {
+        Action::ManageUsers => "only an admin manages accounts".into(),
+        Action::ReadAudit => "only an admin reads the audit log".into(),
+        Action::ChangeBaseStanding => "only an admin changes a base's status or district".into(),
+        Action::CreateSchool => "only an admin registers schools".into(),
+        Action::CreateBase { district_code } => {
+            format!("a {role} account cannot create a base in district {district_code}")
+        }
+        Action::EditBase { base_id } => format!("a {role} account cannot edit base {base_id}"),
+        Action::EditExhibits { base_id } => {
+            format!("a {role} account cannot change the exhibits of base {base_id}")
+        }
+        Action::EditSchool { school_id } => format!("a {role} account cannot edit school {school_id}"),
+        Action::ReadSchools => format!("a {role} account cannot read schools"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn actor(role: Role) -> Actor {
+        Actor {
+            user_id: Uuid::now_v7(),
+            username: "u".into(),
+            role,
+            district_code: None,
+            school_id: None,
+            base_ids: vec![],
+            request_id: None,
+        }
+    }
+
+    #[test]
+    fn operator_edits_only_its_bases() {
+        let mine = Uuid::now_v7();
+        let mut op = actor(Role::Operator);
+        op.base_ids = vec![mine];
+        assert!(authorize(&op, Action::EditBase { base_id: mine }).is_ok());
+        assert!(authorize(&op, Action::EditBase { base_id: Uuid::now_v7() }).is_err());
+        assert!(authorize(&op, Action::ChangeBaseStanding).is_err());
+    }
+
+    #[test]
+    fn district_officer_creates_only_in_its_district() {
+        let mut officer = actor(Role::DistrictOfficer);
+        officer.district_code = Some("440106".into());
+        assert!(authorize(&officer, Action::CreateBase { district_code: "440106" }).is_ok());
+        assert!(authorize(&officer, Action::CreateBase { district_code: "440104" }).is_err());
+    }
+
+    #[test]
+    fn admin_may_do_everything() {
+        let admin = actor(Role::Admin);
+        assert!(authorize(&admin, Action::ManageUsers).is_ok());
+        assert!(authorize(&admin, Action::EditSchool { school_id: Uuid::now_v7() }).is_ok());
+    }
+}

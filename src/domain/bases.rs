@@ -1,0 +1,371 @@
+//! Bases (科普基地): creating, editing under optimistic concurrency, and searching by place,
+//! district, category, theme, audience, status and name.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use entity::{base, base_audience, base_theme};
+use sea_orm::sea_query::{Expr, Func, LikeExpr, Query};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, ExprTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
+};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::db::begin_write;
+use crate::domain::access::{Action, Actor, authorize};
+use crate::domain::audit::{self, Change, snapshot};
+use crate::domain::enums::{Audience, BaseStatus, Category, Subcategory};
+use crate::domain::geo::LatLon;
+use crate::domain::page::{Cursor, PageRequest, Paged, page_by_distance};
+use crate::domain::{Precondition, districts, like_escape};
+use crate::error::{AppError, Result};
+
+/// A base's validated profile, as created or after a patch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BaseData {
+    pub name_zh: String,
+    pub name_en: String,
+    pub host_org: String,
+    pub category: Category,
+    pub subcategory: Subcategory,
+    pub district_code: String,
+    pub address: String,
+    pub location: LatLon,
+    pub exhibition_area_m2: Option<f64>,
+    pub opening_hours: Option<String>,
+    pub contact_phone: Option<String>,
+    pub contact_email: Option<String>,
+    pub themes: Vec<String>,
+    pub audiences: Vec<Audience>,
+    pub accessibility: Option<String>,
+    pub status: BaseStatus,
+}
+
+/// A stored base with its themes and audiences.
+#[derive(Debug, Clone, Serialize)]
+pub struct BaseRecord {
+    #[serde(flatten)]
+    pub base: base::Model,
+    pub themes: Vec<String>,
+    pub audiences: Vec<Audience>,
+}
+
+impl BaseRecord {
+    pub fn location(&self) -> LatLon {
+        LatLon { lat: self.base.lat, lon: self.base.lon }
+    }
+
+    /// The record as editable data, the starting point of a patch.
+    pub fn data(&self) -> BaseData {
+        let b = &self.base;
+        BaseData {
+            name_zh: b.name_zh.clone(),
+            name_en: b.name_en.clone(),
+            host_org: b.host_org.clone(),
+            category: Category::from_db(&b.category),
+            subcategory: Subcategory::from_db(&b.subcategory),
+            district_code: b.district_code.clone(),
+            address: b.address.clone(),
+            location: self.location(),
+            exhibition_area_m2: b.exhibition_area_m2,
+            opening_hours: b.opening_hours.clone(),
+            contact_phone: b.contact_phone.clone(),
+            contact_email: b.contact_email.clone(),
+            themes: self.themes.clone(),
+            audiences: self.audiences.clone(),
+            accessibility: b.accessibility.clone(),
+            status: BaseStatus::from_db(&b.status),
+        }
+    }
+}
+
+fn active_model(
+    id: Uuid,
+    d: &BaseData,
+    version: i32,
+    created_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> base::ActiveModel {
+    base::ActiveModel {
+        id: Set(id),
+        name_zh: Set(d.name_zh.clone()),
+        name_en: Set(d.name_en.clone()),
+        host_org: Set(d.host_org.clone()),
+        category: Set(d.category.as_str().into()),
+        subcategory: Set(d.subcategory.as_str().into()),
+        district_code: Set(d.district_code.clone()),
+        address: Set(d.address.clone()),
+        lat: Set(d.location.lat),
+        lon: Set(d.location.lon),
+        exhibition_area_m2: Set(d.exhibition_area_m2),
+        opening_hours: Set(d.opening_hours.clone()),
+        contact_phone: Set(d.contact_phone.clone()),
+        contact_email: Set(d.contact_email.clone()),
+        accessibility: Set(d.accessibility.clone()),
+        status: Set(d.status.as_str().into()),
+        version: Set(version),
+        created_at: Set(created_at),
+        updated_at: Set(now),
+    }
+}
+
+async fn write_tags(conn: &impl ConnectionTrait, id: Uuid, d: &BaseData) -> Result<()> {
+    base_theme::Entity::delete_many().filter(base_theme::Column::BaseId.eq(id)).exec(conn).await?;
+    base_audience::Entity::delete_many().filter(base_audience::Column::BaseId.eq(id)).exec(conn).await?;
+    if !d.themes.is_empty() {
+        base_theme::Entity::insert_many(
+            d.themes.iter().map(|t| base_theme::ActiveModel { base_id: Set(id), theme: Set(t.clone()) }),
+        )
+        .exec_without_returning(conn)
+        .await?;
+    }
+    if !d.audiences.is_empty() {
+        base_audience::Entity::insert_many(
+            d.audiences
+                .iter()
+                .map(|a| base_audience::ActiveModel { base_id: Set(id), audience: Set(a.as_str().into()) }),
+        )
+        .exec_without_returning(conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Creates a base: an admin anywhere, a district officer in its own district. Only an admin
+/// may create it with a status other than `applicant`.
+pub async fn create(db: &DatabaseConnection, actor: &Actor, data: BaseData, now: DateTime<Utc>) -> Result<BaseRecord> {
+    authorize(actor, Action::CreateBase { district_code: &data.district_code })?;
+    if data.status != BaseStatus::Applicant {
+        authorize(actor, Action::ChangeBaseStanding)?;
+    }
+    let txn = begin_write(db).await?;
+    districts::ensure_exists(&txn, &data.district_code, "district_code").await?;
+    let id = Uuid::now_v7();
+    base::Entity::insert(active_model(id, &data, 1, now, now)).exec_without_returning(&txn).await?;
+    write_tags(&txn, id, &data).await?;
+    let record = get(&txn, id).await?;
+    audit::record(
+        &txn,
+        Some(actor),
+        now,
+        Change {
+            action: "base.create",
+            entity: "base",
+            entity_id: id.to_string(),
+            before: None,
+            after: snapshot(&record),
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(record)
+}
+
+/// One base, or 404.
+pub async fn get(conn: &impl ConnectionTrait, id: Uuid) -> Result<BaseRecord> {
+    let base = base::Entity::find_by_id(id)
+        .one(conn)
+        .await?
+        .ok_or_else(|| AppError::not_found(format!("no base with id {id}")))?;
+    Ok(with_tags(conn, vec![base]).await?.remove(0))
+}
+
+/// 404 unless the base exists.
+pub async fn ensure_exists(conn: &impl ConnectionTrait, id: Uuid) -> Result<base::Model> {
+    base::Entity::find_by_id(id).one(conn).await?.ok_or_else(|| AppError::not_found(format!("no base with id {id}")))
+}
+
+/// Attaches themes and audiences to a page of bases with one query each.
+async fn with_tags(conn: &impl ConnectionTrait, bases: Vec<base::Model>) -> Result<Vec<BaseRecord>> {
+    let ids: Vec<Uuid> = bases.iter().map(|b| b.id).collect();
+    let mut themes: HashMap<Uuid, Vec<String>> = HashMap::new();
+    let mut audiences: HashMap<Uuid, Vec<Audience>> = HashMap::new();
+    if !ids.is_empty() {
+        for t in base_theme::Entity::find()
+            .filter(base_theme::Column::BaseId.is_in(ids.clone()))
+            .order_by_asc(base_theme::Column::Theme)
+            .all(conn)
+            .await?
+        {
+            themes.entry(t.base_id).or_default().push(t.theme);
+        }
+        for a in base_audience::Entity::find().filter(base_audience::Column::BaseId.is_in(ids)).all(conn).await? {
+            audiences.entry(a.base_id).or_default().push(Audience::from_db(&a.audience));
+        }
+    }
+    Ok(bases
+        .into_iter()
+        .map(|base| {
+            let mut auds = audiences.remove(&base.id).unwrap_or_default();
+            auds.sort_by_key(|a| Audience::ALL.iter().position(|x| x == a));
+            BaseRecord { themes: themes.remove(&base.id).unwrap_or_default(), audiences: auds, base }
+        })
+        .collect())
+}
+
+/// Edits a base under `If-Match`. `apply` turns the current record into the new data (the
+/// patch); the operator of the base or an admin may edit, and only an admin may change the
+/// status or the district.
+pub async fn update(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    id: Uuid,
+    precondition: Precondition,
+    apply: impl FnOnce(&BaseRecord) -> Result<BaseData>,
+    now: DateTime<Utc>,
+) -> Result<BaseRecord> {
+    let txn = begin_write(db).await?;
+    let before = get(&txn, id).await?;
+    authorize(actor, Action::EditBase { base_id: id })?;
+    precondition.check(before.base.version)?;
+    let data = apply(&before)?;
+    let old = before.data();
+    if data.status != old.status || data.district_code != old.district_code {
+        authorize(actor, Action::ChangeBaseStanding)?;
+    }
+    if data.district_code != old.district_code {
+        districts::ensure_exists(&txn, &data.district_code, "district_code").await?;
+    }
+    let version = before.base.version + 1;
+    let res = base::Entity::update_many()
+        .set(active_model(id, &data, version, before.base.created_at, now))
+        .filter(base::Column::Id.eq(id))
+        .filter(base::Column::Version.eq(before.base.version))
+        .exec(&txn)
+        .await?;
+    if res.rows_affected == 0 {
+        return Err(AppError::PreconditionFailed("the base was changed concurrently; fetch it again".into()));
+    }
+    write_tags(&txn, id, &data).await?;
+    let after = get(&txn, id).await?;
+    audit::record(
+        &txn,
+        Some(actor),
+        now,
+        Change {
+            action: if data.status != old.status { "base.status" } else { "base.update" },
+            entity: "base",
+            entity_id: id.to_string(),
+            before: snapshot(&before),
+            after: snapshot(&after),
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(after)
+}
+
+/// The filters of a base search; all optional and combined with AND.
+#[derive(Debug, Default, Clone)]
+pub struct BaseQuery {
+    pub near: Option<LatLon>,
+    pub radius_km: Option<f64>,
+    pub district: Option<String>,
+    pub category: Option<Category>,
+    pub subcategory: Option<Subcategory>,
+    pub theme: Option<String>,
+    pub audience: Option<Audience>,
+    pub status: Option<BaseStatus>,
+    pub q: Option<String>,
+}
+
+/// A search hit: the base and, for `near` searches, its distance.
+#[derive(Debug, Clone)]
+pub struct BaseHit {
+    pub record: BaseRecord,
+    pub distance_km: Option<f64>,
+}
+
+/// Searches bases. With `near` the result is sorted by great-circle distance (then id) and
+/// cut at `radius_km`; otherwise by id (creation order).
+pub async fn search(db: &DatabaseConnection, query: &BaseQuery, page: PageRequest) -> Result<Paged<BaseHit>> {
+    let mut cond = Condition::all();
+    if let Some(d) = &query.district {
+        cond = cond.add(base::Column::DistrictCode.eq(d.as_str()));
+    }
+    if let Some(c) = query.category {
+        cond = cond.add(base::Column::Category.eq(c.as_str()));
+    }
+    if let Some(s) = query.subcategory {
+        cond = cond.add(base::Column::Subcategory.eq(s.as_str()));
+    }
+    if let Some(s) = query.status {
+        cond = cond.add(base::Column::Status.eq(s.as_str()));
+    }
+    if let Some(t) = &query.theme {
+        cond = cond.add(
+            base::Column::Id.in_subquery(
+                Query::select()
+                    .column(base_theme::Column::BaseId)
+                    .from(base_theme::Entity)
+                    .and_where(base_theme::Column::Theme.eq(normalize_theme(t)))
+                    .take(),
+            ),
+        );
+    }
+    if let Some(a) = query.audience {
+        cond = cond.add(
+            base::Column::Id.in_subquery(
+                Query::select()
+                    .column(base_audience::Column::BaseId)
+                    .from(base_audience::Entity)
+                    .and_where(base_audience::Column::Audience.eq(a.as_str()))
+                    .take(),
+            ),
+        );
+    }
+    if let Some(q) = &query.q {
+        let pattern = format!("%{}%", like_escape(&q.to_lowercase()));
+        let like = |col: base::Column| {
+            Expr::expr(Func::lower(Expr::col((base::Entity, col)))).like(LikeExpr::new(pattern.clone()).escape('\\'))
+        };
+        cond = cond.add(Condition::any().add(like(base::Column::NameZh)).add(like(base::Column::NameEn)));
+    }
+
+    // A read-only snapshot, so that the page and its tags agree.
+    let txn = db.begin().await?;
+    let result = match query.near {
+        Some(center) => {
+            if let Some(r) = query.radius_km {
+                let b = center.enclosing_box(r);
+                cond = cond
+                    .add(base::Column::Lat.between(b.min_lat, b.max_lat))
+                    .add(base::Column::Lon.between(b.min_lon, b.max_lon));
+            }
+            let rows = base::Entity::find().filter(cond).all(&txn).await?;
+            let paged =
+                page_by_distance(rows, center, query.radius_km, |b| (LatLon { lat: b.lat, lon: b.lon }, b.id), page);
+            let (bases, dists): (Vec<base::Model>, Vec<f64>) = paged.items.into_iter().unzip();
+            let hits = with_tags(&txn, bases)
+                .await?
+                .into_iter()
+                .zip(dists)
+                .map(|(record, d)| BaseHit { record, distance_km: Some(d) })
+                .collect();
+            Paged { items: hits, next: paged.next }
+        }
+        None => {
+            if let Some(after) = page.after {
+                cond = cond.add(base::Column::Id.gt(after.id));
+            }
+            let rows = base::Entity::find()
+                .filter(cond)
+                .order_by_asc(base::Column::Id)
+                .limit(page.limit + 1)
+                .all(&txn)
+                .await?;
+            let hits =
+                with_tags(&txn, rows).await?.into_iter().map(|record| BaseHit { record, distance_km: None }).collect();
+            Paged::from_overfetch(hits, page.limit, |h: &BaseHit| Cursor { id: h.record.base.id, distance_km: None })
+        }
+    };
+    txn.commit().await?;
+    Ok(result)
+}
+
+/// Themes are compared case-insensitively: stored and searched in lower case.
+pub fn normalize_theme(t: &str) -> String {
+    t.trim().to_lowercase()
+}

@@ -1,0 +1,140 @@
+//! The closed vocabularies of the domain (roles, categories, statuses, …), stored as strings.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Declares a string-valued enum with its wire names, parsing, and the list of all values.
+macro_rules! string_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident = $wire:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+        pub enum $name {
+            $(#[serde(rename = $wire)] $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $wire),+ }
+            }
+
+            /// Parses a wire name; the error lists the accepted values.
+            pub fn parse(s: &str) -> Result<Self, String> {
+                match s {
+                    $($wire => Ok($name::$variant),)+
+                    _ => Err(format!("must be one of: {}", [$($wire),+].join(", "))),
+                }
+            }
+
+            /// Reads a stored value; storage is written only by this code, so a bad value is a bug.
+            pub fn from_db(s: &str) -> Self {
+                Self::parse(s).unwrap_or_else(|_| panic!("corrupt {} value in database: {s}", stringify!($name)))
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+string_enum!(
+    /// What an account may do.
+    Role {
+        Admin = "admin",
+        DistrictOfficer = "district_officer",
+        Evaluator = "evaluator",
+        Operator = "operator",
+        School = "school",
+    }
+);
+
+string_enum!(
+    /// 场馆类 / 非场馆类.
+    Category { Venue = "venue", NonVenue = "non_venue" }
+);
+
+string_enum!(
+    /// The kind of host a base is.
+    Subcategory {
+        ScienceVenue = "science_venue",
+        EducationResearch = "education_research",
+        PublicPlace = "public_place",
+        ProductionFacility = "production_facility",
+        Agriculture = "agriculture",
+        Enterprise = "enterprise",
+        NaturalResource = "natural_resource",
+        Other = "other",
+    }
+);
+
+string_enum!(
+    /// Where a base stands in accreditation.
+    BaseStatus {
+        Applicant = "applicant",
+        Accredited = "accredited",
+        Rectification = "rectification",
+        Revoked = "revoked",
+        Expired = "expired",
+    }
+);
+
+string_enum!(
+    /// Grade bands (and adults) a base, exhibit or session serves.
+    Audience {
+        Preschool = "preschool",
+        PrimaryLower = "primary_lower",
+        PrimaryUpper = "primary_upper",
+        Junior = "junior",
+        Senior = "senior",
+        Adult = "adult",
+    }
+);
+
+string_enum!(
+    /// How an exhibit is experienced.
+    ExhibitKind {
+        Interactive = "interactive",
+        Static = "static",
+        Multimedia = "multimedia",
+        Specimen = "specimen",
+        Live = "live",
+    }
+);
+
+string_enum!(
+    /// Whether an exhibit can be seen now.
+    ExhibitStatus {
+        OnDisplay = "on_display",
+        Maintenance = "maintenance",
+        Retired = "retired",
+        OnLoan = "on_loan",
+    }
+);
+
+string_enum!(
+    /// The stages a school teaches.
+    SchoolKind { Primary = "primary", Middle = "middle", High = "high", Combined = "combined" }
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_names_round_trip() {
+        for s in Subcategory::ALL {
+            assert_eq!(Subcategory::parse(s.as_str()), Ok(*s));
+        }
+        assert_eq!(serde_json::to_string(&Role::DistrictOfficer).unwrap(), "\"district_officer\"");
+    }
+
+    #[test]
+    fn unknown_value_lists_the_accepted_ones() {
+        let err = Category::parse("museum").unwrap_err();
+        assert_eq!(err, "must be one of: venue, non_venue");
+    }
+}

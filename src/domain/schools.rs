@@ -1,0 +1,197 @@
+//! Schools: the directory of schools that book visits.
+
+use chrono::{DateTime, Utc};
+use entity::school;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
+};
+use uuid::Uuid;
+
+use crate::db::begin_write;
+use crate::domain::access::{Action, Actor, authorize};
+use crate::domain::audit::{self, Change, snapshot};
+use crate::domain::enums::SchoolKind;
+use crate::domain::geo::LatLon;
+use crate::domain::page::{Cursor, PageRequest, Paged, page_by_distance};
+use crate::domain::{Precondition, districts, like_escape};
+use crate::error::{AppError, Result};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SchoolData {
+    pub name: String,
+    pub district_code: String,
+    pub address: String,
+    pub location: LatLon,
+    pub kind: SchoolKind,
+    pub student_count: i32,
+}
+
+impl SchoolData {
+    pub fn of(m: &school::Model) -> Self {
+        Self {
+            name: m.name.clone(),
+            district_code: m.district_code.clone(),
+            address: m.address.clone(),
+            location: LatLon { lat: m.lat, lon: m.lon },
+            kind: SchoolKind::from_db(&m.kind),
+            student_count: m.student_count,
+        }
+    }
+}
+
+fn active_model(
+    id: Uuid,
+    d: &SchoolData,
+    version: i32,
+    created_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> school::ActiveModel {
+    school::ActiveModel {
+        id: Set(id),
+        name: Set(d.name.clone()),
+        district_code: Set(d.district_code.clone()),
+        address: Set(d.address.clone()),
+        lat: Set(d.location.lat),
+        lon: Set(d.location.lon),
+        kind: Set(d.kind.as_str().into()),
+        student_count: Set(d.student_count),
+        version: Set(version),
+        created_at: Set(created_at),
+        updated_at: Set(now),
+    }
+}
+
+pub async fn get(conn: &impl ConnectionTrait, id: Uuid) -> Result<school::Model> {
+    school::Entity::find_by_id(id)
+        .one(conn)
+        .await?
+        .ok_or_else(|| AppError::not_found(format!("no school with id {id}")))
+}
+
+pub async fn create(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    data: SchoolData,
+    now: DateTime<Utc>,
+) -> Result<school::Model> {
+    authorize(actor, Action::CreateSchool)?;
+    let txn = begin_write(db).await?;
+    districts::ensure_exists(&txn, &data.district_code, "district_code").await?;
+    let id = Uuid::now_v7();
+    school::Entity::insert(active_model(id, &data, 1, now, now)).exec_without_returning(&txn).await?;
+    let created = get(&txn, id).await?;
+    audit::record(
+        &txn,
+        Some(actor),
+        now,
+        Change {
+            action: "school.create",
+            entity: "school",
+            entity_id: id.to_string(),
+            before: None,
+            after: snapshot(&created),
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(created)
+}
+
+pub async fn update(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    id: Uuid,
+    precondition: Precondition,
+    apply: impl FnOnce(&school::Model) -> Result<SchoolData>,
+    now: DateTime<Utc>,
+) -> Result<school::Model> {
+    let txn = begin_write(db).await?;
+    let before = get(&txn, id).await?;
+    authorize(actor, Action::EditSchool { school_id: id })?;
+    precondition.check(before.version)?;
+    let data = apply(&before)?;
+    if data.district_code != before.district_code {
+        districts::ensure_exists(&txn, &data.district_code, "district_code").await?;
+    }
+    let res = school::Entity::update_many()
+        .set(active_model(id, &data, before.version + 1, before.created_at, now))
+        .filter(school::Column::Id.eq(id))
+        .filter(school::Column::Version.eq(before.version))
+        .exec(&txn)
+        .await?;
+    if res.rows_affected == 0 {
+        return Err(AppError::PreconditionFailed("the school was changed concurrently; fetch it again".into()));
+    }
+    let after = get(&txn, id).await?;
+    audit::record(
+        &txn,
+        Some(actor),
+        now,
+        Change {
+            action: "school.update",
+            entity: "school",
+            entity_id: id.to_string(),
+            before: snapshot(&before),
+            after: snapshot(&after),
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(after)
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct SchoolQuery {
+    pub near: Option<LatLon>,
+    pub radius_km: Option<f64>,
+    pub district: Option<String>,
+    pub kind: Option<SchoolKind>,
+    pub q: Option<String>,
+}
+
+/// Searches schools; with `near`, sorted by distance and cut at `radius_km`.
+pub async fn search(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    query: &SchoolQuery,
+    page: PageRequest,
+) -> Result<Paged<(school::Model, Option<f64>)>> {
+    authorize(actor, Action::ReadSchools)?;
+    let mut cond = Condition::all();
+    if let Some(d) = &query.district {
+        cond = cond.add(school::Column::DistrictCode.eq(d.as_str()));
+    }
+    if let Some(k) = query.kind {
+        cond = cond.add(school::Column::Kind.eq(k.as_str()));
+    }
+    if let Some(q) = &query.q {
+        cond = cond.add(school::Column::Name.like(format!("%{}%", like_escape(q))));
+    }
+    match query.near {
+        Some(center) => {
+            if let Some(r) = query.radius_km {
+                let b = center.enclosing_box(r);
+                cond = cond
+                    .add(school::Column::Lat.between(b.min_lat, b.max_lat))
+                    .add(school::Column::Lon.between(b.min_lon, b.max_lon));
+            }
+            let rows = school::Entity::find().filter(cond).all(db).await?;
+            let paged =
+                page_by_distance(rows, center, query.radius_km, |s| (LatLon { lat: s.lat, lon: s.lon }, s.id), page);
+            Ok(paged.map(|(s, d)| (s, Some(d))))
+        }
+        None => {
+            if let Some(after) = page.after {
+                cond = cond.add(school::Column::Id.gt(after.id));
+            }
+            let rows = school::Entity::find()
+                .filter(cond)
+                .order_by_asc(school::Column::Id)
+                .limit(page.limit + 1)
+                .all(db)
+                .await?;
+            Ok(Paged::from_overfetch(rows, page.limit, |s| Cursor { id: s.id, distance_km: None }).map(|s| (s, None)))
+        }
+    }
+}

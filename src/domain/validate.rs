@@ -1,0 +1,170 @@
+//! Collects every broken rule of a request, each naming its field, into one 422.
+
+use crate::error::{AppError, FieldError};
+
+#[derive(Debug, Default)]
+pub struct Validator {
+    errors: Vec<FieldError>,
+}
+
+impl Validator {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(FieldError::new(field, message));
+    }
+
+    pub fn extend(&mut self, errors: Vec<FieldError>) {
+        self.errors.extend(errors);
+    }
+
+    /// Keeps the value, or records the error and gives `None`.
+    pub fn check<T>(&mut self, field: &str, r: Result<T, String>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(m) => {
+                self.push(field, m);
+                None
+            }
+        }
+    }
+
+    /// A trimmed, non-blank text of at most `max` characters.
+    pub fn text(&mut self, field: &str, value: &str, max: usize) -> Option<String> {
+        self.check(field, text(value, max))
+    }
+
+    /// An optional text: `None` stays `None`; blank becomes `None`.
+    pub fn opt_text(&mut self, field: &str, value: Option<&str>, max: usize) -> Option<Option<String>> {
+        match value.map(str::trim) {
+            None | Some("") => Some(None),
+            Some(v) => self.text(field, v, max).map(Some),
+        }
+    }
+
+    /// A number within `[min, max]`.
+    pub fn range<T: PartialOrd + std::fmt::Display + Copy>(&mut self, field: &str, v: T, min: T, max: T) -> Option<T> {
+        if v >= min && v <= max {
+            Some(v)
+        } else {
+            self.push(field, format!("must be between {min} and {max}"));
+            None
+        }
+    }
+
+    /// Every item parsed; duplicates dropped, order kept.
+    pub fn list<T: PartialEq>(
+        &mut self,
+        field: &str,
+        items: &[String],
+        max_items: usize,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Option<Vec<T>> {
+        if items.len() > max_items {
+            self.push(field, format!("at most {max_items} items"));
+            return None;
+        }
+        let mut out = Vec::with_capacity(items.len());
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            match parse(item) {
+                Ok(v) if !out.contains(&v) => out.push(v),
+                Ok(_) => {}
+                Err(m) => {
+                    self.push(format!("{field}[{i}]"), m);
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(out)
+    }
+
+    pub fn is_ok(&self) -> bool {
+        self.errors.is_empty()
+    }
+
+    /// Ends validation: `Ok(())` when nothing broke, else one 422 listing every field.
+    pub fn finish(self) -> Result<(), AppError> {
+        if self.errors.is_empty() { Ok(()) } else { Err(AppError::Validation(self.errors)) }
+    }
+}
+
+/// A trimmed, non-blank text of at most `max` characters.
+pub fn text(value: &str, max: usize) -> Result<String, String> {
+    let v = value.trim();
+    if v.is_empty() {
+        Err("must not be blank".into())
+    } else if v.chars().count() > max {
+        Err(format!("must be at most {max} characters"))
+    } else if v.chars().any(|c| c.is_control()) {
+        Err("must not contain control characters".into())
+    } else {
+        Ok(v.to_string())
+    }
+}
+
+/// A plausible e-mail address (one `@`, a dotted domain, no spaces).
+pub fn email(value: &str) -> Result<String, String> {
+    let v = text(value, 254)?;
+    let ok = match v.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !v.contains(char::is_whitespace)
+                && !domain.contains('@')
+        }
+        None => false,
+    };
+    if ok { Ok(v) } else { Err("must be an e-mail address such as info@example.org".into()) }
+}
+
+/// A phone number: digits with optional `+`, spaces, dashes and parentheses, 5 to 20 digits.
+pub fn phone(value: &str) -> Result<String, String> {
+    let v = text(value, 32)?;
+    let digits = v.chars().filter(char::is_ascii_digit).count();
+    let allowed = v.chars().all(|c| c.is_ascii_digit() || " +-()".contains(c));
+    if allowed && (5..=20).contains(&digits) {
+        Ok(v)
+    } else {
+        Err("must be a phone number such as 020-8324 1234".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_trimmed_and_bounded() {
+        assert_eq!(text("  科学中心 ", 10), Ok("科学中心".into()));
+        assert!(text("   ", 10).is_err());
+        assert!(text("abcdef", 5).is_err());
+        assert!(text("a\u{0}b", 5).is_err());
+    }
+
+    #[test]
+    fn emails_and_phones() {
+        assert!(email("info@gzsc.org.cn").is_ok());
+        assert!(email("info@localhost").is_err());
+        assert!(email("a b@x.cn").is_err());
+        assert!(phone("020-3934 8080").is_ok());
+        assert!(phone("+86 (20) 3934-8080").is_ok());
+        assert!(phone("call me").is_err());
+    }
+
+    #[test]
+    fn list_reports_the_index_of_a_bad_item() {
+        let mut v = Validator::new();
+        let r = v.list("audiences", &["junior".into(), "x".into()], 6, crate::domain::enums::Audience::parse);
+        assert!(r.is_none());
+        let err = v.finish().unwrap_err();
+        match err {
+            AppError::Validation(e) => assert_eq!(e[0].field, "audiences[1]"),
+            _ => panic!(),
+        }
+    }
+}

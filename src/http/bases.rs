@@ -1,0 +1,518 @@
+//! `/v1/bases`: the registry of bases, with search by place and GeoJSON output.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use crate::domain::bases::{self, BaseData, BaseHit, BaseQuery, BaseRecord};
+use crate::domain::enums::{Audience, BaseStatus, Category, Subcategory};
+use crate::domain::geo::{LatLon, round_km};
+use crate::domain::page::PageRequest;
+use crate::domain::validate::{self, Validator};
+use crate::error::{AppError, Problem, Result};
+use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser, IfMatch, from_value};
+use crate::http::{Page, double_option, merge_patch, with_etag};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_bases, create_base)).routes(routes!(get_base, update_base))
+}
+
+/// How to reach a base.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"phone": "020-3934 8080", "email": "info@gdsc.cn"}))]
+pub struct Contact {
+    pub phone: Option<String>,
+    pub email: Option<String>,
+}
+
+/// A base as created (`POST`) and the shape a patch is applied to.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "name_zh": "广东科学中心",
+    "name_en": "Guangdong Science Center",
+    "host_org": "广东省科学技术厅",
+    "category": "venue",
+    "subcategory": "science_venue",
+    "district_code": "440113",
+    "address": "广州市番禺区小谷围街西环路168号",
+    "location": {"lat": 23.0405, "lon": 113.3666},
+    "exhibition_area_m2": 65000.0,
+    "opening_hours": "Tue–Sun 09:30–17:30",
+    "contact": {"phone": "020-3934 8080", "email": "info@gdsc.cn"},
+    "themes": ["astronomy", "robotics"],
+    "audiences": ["primary_upper", "junior"],
+    "accessibility": "step-free entrances, lifts, accessible toilets"
+}))]
+pub struct BaseInput {
+    /// Chinese name, 1–200 characters.
+    pub name_zh: String,
+    /// English name, 1–200 characters.
+    pub name_en: String,
+    /// The host organisation (依托单位).
+    pub host_org: String,
+    pub category: Category,
+    pub subcategory: Subcategory,
+    /// GB/T 2260 code of one of the city's districts.
+    #[schema(example = "440106")]
+    pub district_code: String,
+    pub address: String,
+    /// WGS84; must lie inside the city's bounding box.
+    pub location: LatLon,
+    /// Exhibition area in m², 0 to 10,000,000.
+    #[serde(default)]
+    pub exhibition_area_m2: Option<f64>,
+    #[serde(default)]
+    pub opening_hours: Option<String>,
+    #[serde(default)]
+    pub contact: Option<Contact>,
+    /// Up to 20 themes, compared case-insensitively.
+    #[serde(default)]
+    pub themes: Vec<String>,
+    #[serde(default)]
+    pub audiences: Vec<Audience>,
+    #[serde(default)]
+    pub accessibility: Option<String>,
+    /// Defaults to `applicant`; only an admin sets another status.
+    #[serde(default)]
+    pub status: Option<BaseStatus>,
+}
+
+impl BaseInput {
+    fn of(r: &BaseRecord) -> Self {
+        let d = r.data();
+        Self {
+            name_zh: d.name_zh,
+            name_en: d.name_en,
+            host_org: d.host_org,
+            category: d.category,
+            subcategory: d.subcategory,
+            district_code: d.district_code,
+            address: d.address,
+            location: d.location,
+            exhibition_area_m2: d.exhibition_area_m2,
+            opening_hours: d.opening_hours,
+            contact: Some(Contact { phone: d.contact_phone, email: d.contact_email }),
+            themes: d.themes,
+            audiences: d.audiences,
+            accessibility: d.accessibility,
+            status: Some(d.status),
+        }
+    }
+
+    /// Every rule of a base's profile, each failure naming its field.
+    fn parse(self) -> Result<BaseData> {
+        let mut v = Validator::new();
+        let name_zh = v.text("name_zh", &self.name_zh, 200);
+        let name_en = v.text("name_en", &self.name_en, 200);
+        let host_org = v.text("host_org", &self.host_org, 200);
+        let address = v.text("address", &self.address, 300);
+        let location = match LatLon::parse_in_city(self.location.lat, self.location.lon, "location") {
+            Ok(l) => Some(l),
+            Err(e) => {
+                v.extend(e);
+                None
+            }
+        };
+        let area = match self.exhibition_area_m2 {
+            Some(a) if !a.is_finite() => {
+                v.push("exhibition_area_m2", "must be a number");
+                None
+            }
+            Some(a) => v.range("exhibition_area_m2", a, 0.0, 10_000_000.0).map(Some),
+            None => Some(None),
+        };
+        let opening_hours = v.opt_text("opening_hours", self.opening_hours.as_deref(), 500);
+        let contact = self.contact.unwrap_or_default();
+        let phone = match contact.phone.as_deref().map(str::trim) {
+            None | Some("") => Some(None),
+            Some(p) => v.check("contact.phone", validate::phone(p)).map(Some),
+        };
+        let email = match contact.email.as_deref().map(str::trim) {
+            None | Some("") => Some(None),
+            Some(e) => v.check("contact.email", validate::email(e)).map(Some),
+        };
+        let themes = v.list("themes", &self.themes, 20, |t| validate::text(t, 50).map(|t| bases::normalize_theme(&t)));
+        let accessibility = v.opt_text("accessibility", self.accessibility.as_deref(), 1000);
+        let mut audiences = self.audiences;
+        audiences.dedup();
+        v.finish()?;
+        let missing = || AppError::Internal(anyhow::anyhow!("validated field missing"));
+        Ok(BaseData {
+            name_zh: name_zh.ok_or_else(missing)?,
+            name_en: name_en.ok_or_else(missing)?,
+            host_org: host_org.ok_or_else(missing)?,
+            category: self.category,
+            subcategory: self.subcategory,
+            district_code: self.district_code.trim().to_string(),
+            address: address.ok_or_else(missing)?,
+            location: location.ok_or_else(missing)?,
+            exhibition_area_m2: area.ok_or_else(missing)?,
+            opening_hours: opening_hours.ok_or_else(missing)?,
+            contact_phone: phone.ok_or_else(missing)?,
+            contact_email: email.ok_or_else(missing)?,
+            themes: themes.ok_or_else(missing)?,
+            audiences,
+            accessibility: accessibility.ok_or_else(missing)?,
+            status: self.status.unwrap_or(BaseStatus::Applicant),
+        })
+    }
+}
+
+/// Changes to a base: the fields given replace the current ones; `null` clears an optional
+/// field. Requires `If-Match`.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"opening_hours": "Tue–Sun 09:00–17:00", "themes": ["astronomy", "space"]}))]
+pub struct BasePatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_zh: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_en: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_org: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<Category>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subcategory: Option<Subcategory>,
+    /// Admin only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub district_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<LatLon>,
+    #[serde(default, deserialize_with = "double_option", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<f64>)]
+    pub exhibition_area_m2: Option<Option<f64>>,
+    #[serde(default, deserialize_with = "double_option", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub opening_hours: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Contact>)]
+    pub contact: Option<Option<Contact>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub themes: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audiences: Option<Vec<Audience>>,
+    #[serde(default, deserialize_with = "double_option", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub accessibility: Option<Option<String>>,
+    /// Admin only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<BaseStatus>,
+}
+
+/// A base as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BaseView {
+    pub id: Uuid,
+    #[schema(example = "广东科学中心")]
+    pub name_zh: String,
+    #[schema(example = "Guangdong Science Center")]
+    pub name_en: String,
+    pub host_org: String,
+    pub category: Category,
+    pub subcategory: Subcategory,
+    #[schema(example = "440113")]
+    pub district_code: String,
+    pub address: String,
+    pub location: LatLon,
+    pub exhibition_area_m2: Option<f64>,
+    pub opening_hours: Option<String>,
+    pub contact: Contact,
+    pub themes: Vec<String>,
+    pub audiences: Vec<Audience>,
+    pub accessibility: Option<String>,
+    pub status: BaseStatus,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Great-circle distance from `near`, in km (only in `near` searches).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distance_km: Option<f64>,
+}
+
+impl BaseView {
+    fn of(r: BaseRecord, distance_km: Option<f64>) -> Self {
+        let b = r.base;
+        Self {
+            id: b.id,
+            name_zh: b.name_zh,
+            name_en: b.name_en,
+            host_org: b.host_org,
+            category: Category::from_db(&b.category),
+            subcategory: Subcategory::from_db(&b.subcategory),
+            district_code: b.district_code,
+            address: b.address,
+            location: LatLon { lat: b.lat, lon: b.lon },
+            exhibition_area_m2: b.exhibition_area_m2,
+            opening_hours: b.opening_hours,
+            contact: Contact { phone: b.contact_phone, email: b.contact_email },
+            themes: r.themes,
+            audiences: r.audiences,
+            accessibility: b.accessibility,
+            status: BaseStatus::from_db(&b.status),
+            created_at: b.created_at,
+            updated_at: b.updated_at,
+            distance_km: distance_km.map(round_km),
+        }
+    }
+}
+
+/// Output format of a base search.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum ListFormat {
+    Json,
+    Geojson,
+}
+
+/// Filters of `GET /v1/bases`, combined with AND.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BaseSearchParams {
+    /// Centre of a distance search, `LAT,LON` (WGS84); sorts by distance and adds `distance_km`.
+    #[param(example = "23.1291,113.2644")]
+    pub near: Option<String>,
+    /// Radius around `near` in km (0 < R ≤ 500); requires `near`.
+    #[param(example = 15.0)]
+    pub radius_km: Option<f64>,
+    /// District code.
+    #[param(example = "440106")]
+    pub district: Option<String>,
+    pub category: Option<Category>,
+    pub subcategory: Option<Subcategory>,
+    /// A theme, case-insensitive.
+    pub theme: Option<String>,
+    pub audience: Option<Audience>,
+    pub status: Option<BaseStatus>,
+    /// Text in either name, case-insensitive.
+    pub q: Option<String>,
+    /// `geojson` answers a GeoJSON FeatureCollection (as does `Accept: application/geo+json`).
+    pub format: Option<ListFormat>,
+    /// Items per page, 1 to 500.
+    #[param(minimum = 1, maximum = 500, default = 50)]
+    pub limit: Option<u64>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Checks the `near`/`radius_km` pair shared by every distance search.
+pub fn parse_near(near: Option<&str>, radius_km: Option<f64>) -> Result<(Option<LatLon>, Option<f64>)> {
+    let mut v = Validator::new();
+    let center = near.and_then(|n| v.check("near", LatLon::parse_pair(n)));
+    if let Some(r) = radius_km {
+        if near.is_none() {
+            v.push("radius_km", "requires near=LAT,LON");
+        } else if !(r.is_finite() && r > 0.0 && r <= 500.0) {
+            v.push("radius_km", "must be greater than 0 and at most 500");
+        }
+    }
+    v.finish()?;
+    Ok((center, radius_km))
+}
+
+/// Text filters: trimmed; an empty value means "no filter".
+fn opt_filter(s: Option<String>) -> Option<String> {
+    s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+/// A GeoJSON Point geometry (RFC 7946: `[lon, lat]`).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct PointGeometry {
+    #[schema(example = "Point")]
+    r#type: String,
+    /// `[longitude, latitude]`.
+    #[schema(example = json!([113.3666, 23.0405]))]
+    coordinates: Vec<f64>,
+}
+
+/// A base as a GeoJSON Feature; its properties are the base without `location`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct BaseFeature {
+    #[schema(example = "Feature")]
+    r#type: String,
+    id: Uuid,
+    geometry: PointGeometry,
+    properties: serde_json::Value,
+}
+
+/// A page of bases as a GeoJSON FeatureCollection (RFC 7946).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct BaseFeatureCollection {
+    #[schema(example = "FeatureCollection")]
+    r#type: String,
+    features: Vec<BaseFeature>,
+    /// Pass as `cursor` to get the next page.
+    next_cursor: Option<String>,
+}
+
+fn geojson_page(page: Page<BaseView>) -> Response {
+    let features = page
+        .items
+        .into_iter()
+        .map(|b| {
+            let geometry = geojson::Geometry::new_point([b.location.lon, b.location.lat]);
+            let mut properties = match serde_json::to_value(&b) {
+                Ok(serde_json::Value::Object(m)) => m,
+                _ => serde_json::Map::new(),
+            };
+            properties.remove("location");
+            geojson::Feature {
+                bbox: None,
+                geometry: Some(geometry),
+                id: Some(geojson::feature::Id::String(b.id.to_string())),
+                properties: Some(properties),
+                foreign_members: None,
+            }
+        })
+        .collect();
+    let mut members = serde_json::Map::new();
+    members.insert("next_cursor".into(), serde_json::to_value(page.next_cursor).unwrap_or_default());
+    let fc = geojson::FeatureCollection { bbox: None, features, foreign_members: Some(members) };
+    let body = serde_json::to_vec(&fc).unwrap_or_default();
+    ([(header::CONTENT_TYPE, "application/geo+json")], body).into_response()
+}
+
+/// Search bases
+///
+/// Public. Filters combine freely; `near` sorts by great-circle distance and cuts at
+/// `radius_km`. Answers GeoJSON with `format=geojson` or `Accept: application/geo+json`.
+#[utoipa::path(
+    get, path = "/v1/bases", tag = "bases", operation_id = "list_bases",
+    params(BaseSearchParams),
+    responses(
+        (status = 200, description = "A page of bases", content(
+            (Page<BaseView> = "application/json"),
+            (BaseFeatureCollection = "application/geo+json"),
+        )),
+    )
+)]
+async fn list_bases(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(p): ApiQuery<BaseSearchParams>,
+) -> Result<Response> {
+    let page = PageRequest::parse(p.limit, p.cursor.as_deref())?;
+    let (near, radius_km) = parse_near(p.near.as_deref(), p.radius_km)?;
+    let wants_geojson = match p.format {
+        Some(f) => f == ListFormat::Geojson,
+        None => headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("application/geo+json")),
+    };
+    let query = BaseQuery {
+        near,
+        radius_km,
+        district: opt_filter(p.district),
+        category: p.category,
+        subcategory: p.subcategory,
+        theme: opt_filter(p.theme),
+        audience: p.audience,
+        status: p.status,
+        q: opt_filter(p.q),
+    };
+    let paged = bases::search(&state.db, &query, page).await?;
+    let page = Page::from_paged(paged, |h: BaseHit| BaseView::of(h.record, h.distance_km));
+    Ok(if wants_geojson { geojson_page(page) } else { Json(page).into_response() })
+}
+
+/// Create a base
+///
+/// An admin, or a district officer in its own district. The base starts as `applicant`.
+#[utoipa::path(
+    post, path = "/v1/bases", tag = "bases", operation_id = "create_base",
+    request_body = BaseInput,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Created; `ETag` carries its version", body = BaseView,
+            headers(("ETag" = String, description = "Version of the base"))),
+    )
+)]
+async fn create_base(
+    State(state): State<AppState>,
+    AuthUser(actor): AuthUser,
+    ApiJson(input): ApiJson<BaseInput>,
+) -> Result<Response> {
+    crate::domain::access::authorize(
+        &actor,
+        crate::domain::access::Action::CreateBase { district_code: input.district_code.trim() },
+    )?;
+    let data = input.parse()?;
+    let record = bases::create(&state.db, &actor, data, state.now()).await?;
+    let version = record.base.version;
+    Ok(with_etag(version, (StatusCode::CREATED, Json(BaseView::of(record, None)))))
+}
+
+/// Get a base
+///
+/// Public. The `ETag` is what `PATCH` needs in `If-Match`.
+#[utoipa::path(
+    get, path = "/v1/bases/{id}", tag = "bases", operation_id = "get_base",
+    params(("id" = Uuid, Path, description = "Base id")),
+    responses(
+        (status = 200, description = "The base", body = BaseView,
+            headers(("ETag" = String, description = "Version of the base"))),
+        (status = 404, description = "No such base", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn get_base(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> Result<Response> {
+    let record = bases::get(&state.db, id).await?;
+    let version = record.base.version;
+    Ok(with_etag(version, Json(BaseView::of(record, None))))
+}
+
+/// Edit a base
+///
+/// An admin or an operator of the base; only an admin changes `status` or `district_code`.
+/// Requires `If-Match` with the current `ETag`.
+#[utoipa::path(
+    patch, path = "/v1/bases/{id}", tag = "bases", operation_id = "update_base",
+    params(
+        ("id" = Uuid, Path, description = "Base id"),
+        ("If-Match" = String, Header, description = "The ETag last read, e.g. `\"3\"`"),
+    ),
+    request_body = BasePatch,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The edited base", body = BaseView,
+            headers(("ETag" = String, description = "New version of the base"))),
+        (status = 404, description = "No such base", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The base changed since it was read", body = Problem, content_type = "application/problem+json"),
+        (status = 428, description = "`If-Match` is missing", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn update_base(
+    State(state): State<AppState>,
+    AuthUser(actor): AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+    if_match: IfMatch,
+    ApiJson(patch): ApiJson<BasePatch>,
+) -> Result<Response> {
+    let precondition = if_match.required()?;
+    let record = bases::update(
+        &state.db,
+        &actor,
+        id,
+        precondition,
+        |current| {
+            let current = serde_json::to_value(BaseInput::of(current)).map_err(anyhow::Error::from)?;
+            from_value::<BaseInput>(merge_patch(current, &patch))?.parse()
+        },
+        state.now(),
+    )
+    .await?;
+    let version = record.base.version;
+    Ok(with_etag(version, Json(BaseView::of(record, None))))
+}

@@ -1,0 +1,237 @@
+//! Extractors that answer in our problem shape: JSON bodies, queries and paths with
+//! field-named errors, the authenticated caller, `If-Match`, and the client address.
+
+use std::net::SocketAddr;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request};
+use axum::http::header;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use crate::domain::Precondition;
+use crate::domain::access::Actor;
+use crate::domain::auth;
+use crate::error::{AppError, FieldError};
+use crate::state::AppState;
+
+/// A JSON body: syntax errors are 400 `malformed-json`; a value of the wrong type or a missing
+/// field is 422 naming the field.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, AppError> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|m| {
+                let m = m.trim().to_ascii_lowercase();
+                m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
+            })
+            .unwrap_or(false);
+        if !is_json {
+            return Err(AppError::UnsupportedMediaType);
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| match e {
+            BytesRejection::FailedToBufferBody(_) => AppError::PayloadTooLarge,
+            other => AppError::MalformedJson(other.body_text()),
+        })?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// Deserializes JSON, naming the field of a type error.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(json_error)?;
+    de.end().map_err(|e| AppError::MalformedJson(e.to_string()))?;
+    Ok(value)
+}
+
+/// Deserializes an already-parsed JSON value (a merged patch), naming the field of an error.
+pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, AppError> {
+    serde_path_to_error::deserialize(value).map_err(json_error)
+}
+
+fn json_error(e: serde_path_to_error::Error<serde_json::Error>) -> AppError {
+    use serde_json::error::Category;
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    match inner.classify() {
+        Category::Syntax | Category::Eof | Category::Io => AppError::MalformedJson(inner.to_string()),
+        Category::Data => {
+            let field = if path == "." { field_of_message(&inner.to_string()) } else { path };
+            AppError::Validation(vec![FieldError::new(field, clean_message(&inner.to_string()))])
+        }
+    }
+}
+
+/// serde reports a missing field at the parent; pull the field's name from the message.
+fn field_of_message(msg: &str) -> String {
+    msg.split('`').nth(1).filter(|_| msg.starts_with("missing field")).unwrap_or("body").to_string()
+}
+
+/// Drops serde's " at line 1 column 12" suffix.
+fn clean_message(msg: &str) -> String {
+    match msg.find(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+/// Query parameters with field-named 422s.
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, AppError> {
+        let query = parts.uri.query().unwrap_or("");
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de).map(ApiQuery).map_err(|e| {
+            let path = e.path().to_string();
+            let msg = e.into_inner().to_string();
+            let field = if path == "." { field_of_message(&msg) } else { path };
+            AppError::field(field, msg)
+        })
+    }
+}
+
+/// A path parameter; one that cannot name a resource (a malformed id) is a 404.
+#[derive(Debug)]
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(v)| ApiPath(v))
+            .map_err(|_| AppError::not_found("no resource at this path (malformed id)"))
+    }
+}
+
+fn bearer(parts: &Parts) -> Result<Option<String>, AppError> {
+    let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value.to_str().unwrap_or("");
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+            Ok(Some(token.trim().to_string()))
+        }
+        _ => Err(AppError::Unauthorized("the Authorization header must be `Bearer <token>`".into())),
+    }
+}
+
+fn request_id(parts: &Parts) -> Option<String> {
+    parts.headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_string)
+}
+
+/// The authenticated caller; 401 without a valid bearer token.
+#[derive(Debug, Clone)]
+pub struct AuthUser(pub Actor);
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let token = bearer(parts)?.ok_or_else(|| AppError::Unauthorized("a bearer token is required".into()))?;
+        let mut actor = auth::authenticate(&state.db, &token, state.now()).await?;
+        actor.request_id = request_id(parts);
+        Ok(AuthUser(actor))
+    }
+}
+
+/// The caller if a token is given; a bad token is still a 401, never anonymous.
+#[derive(Debug, Clone)]
+pub struct MaybeAuthUser(pub Option<Actor>);
+
+impl FromRequestParts<AppState> for MaybeAuthUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        match bearer(parts)? {
+            None => Ok(MaybeAuthUser(None)),
+            Some(_) => AuthUser::from_request_parts(parts, state).await.map(|a| MaybeAuthUser(Some(a.0))),
+        }
+    }
+}
+
+/// The raw bearer token of the request (for revoking it).
+#[derive(Debug)]
+pub struct BearerToken(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for BearerToken {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, AppError> {
+        bearer(parts)?.map(BearerToken).ok_or_else(|| AppError::Unauthorized("a bearer token is required".into()))
+    }
+}
+
+/// The `If-Match` header: absent, `*`, or one entity tag.
+#[derive(Debug, Clone, Copy)]
+pub struct IfMatch(pub Option<Precondition>);
+
+impl IfMatch {
+    /// 428 when the header is missing.
+    pub fn required(self) -> Result<Precondition, AppError> {
+        self.0.ok_or_else(|| {
+            AppError::PreconditionRequired("send If-Match with the ETag you last read, so edits cannot collide".into())
+        })
+    }
+
+    /// Absent means "any version".
+    pub fn optional(self) -> Precondition {
+        self.0.unwrap_or(Precondition::Any)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, AppError> {
+        let Some(v) = parts.headers.get(header::IF_MATCH) else {
+            return Ok(IfMatch(None));
+        };
+        let v = v.to_str().unwrap_or("").trim();
+        if v == "*" {
+            return Ok(IfMatch(Some(Precondition::Any)));
+        }
+        // A tag we never issued (or a weak one, which If-Match must not match) can never match.
+        let version =
+            v.strip_prefix('"').and_then(|s| s.strip_suffix('"')).and_then(|s| s.parse::<i32>().ok()).unwrap_or(-1);
+        Ok(IfMatch(Some(Precondition::Version(version))))
+    }
+}
+
+/// The entity tag of a stored version.
+pub fn etag(version: i32) -> String {
+    format!("\"{version}\"")
+}
+
+/// The client's address (the peer of the TCP connection).
+#[derive(Debug, Clone)]
+pub struct ClientIp(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, AppError> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(a)| a.ip().to_string())
+            .unwrap_or_else(|| "unknown".into());
+        Ok(ClientIp(ip))
+    }
+}

@@ -1,0 +1,97 @@
+//! The HTTP API under `/v1`: one module per resource, each exposing its `router()`.
+
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::domain::page::{PageRequest, Paged};
+use crate::error::Result;
+use crate::state::AppState;
+
+pub mod audit;
+pub mod auth;
+pub mod bases;
+pub mod districts;
+pub mod exhibits;
+pub mod extract;
+pub mod health;
+pub mod schools;
+pub mod users;
+
+/// Every resource's routes, merged.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(health::router())
+        .merge(auth::router())
+        .merge(users::router())
+        .merge(audit::router())
+        .merge(districts::router())
+        .merge(bases::router())
+        .merge(exhibits::router())
+        .merge(schools::router())
+}
+
+/// One page of a list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    #[schema(example = json!(null))]
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    pub fn from_paged<U>(paged: Paged<U>, f: impl FnMut(U) -> T) -> Self {
+        let next_cursor = paged.next.map(|c| c.encode());
+        Self { items: paged.items.into_iter().map(f).collect(), next_cursor }
+    }
+}
+
+/// `limit` and `cursor` of every list.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// Items per page, 1 to 500.
+    #[param(minimum = 1, maximum = 500, default = 50)]
+    pub limit: Option<u64>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl PageParams {
+    pub fn parse(&self) -> Result<PageRequest> {
+        PageRequest::parse(self.limit, self.cursor.as_deref())
+    }
+}
+
+/// A JSON response with an `ETag` of the stored version.
+pub fn with_etag(version: i32, body: impl IntoResponse) -> Response {
+    let mut res = body.into_response();
+    if let Ok(v) = HeaderValue::from_str(&extract::etag(version)) {
+        res.headers_mut().insert(header::ETAG, v);
+    }
+    res
+}
+
+/// Serde helper: tells an absent field (`None`) from an explicit `null` (`Some(None)`).
+pub fn double_option<'de, T, D>(de: D) -> std::result::Result<Option<Option<T>>, D::Error>
+where
+    T: Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    Option::<T>::deserialize(de).map(Some)
+}
+
+/// Applies a patch object onto the current representation (top-level fields replace), so
+/// that a patched resource is validated by exactly the rules of a new one.
+pub fn merge_patch(current: serde_json::Value, patch: &impl Serialize) -> serde_json::Value {
+    let mut current = current;
+    if let (Some(obj), Ok(serde_json::Value::Object(p))) = (current.as_object_mut(), serde_json::to_value(patch)) {
+        for (k, v) in p {
+            obj.insert(k, v);
+        }
+    }
+    current
+}

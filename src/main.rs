@@ -1,0 +1,118 @@
+//! The `kepu` binary: parse the command line, set up logs, run the subcommand.
+
+use std::io::BufRead;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use kepu::config::{Config, DEFAULT_BIND, DEFAULT_DATABASE_URL};
+use kepu::domain::enums::Role;
+use kepu::domain::users::{self, Scope};
+use kepu::{db, demo, startup, telemetry};
+use uuid::Uuid;
+
+#[derive(Parser)]
+#[command(name = "kepu", version, about = "Registry and booking service for science-popularisation bases")]
+struct Cli {
+    /// Database URL: sqlite://FILE?mode=rwc (default) or postgres://…
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
+    database_url: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API (migrates first).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "KEPU_BIND", default_value = DEFAULT_BIND)]
+        bind: String,
+        /// Load the demo city (idempotent) before serving.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Run pending migrations and exit.
+    Migrate,
+    /// Load the demo city (idempotent).
+    SeedDemo,
+    /// Print the OpenAPI document.
+    Openapi,
+    /// Create an account; the password is read from KEPU_PASSWORD or the first line of stdin.
+    CreateUser {
+        #[arg(long)]
+        username: String,
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        #[arg(long)]
+        district_code: Option<String>,
+        #[arg(long)]
+        school_id: Option<Uuid>,
+        /// A base the operator runs (repeatable).
+        #[arg(long = "base-id")]
+        base_ids: Vec<Uuid>,
+    },
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    Role::parse(s)
+}
+
+fn admin_password(demo: bool) -> Option<String> {
+    match std::env::var("KEPU_ADMIN_PASSWORD") {
+        Ok(p) if !p.is_empty() => Some(p),
+        _ if demo => Some(demo::DEMO_ADMIN_PASSWORD.to_string()),
+        _ => None,
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    telemetry::init_tracing();
+    let config = Config::new(cli.database_url);
+    match cli.command {
+        Command::Openapi => {
+            print!("{}", startup::openapi_json());
+        }
+        Command::Migrate => {
+            let conn = db::connect(&config.database_url, 1).await.context("connecting to the database")?;
+            db::migrate(&conn).await.context("migrating")?;
+            tracing::info!("migrations applied");
+        }
+        Command::SeedDemo => {
+            let state = startup::build_state(config).await?;
+            let password = admin_password(true).unwrap_or_default();
+            demo::seed(&state.db, &password).await?;
+        }
+        Command::CreateUser { username, role, district_code, school_id, base_ids } => {
+            let password = match std::env::var("KEPU_PASSWORD") {
+                Ok(p) => p,
+                Err(_) => {
+                    eprintln!("password for {username}:");
+                    let mut line = String::new();
+                    std::io::stdin().lock().read_line(&mut line)?;
+                    line.trim_end_matches(['\r', '\n']).to_string()
+                }
+            };
+            kepu::domain::auth::check_password(&password).map_err(|e| anyhow::anyhow!("password {e}"))?;
+            let state = startup::build_state(config).await?;
+            let scope = Scope { role, district_code, school_id, base_ids };
+            let created = users::create(&state.db, None, username, password, scope, chrono::Utc::now())
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.to_problem().detail))?;
+            println!("{}", created.user.id);
+        }
+        Command::Serve { bind, demo } => {
+            let state = startup::build_state(config).await?;
+            if demo {
+                demo::seed(&state.db, &admin_password(true).unwrap_or_default()).await?;
+            } else if let Some(p) = admin_password(false) {
+                demo::ensure_admin(&state.db, &p).await?;
+            }
+            let listener = tokio::net::TcpListener::bind(&bind).await.with_context(|| format!("binding {bind}"))?;
+            tracing::info!(addr = %listener.local_addr()?, docs = "/docs", "kepu listening");
+            startup::serve(listener, state, startup::shutdown_signal()).await?;
+        }
+    }
+    Ok(())
+}

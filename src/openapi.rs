@@ -1,0 +1,156 @@
+//! The OpenAPI 3.1 document: info, security scheme, tags, and the standard error responses
+//! every operation shares.
+
+use utoipa::openapi::path::{Operation, ParameterIn};
+use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, OpenApi as Spec, Ref, RefOr};
+use utoipa::{Modify, OpenApi};
+
+use crate::error::{AppError, FieldError, PROBLEM_JSON, Problem};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "kepu",
+        version = "1.0.0",
+        description = "The registry and booking service for Guangzhou's science-popularisation bases (科普基地). \
+Public reads need no token; writes need a bearer token from `POST /v1/auth/token`. \
+Errors are RFC 9457 `application/problem+json` documents whose `type` ends with a stable slug.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    modifiers(&SecurityAddon),
+    components(schemas(Problem, FieldError)),
+    tags(
+        (name = "auth", description = "Logging in and out"),
+        (name = "accounts", description = "Accounts and their roles (admin)"),
+        (name = "districts", description = "The city's districts (reference data)"),
+        (name = "bases", description = "Science-popularisation bases (科普基地)"),
+        (name = "exhibits", description = "Exhibits of a base (展品)"),
+        (name = "schools", description = "Schools that book visits"),
+        (name = "audit", description = "The audit log (admin)"),
+        (name = "operations", description = "Health, readiness and metrics"),
+    )
+)]
+pub struct ApiDoc;
+
+struct SecurityAddon;
+
+impl Modify for SecurityAddon {
+    fn modify(&self, openapi: &mut Spec) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("A token from `POST /v1/auth/token`"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Adds the errors every operation of a kind can answer — 400/415/422 where a body or query
+/// is read, 401/403 where a token is required, 500 everywhere — and gives every problem
+/// response an example.
+pub struct StandardErrors;
+
+fn problem_response(description: &str, example: &AppError) -> RefOr<utoipa::openapi::Response> {
+    let example_json = serde_json::to_value(example.to_problem()).unwrap_or_default();
+    RefOr::T(
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                PROBLEM_JSON,
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .example(Some(example_json))
+                    .build(),
+            )
+            .build(),
+    )
+}
+
+fn add(op: &mut Operation, status: &str, description: &str, example: AppError) {
+    op.responses.responses.entry(status.to_string()).or_insert_with(|| problem_response(description, &example));
+}
+
+impl Modify for StandardErrors {
+    fn modify(&self, openapi: &mut Spec) {
+        for item in openapi.paths.paths.values_mut() {
+            for op in
+                [item.get.as_mut(), item.post.as_mut(), item.put.as_mut(), item.patch.as_mut(), item.delete.as_mut()]
+                    .into_iter()
+                    .flatten()
+            {
+                let has_body = op.request_body.is_some();
+                let has_query = op.parameters.as_ref().is_some_and(|ps| {
+                    ps.iter().any(|p| matches!(p, RefOr::T(p) if p.parameter_in == ParameterIn::Query))
+                });
+                let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+                if has_body {
+                    add(
+                        op,
+                        "400",
+                        "The body is not valid JSON",
+                        AppError::MalformedJson("expected value at line 1 column 1".into()),
+                    );
+                    add(op, "415", "The body is not JSON", AppError::UnsupportedMediaType);
+                }
+                if has_body || has_query {
+                    add(
+                        op,
+                        "422",
+                        "A value breaks a rule; `errors` names each field",
+                        AppError::field("limit", "must be between 1 and 500"),
+                    );
+                }
+                if secured {
+                    add(
+                        op,
+                        "401",
+                        "No valid bearer token",
+                        AppError::Unauthorized("a bearer token is required".into()),
+                    );
+                    add(
+                        op,
+                        "403",
+                        "The token's role or scope does not allow this",
+                        AppError::forbidden("a school account cannot edit base 0193a5d2-7c1e-7a3b-9f00-1c2d3e4f5a6b"),
+                    );
+                }
+                add(op, "500", "A bug; it has been logged", AppError::Internal(anyhow::anyhow!("bug")));
+                fill_problem_examples(op);
+            }
+        }
+    }
+}
+
+/// Gives explicitly listed problem responses (404, 409, 412, …) an example of their status.
+fn fill_problem_examples(op: &mut Operation) {
+    for (status, resp) in op.responses.responses.iter_mut() {
+        let RefOr::T(resp) = resp else { continue };
+        let Some(RefOr::T(content)) = resp.content.get_mut(PROBLEM_JSON) else { continue };
+        if content.example.is_some() {
+            continue;
+        }
+        let example = match status.as_str() {
+            "401" => AppError::Unauthorized("unknown username or wrong password".into()),
+            "404" => AppError::not_found("no base with id 0193a5d2-7c1e-7a3b-9f00-1c2d3e4f5a6b"),
+            "409" => AppError::Conflict("the username op-gdsc is taken".into()),
+            "412" => AppError::PreconditionFailed(
+                "the resource has changed (current ETag \"4\"); fetch it again and retry".into(),
+            ),
+            "428" => AppError::PreconditionRequired(
+                "send If-Match with the ETag you last read, so edits cannot collide".into(),
+            ),
+            "429" => {
+                AppError::RateLimited { detail: "too many failed log-ins; try again later".into(), retry_after_s: 600 }
+            }
+            "503" => AppError::Unavailable("the database is unreachable".into()),
+            _ => continue,
+        };
+        content.example = serde_json::to_value(example.to_problem()).ok();
+    }
+}

@@ -1,0 +1,117 @@
+//! Builds the router and the OpenAPI document from the same code, and serves them with
+//! graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request, StatusCode};
+use axum::middleware;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::config::Config;
+use crate::error::AppError;
+use crate::openapi::{ApiDoc, StandardErrors};
+use crate::state::{AppState, SystemClock};
+use crate::{db, http, telemetry};
+
+fn split() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, mut spec) = OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(http::router()).split_for_parts();
+    StandardErrors.modify(&mut spec);
+    (router, spec)
+}
+
+/// The OpenAPI document of the real router.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    split().1
+}
+
+/// The OpenAPI document as committed in `openapi/openapi.json`.
+pub fn openapi_json() -> String {
+    let mut s = openapi().to_pretty_json().unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+async fn not_found() -> AppError {
+    AppError::not_found("no such route")
+}
+
+async fn method_not_allowed() -> AppError {
+    AppError::MethodNotAllowed
+}
+
+/// The whole application: API, docs page, middleware.
+pub fn app(state: AppState) -> Router {
+    let (router, spec) = split();
+    let request_id = HeaderName::from_static("x-request-id");
+    let timeout = state.config.request_timeout;
+    let body_limit = state.config.body_limit_bytes;
+    router
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn(telemetry::track_metrics))
+        .layer(middleware::from_fn(telemetry::problem_guard))
+        .layer(CatchPanicLayer::new())
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("request", method = %req.method(), uri = %req.uri().path(), request_id = %id)
+        }))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Connects, migrates and builds the state.
+pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
+    let connections = if config.database_url.starts_with("sqlite:") { 8 } else { 32 };
+    let db = db::connect(&config.database_url, connections).await?;
+    db::migrate(&db).await?;
+    Ok(AppState { db, config: Arc::new(config), clock: Arc::new(SystemClock), metrics: telemetry::metrics_handle() })
+}
+
+/// Serves until `shutdown` resolves, then finishes in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = app(state);
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
