@@ -21,6 +21,8 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Largest accepted request body.
     pub body_limit_bytes: usize,
+    /// Size of the database connection pool (`None`: 8 for SQLite, 32 for PostgreSQL).
+    pub db_max_connections: Option<u32>,
 }
 
 impl Config {
@@ -33,6 +35,7 @@ impl Config {
             login_max_per_client: 50,
             request_timeout: Duration::from_secs(30),
             body_limit_bytes: 256 * 1024,
+            db_max_connections: None,
         }
     }
 }

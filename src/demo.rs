@@ -440,8 +440,8 @@ fn exhibits_of(s: Subcategory, i: usize) -> Vec<ExhibitData> {
             description: Some(format!("{name}: a demo exhibit.")),
             hall: Some(format!("Hall {}", (b'A' + j as u8) as char)),
             kind,
-            status: if (i + j) % 11 == 0 { ExhibitStatus::Maintenance } else { ExhibitStatus::OnDisplay },
-            shareable: (i + j) % 3 == 0,
+            status: if (i + j).is_multiple_of(11) { ExhibitStatus::Maintenance } else { ExhibitStatus::OnDisplay },
+            shareable: (i + j).is_multiple_of(3),
             audiences: audiences_of(s),
         })
         .collect()

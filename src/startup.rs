@@ -75,7 +75,8 @@ pub fn app(state: AppState) -> Router {
 
 /// Connects, migrates and builds the state.
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
-    let connections = if config.database_url.starts_with("sqlite:") { 8 } else { 32 };
+    let default = if config.database_url.starts_with("sqlite:") { 8 } else { 32 };
+    let connections = config.db_max_connections.unwrap_or(default);
     let db = db::connect(&config.database_url, connections).await?;
     db::migrate(&db).await?;
     Ok(AppState { db, config: Arc::new(config), clock: Arc::new(SystemClock), metrics: telemetry::metrics_handle() })

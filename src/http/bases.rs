@@ -16,8 +16,8 @@ use crate::domain::geo::{LatLon, round_km};
 use crate::domain::page::PageRequest;
 use crate::domain::validate::{self, Validator};
 use crate::error::{AppError, Problem, Result};
-use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser, IfMatch, from_value};
-use crate::http::{Page, double_option, merge_patch, with_etag};
+use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser, IfMatch};
+use crate::http::{Page, apply_patch, with_etag};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -168,45 +168,37 @@ impl BaseInput {
 
 /// Changes to a base: the fields given replace the current ones; `null` clears an optional
 /// field. Requires `If-Match`.
-#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"opening_hours": "Tue–Sun 09:00–17:00", "themes": ["astronomy", "space"]}))]
 pub struct BasePatch {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub name_zh: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub name_en: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub host_org: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub category: Option<Category>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub subcategory: Option<Subcategory>,
     /// Admin only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub district_code: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub address: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub location: Option<LatLon>,
-    #[serde(default, deserialize_with = "double_option", skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<f64>)]
-    pub exhibition_area_m2: Option<Option<f64>>,
-    #[serde(default, deserialize_with = "double_option", skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
-    pub opening_hours: Option<Option<String>>,
-    #[serde(default, deserialize_with = "double_option", skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Contact>)]
-    pub contact: Option<Option<Contact>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exhibition_area_m2: Option<f64>,
+    pub opening_hours: Option<String>,
+    pub contact: Option<Contact>,
+    #[schema(nullable = false)]
     pub themes: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub audiences: Option<Vec<Audience>>,
-    #[serde(default, deserialize_with = "double_option", skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
-    pub accessibility: Option<Option<String>>,
+    pub accessibility: Option<String>,
     /// Admin only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub status: Option<BaseStatus>,
 }
 
@@ -326,7 +318,7 @@ fn opt_filter(s: Option<String>) -> Option<String> {
 
 /// A GeoJSON Point geometry (RFC 7946: `[lon, lat]`).
 #[derive(ToSchema)]
-#[allow(dead_code)]
+#[expect(dead_code, reason = "documents the GeoJSON shape; the body is built with the geojson crate")]
 pub struct PointGeometry {
     #[schema(example = "Point")]
     r#type: String,
@@ -337,7 +329,7 @@ pub struct PointGeometry {
 
 /// A base as a GeoJSON Feature; its properties are the base without `location`.
 #[derive(ToSchema)]
-#[allow(dead_code)]
+#[expect(dead_code, reason = "documents the GeoJSON shape; the body is built with the geojson crate")]
 pub struct BaseFeature {
     #[schema(example = "Feature")]
     r#type: String,
@@ -348,7 +340,7 @@ pub struct BaseFeature {
 
 /// A page of bases as a GeoJSON FeatureCollection (RFC 7946).
 #[derive(ToSchema)]
-#[allow(dead_code)]
+#[expect(dead_code, reason = "documents the GeoJSON shape; the body is built with the geojson crate")]
 pub struct BaseFeatureCollection {
     #[schema(example = "FeatureCollection")]
     r#type: String,
@@ -498,7 +490,7 @@ async fn update_base(
     AuthUser(actor): AuthUser,
     ApiPath(id): ApiPath<Uuid>,
     if_match: IfMatch,
-    ApiJson(patch): ApiJson<BasePatch>,
+    ApiJson(patch): ApiJson<serde_json::Value>,
 ) -> Result<Response> {
     let precondition = if_match.required()?;
     let record = bases::update(
@@ -506,10 +498,7 @@ async fn update_base(
         &actor,
         id,
         precondition,
-        |current| {
-            let current = serde_json::to_value(BaseInput::of(current)).map_err(anyhow::Error::from)?;
-            from_value::<BaseInput>(merge_patch(current, &patch))?.parse()
-        },
+        |current| apply_patch::<BasePatch, _>(&BaseInput::of(current), &patch)?.parse(),
         state.now(),
     )
     .await?;

@@ -16,8 +16,8 @@ use crate::domain::enums::{Audience, ExhibitKind, ExhibitStatus};
 use crate::domain::exhibits::{self, ExhibitData, audiences_of};
 use crate::domain::validate::Validator;
 use crate::error::{AppError, Problem, Result};
-use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser, IfMatch, from_value};
-use crate::http::{Page, PageParams, double_option, merge_patch, with_etag};
+use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser, IfMatch};
+use crate::http::{Page, PageParams, apply_patch, with_etag};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -98,25 +98,21 @@ impl ExhibitInput {
 }
 
 /// Changes to an exhibit: given fields replace; `null` clears an optional one.
-#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"status": "maintenance"}))]
 pub struct ExhibitPatch {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub name: Option<String>,
-    #[serde(default, deserialize_with = "double_option", skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
-    pub description: Option<Option<String>>,
-    #[serde(default, deserialize_with = "double_option", skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
-    pub hall: Option<Option<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub hall: Option<String>,
+    #[schema(nullable = false)]
     pub kind: Option<ExhibitKind>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub status: Option<ExhibitStatus>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub shareable: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub audiences: Option<Vec<Audience>>,
 }
 
@@ -241,7 +237,7 @@ async fn update_exhibit(
     AuthUser(actor): AuthUser,
     ApiPath(id): ApiPath<Uuid>,
     if_match: IfMatch,
-    ApiJson(patch): ApiJson<ExhibitPatch>,
+    ApiJson(patch): ApiJson<serde_json::Value>,
 ) -> Result<Response> {
     let precondition = if_match.required()?;
     let m = exhibits::update(
@@ -249,10 +245,7 @@ async fn update_exhibit(
         &actor,
         id,
         precondition,
-        |current| {
-            let current = serde_json::to_value(ExhibitInput::of(current)).map_err(anyhow::Error::from)?;
-            from_value::<ExhibitInput>(merge_patch(current, &patch))?.parse()
-        },
+        |current| apply_patch::<ExhibitPatch, _>(&ExhibitInput::of(current), &patch)?.parse(),
         state.now(),
     )
     .await?;

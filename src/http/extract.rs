@@ -46,35 +46,31 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
-/// Deserializes JSON, naming the field of a type error.
+/// Deserializes JSON: first the syntax (400), then the shape (422 naming the field).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(json_error)?;
-    de.end().map_err(|e| AppError::MalformedJson(e.to_string()))?;
-    Ok(value)
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| AppError::MalformedJson(e.to_string()))?;
+    from_value(value)
 }
 
-/// Deserializes an already-parsed JSON value (a merged patch), naming the field of an error.
+/// Deserializes an already-parsed JSON value, naming the field of an error.
 pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, AppError> {
-    serde_path_to_error::deserialize(value).map_err(json_error)
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.into_inner().to_string();
+        AppError::Validation(vec![FieldError::new(field_name(&path, &message), clean_message(&message))])
+    })
 }
 
-fn json_error(e: serde_path_to_error::Error<serde_json::Error>) -> AppError {
-    use serde_json::error::Category;
-    let path = e.path().to_string();
-    let inner = e.into_inner();
-    match inner.classify() {
-        Category::Syntax | Category::Eof | Category::Io => AppError::MalformedJson(inner.to_string()),
-        Category::Data => {
-            let field = if path == "." { field_of_message(&inner.to_string()) } else { path };
-            AppError::Validation(vec![FieldError::new(field, clean_message(&inner.to_string()))])
-        }
+/// The field an error is about. serde reports a missing field at its parent, so the name is
+/// taken from the message and joined to the parent's path.
+fn field_name(path: &str, message: &str) -> String {
+    let missing = message.strip_prefix("missing field `").and_then(|m| m.split('`').next());
+    match (path, missing) {
+        (".", Some(name)) => name.to_string(),
+        (".", None) => "body".to_string(),
+        (parent, Some(name)) => format!("{parent}.{name}"),
+        (p, None) => p.to_string(),
     }
-}
-
-/// serde reports a missing field at the parent; pull the field's name from the message.
-fn field_of_message(msg: &str) -> String {
-    msg.split('`').nth(1).filter(|_| msg.starts_with("missing field")).unwrap_or("body").to_string()
 }
 
 /// Drops serde's " at line 1 column 12" suffix.
@@ -98,8 +94,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
         serde_path_to_error::deserialize(de).map(ApiQuery).map_err(|e| {
             let path = e.path().to_string();
             let msg = e.into_inner().to_string();
-            let field = if path == "." { field_of_message(&msg) } else { path };
-            AppError::field(field, msg)
+            AppError::field(field_name(&path, &msg), msg)
         })
     }
 }

@@ -2,12 +2,13 @@
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::domain::page::{PageRequest, Paged};
-use crate::error::Result;
+use crate::error::{AppError, Result};
 use crate::state::AppState;
 
 pub mod audit;
@@ -75,23 +76,23 @@ pub fn with_etag(version: i32, body: impl IntoResponse) -> Response {
     res
 }
 
-/// Serde helper: tells an absent field (`None`) from an explicit `null` (`Some(None)`).
-pub fn double_option<'de, T, D>(de: D) -> std::result::Result<Option<Option<T>>, D::Error>
-where
-    T: Deserialize<'de>,
-    D: serde::Deserializer<'de>,
-{
-    Option::<T>::deserialize(de).map(Some)
-}
-
-/// Applies a patch object onto the current representation (top-level fields replace), so
-/// that a patched resource is validated by exactly the rules of a new one.
-pub fn merge_patch(current: serde_json::Value, patch: &impl Serialize) -> serde_json::Value {
-    let mut current = current;
-    if let (Some(obj), Ok(serde_json::Value::Object(p))) = (current.as_object_mut(), serde_json::to_value(patch)) {
-        for (k, v) in p {
-            obj.insert(k, v);
+/// Applies a patch: checks it against the patch type `P` (value types, unknown fields), lays
+/// its fields over the current representation (top-level fields replace; `null` clears), and
+/// reads the result as a whole `I`, so that a patched resource obeys exactly the rules of a
+/// new one.
+pub fn apply_patch<P: DeserializeOwned, I: Serialize + DeserializeOwned>(
+    current: &I,
+    patch: &serde_json::Value,
+) -> Result<I> {
+    let Some(fields) = patch.as_object() else {
+        return Err(AppError::field("body", "must be a JSON object"));
+    };
+    extract::from_value::<P>(patch.clone())?;
+    let mut merged = serde_json::to_value(current).map_err(anyhow::Error::from)?;
+    if let Some(obj) = merged.as_object_mut() {
+        for (k, v) in fields {
+            obj.insert(k.clone(), v.clone());
         }
     }
-    current
+    extract::from_value(merged)
 }

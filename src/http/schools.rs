@@ -19,8 +19,8 @@ use crate::domain::schools::{self, SchoolData, SchoolQuery};
 use crate::domain::validate::Validator;
 use crate::error::{AppError, Problem, Result};
 use crate::http::bases::parse_near;
-use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser, IfMatch, from_value};
-use crate::http::{Page, merge_patch, with_etag};
+use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser, IfMatch};
+use crate::http::{Page, apply_patch, with_etag};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -88,21 +88,21 @@ impl SchoolInput {
 }
 
 /// Changes to a school: given fields replace the current ones.
-#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"student_count": 1850}))]
 pub struct SchoolPatch {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub district_code: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub address: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub location: Option<LatLon>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub kind: Option<SchoolKind>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub student_count: Option<i32>,
 }
 
@@ -252,7 +252,7 @@ async fn update_school(
     AuthUser(actor): AuthUser,
     ApiPath(id): ApiPath<Uuid>,
     if_match: IfMatch,
-    ApiJson(patch): ApiJson<SchoolPatch>,
+    ApiJson(patch): ApiJson<serde_json::Value>,
 ) -> Result<Response> {
     let precondition = if_match.required()?;
     let m = schools::update(
@@ -260,10 +260,7 @@ async fn update_school(
         &actor,
         id,
         precondition,
-        |current| {
-            let current = serde_json::to_value(SchoolInput::of(current)).map_err(anyhow::Error::from)?;
-            from_value::<SchoolInput>(merge_patch(current, &patch))?.parse()
-        },
+        |current| apply_patch::<SchoolPatch, _>(&SchoolInput::of(current), &patch)?.parse(),
         state.now(),
     )
     .await?;

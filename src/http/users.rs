@@ -34,7 +34,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     "base_ids": ["0193a5d2-7c1e-7a3b-9f00-1c2d3e4f5a6b"]
 }))]
 pub struct NewUser {
-    /// 3–64 characters: lower-case letters, digits, `.`, `_`, `-`, `@`.
+    /// 2–64 characters: lower-case letters, digits, `.`, `_`, `-`, `@`.
     pub username: String,
     /// At least 10 characters.
     pub password: String,
@@ -105,10 +105,10 @@ impl UserView {
 /// A username's rules.
 pub fn check_username(name: &str) -> std::result::Result<String, String> {
     let ok_chars = name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-@".contains(c));
-    if (3..=64).contains(&name.len()) && ok_chars {
+    if (2..=64).contains(&name.len()) && ok_chars {
         Ok(name.to_string())
     } else {
-        Err("must be 3–64 characters of a–z, 0–9, '.', '_', '-', '@'".into())
+        Err("must be 2–64 characters of a–z, 0–9, '.', '_', '-', '@'".into())
     }
 }
 

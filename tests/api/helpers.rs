@@ -1,0 +1,263 @@
+//! A fresh, migrated kepu per test, served over real HTTP on a random port, with a client
+//! that has one helper per verb.
+
+use std::sync::Arc;
+
+use kepu::config::Config;
+use kepu::domain::enums::Role;
+use kepu::domain::users::{self, Scope};
+use kepu::state::{AppState, SystemClock};
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+pub const ADMIN_PASSWORD: &str = "admin-password-1";
+pub const PASSWORD: &str = "user-password-1";
+
+/// A database nobody else uses: a temp SQLite file, or a new PostgreSQL database on the
+/// server of `TEST_DATABASE_URL`.
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+pub async fn fresh_database() -> TestDb {
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(server) if server.starts_with("postgres") => {
+            let name = format!("kepu_test_{}", Uuid::new_v4().simple());
+            let admin = Database::connect(server.as_str()).await.expect("connect to TEST_DATABASE_URL");
+            admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
+            admin.close().await.ok();
+            let base = server.rsplit_once('/').map(|(b, _)| b).unwrap_or(&server);
+            TestDb { url: format!("{base}/{name}"), _dir: None }
+        }
+        _ => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let url = format!("sqlite://{}?mode=rwc", dir.path().join("kepu.db").display());
+            TestDb { url, _dir: Some(dir) }
+        }
+    }
+}
+
+pub fn is_postgres() -> bool {
+    std::env::var("TEST_DATABASE_URL").is_ok_and(|u| u.starts_with("postgres"))
+}
+
+pub struct TestApp {
+    pub base_url: String,
+    pub client: reqwest::Client,
+    pub db: DatabaseConnection,
+    pub admin: String,
+    _db: TestDb,
+}
+
+/// The answer to a request: status, headers and the JSON body (`Null` when empty).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn etag(&self) -> String {
+        self.header("etag").expect("an ETag").to_string()
+    }
+
+    /// Asserts the status, showing the body when it differs.
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Self {
+        assert_eq!(self.status.as_u16(), status, "unexpected status; body: {:#}", self.body);
+        self
+    }
+
+    /// Asserts a problem of this status whose `type` ends with `slug`.
+    #[track_caller]
+    pub fn expect_problem(self, status: u16, slug: &str) -> Self {
+        let r = self.expect(status);
+        assert_eq!(r.header("content-type"), Some("application/problem+json"), "{:#}", r.body);
+        let kind = r.body["type"].as_str().unwrap_or_default();
+        assert!(kind.ends_with(&format!("/{slug}")), "problem type {kind} should end with {slug}: {:#}", r.body);
+        assert_eq!(r.body["status"], status);
+        assert!(r.body["title"].is_string() && r.body["detail"].is_string());
+        r
+    }
+
+    /// The fields named by a validation problem.
+    pub fn fields(&self) -> Vec<String> {
+        self.body["errors"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|e| e["field"].as_str().map(str::to_string)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Asserts a 422 naming `field`.
+    #[track_caller]
+    pub fn expect_invalid(self, field: &str) -> Self {
+        let r = self.expect_problem(422, "validation");
+        assert!(r.fields().iter().any(|f| f == field), "expected field {field} in {:#}", r.body);
+        r
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
+    let test_db = fresh_database().await;
+    let mut config = Config::new(test_db.url.clone());
+    config.db_max_connections = Some(if is_postgres() { 6 } else { 4 });
+    configure(&mut config);
+    let db = kepu::db::connect(&config.database_url, config.db_max_connections.unwrap_or(4)).await.expect("connect");
+    kepu::db::migrate(&db).await.expect("migrate");
+    let state = AppState {
+        db: db.clone(),
+        config: Arc::new(config),
+        clock: Arc::new(SystemClock),
+        metrics: kepu::telemetry::metrics_handle(),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base_url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(kepu::startup::serve(listener, state, std::future::pending()));
+    let scope = Scope { role: Role::Admin, district_code: None, school_id: None, base_ids: vec![] };
+    users::create(&db, None, "admin".into(), ADMIN_PASSWORD.into(), scope, chrono::Utc::now()).await.expect("admin");
+    let mut app = TestApp { base_url, client: reqwest::Client::new(), db, admin: String::new(), _db: test_db };
+    app.admin = app.login("admin", ADMIN_PASSWORD).await;
+    app
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
+        let res = req.send().await.expect("request");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.bytes().await.expect("body");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        Reply { status, headers, body }
+    }
+
+    fn authed(&self, req: reqwest::RequestBuilder, token: Option<&str>) -> reqwest::RequestBuilder {
+        match token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        self.send(self.authed(self.client.get(self.url(path)), token)).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value, token: Option<&str>) -> Reply {
+        self.send(self.authed(self.client.post(self.url(path)).json(body), token)).await
+    }
+
+    pub async fn patch(&self, path: &str, body: &Value, token: Option<&str>, if_match: Option<&str>) -> Reply {
+        let mut req = self.authed(self.client.patch(self.url(path)).json(body), token);
+        if let Some(tag) = if_match {
+            req = req.header("if-match", tag);
+        }
+        self.send(req).await
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> Reply {
+        self.send(self.authed(self.client.delete(self.url(path)), token)).await
+    }
+
+    /// Logs in and returns the bearer token.
+    pub async fn login(&self, username: &str, password: &str) -> String {
+        let r = self.post("/v1/auth/token", &json!({"username": username, "password": password}), None).await;
+        let r = r.expect(201);
+        r.body["access_token"].as_str().expect("token").to_string()
+    }
+
+    /// Creates an account through the API and logs it in.
+    pub async fn user(&self, username: &str, scope: Value) -> String {
+        let mut body = json!({"username": username, "password": PASSWORD});
+        for (k, v) in scope.as_object().expect("scope object") {
+            body[k] = v.clone();
+        }
+        self.post("/v1/users", &body, Some(&self.admin)).await.expect(201);
+        self.login(username, PASSWORD).await
+    }
+
+    /// Creates a base through the API (as admin) and returns its JSON.
+    pub async fn base(&self, overrides: Value) -> Value {
+        let mut body = base_body();
+        for (k, v) in overrides.as_object().expect("object") {
+            body[k] = v.clone();
+        }
+        self.post("/v1/bases", &body, Some(&self.admin)).await.expect(201).body
+    }
+
+    pub async fn school(&self, overrides: Value) -> Value {
+        let mut body = school_body();
+        for (k, v) in overrides.as_object().expect("object") {
+            body[k] = v.clone();
+        }
+        self.post("/v1/schools", &body, Some(&self.admin)).await.expect(201).body
+    }
+
+    pub async fn exhibit(&self, base_id: &str, token: &str) -> Value {
+        self.post(&format!("/v1/bases/{base_id}/exhibits"), &exhibit_body(), Some(token)).await.expect(201).body
+    }
+}
+
+/// A valid base in Tianhe.
+pub fn base_body() -> Value {
+    json!({
+        "name_zh": "测试科普基地",
+        "name_en": "Test Science Base",
+        "host_org": "测试依托单位",
+        "category": "venue",
+        "subcategory": "science_venue",
+        "district_code": "440106",
+        "address": "天河路1号",
+        "location": {"lat": 23.1382, "lon": 113.3299},
+        "exhibition_area_m2": 1200.0,
+        "opening_hours": "Tue–Sun 09:00–17:00",
+        "contact": {"phone": "020-1234 5678", "email": "visit@test.cn"},
+        "themes": ["Astronomy", "robotics"],
+        "audiences": ["primary_upper", "junior"],
+        "accessibility": "lifts"
+    })
+}
+
+pub fn school_body() -> Value {
+    json!({
+        "name": "测试小学",
+        "district_code": "440106",
+        "address": "天河北路2号",
+        "location": {"lat": 23.14, "lon": 113.33},
+        "kind": "primary",
+        "student_count": 1200
+    })
+}
+
+pub fn exhibit_body() -> Value {
+    json!({
+        "name": "傅科摆",
+        "description": "The Earth turns.",
+        "hall": "A",
+        "kind": "interactive",
+        "audiences": ["junior"]
+    })
+}
+
+pub fn id(v: &Value) -> String {
+    v["id"].as_str().expect("id").to_string()
+}

@@ -1,0 +1,15 @@
+//! Integration tests: each drives the real HTTP API of a freshly migrated kepu, on SQLite,
+//! or on PostgreSQL when `TEST_DATABASE_URL` is set.
+
+mod access;
+mod audit;
+mod auth;
+mod bases;
+mod districts;
+mod exhibits;
+mod helpers;
+mod migrations;
+mod openapi;
+mod operations;
+mod schools;
+mod users;

@@ -1,0 +1,71 @@
+//! The committed OpenAPI document is exactly the one the code generates, and it documents
+//! every operation fully. `UPDATE_OPENAPI=1 cargo test` rewrites it on purpose.
+
+use serde_json::Value;
+
+use crate::helpers::spawn_app;
+
+const COMMITTED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json");
+
+#[test]
+fn the_committed_spec_matches_the_code() {
+    let generated = kepu::startup::openapi_json();
+    if std::env::var("UPDATE_OPENAPI").is_ok() {
+        std::fs::write(COMMITTED, &generated).expect("write openapi/openapi.json");
+        return;
+    }
+    let committed = std::fs::read_to_string(COMMITTED).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "openapi/openapi.json is stale; regenerate it with `UPDATE_OPENAPI=1 cargo test --test api openapi`"
+    );
+}
+
+#[tokio::test]
+async fn the_served_spec_is_the_committed_one() {
+    let app = spawn_app().await;
+    let served = app.get("/openapi.json", None).await.expect(200).body;
+    let generated: Value = serde_json::from_str(&kepu::startup::openapi_json()).unwrap();
+    assert_eq!(served, generated);
+}
+
+#[test]
+fn every_operation_has_a_summary_tag_id_and_documented_errors_with_examples() {
+    let spec: Value = serde_json::from_str(&kepu::startup::openapi_json()).unwrap();
+    assert_eq!(spec["openapi"], "3.1.0");
+    let mut problems = Vec::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let name = format!("{} {path}", method.to_uppercase());
+            for key in ["summary", "operationId"] {
+                if op[key].as_str().is_none_or(str::is_empty) {
+                    problems.push(format!("{name}: no {key}"));
+                }
+            }
+            if op["tags"].as_array().is_none_or(Vec::is_empty) {
+                problems.push(format!("{name}: no tag"));
+            }
+            let responses = op["responses"].as_object().unwrap();
+            if !responses.keys().any(|s| s.starts_with('2')) {
+                problems.push(format!("{name}: no success response"));
+            }
+            if !responses.contains_key("500") {
+                problems.push(format!("{name}: no 500"));
+            }
+            if op.get("security").is_some() && !(responses.contains_key("401") && responses.contains_key("403")) {
+                problems.push(format!("{name}: secured but no 401/403"));
+            }
+            if op.get("requestBody").is_some() && !(responses.contains_key("400") && responses.contains_key("422")) {
+                problems.push(format!("{name}: takes a body but no 400/422"));
+            }
+            for (status, resp) in responses {
+                if let Some(problem) = resp["content"].get("application/problem+json")
+                    && problem.get("example").is_none()
+                {
+                    problems.push(format!("{name} {status}: problem without example"));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
