@@ -1,6 +1,7 @@
 //! The OpenAPI 3.1 document: info, security scheme, tags, and the standard error responses
 //! every operation shares.
 
+use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -152,5 +153,36 @@ fn fill_problem_examples(op: &mut Operation) {
             _ => continue,
         };
         content.example = serde_json::to_value(example.to_problem()).ok();
+    }
+}
+
+/// Links from each creating operation to the operations that take the new id, so that
+/// clients (and stateful API testers) can follow them.
+pub struct Links;
+
+const LINKS: &[(&str, &[&str])] = &[
+    ("create_base", &["get_base", "update_base", "list_exhibits", "create_exhibit"]),
+    ("create_exhibit", &["get_exhibit", "update_exhibit", "delete_exhibit"]),
+    ("create_school", &["get_school", "update_school"]),
+    ("create_user", &["get_user", "update_user"]),
+];
+
+impl Modify for Links {
+    fn modify(&self, openapi: &mut Spec) {
+        for item in openapi.paths.paths.values_mut() {
+            let Some(op) = item.post.as_mut() else { continue };
+            let Some((_, targets)) = LINKS.iter().find(|(from, _)| op.operation_id.as_deref() == Some(*from)) else {
+                continue;
+            };
+            let Some(RefOr::T(created)) = op.responses.responses.get_mut("201") else { continue };
+            for target in *targets {
+                let link = LinkBuilder::new()
+                    .operation_id(*target)
+                    .parameter("id", "$response.body#/id")
+                    .description(format!("The new resource's id, for `{target}`"))
+                    .build();
+                created.links.insert(target.to_string(), RefOr::T(link));
+            }
+        }
     }
 }

@@ -16,6 +16,8 @@ pub struct Actor {
     pub base_ids: Vec<Uuid>,
     /// The request this action belongs to, for the audit log.
     pub request_id: Option<String>,
+    /// The bearer token in use, if the caller came with one.
+    pub token_id: Option<Uuid>,
 }
 
 /// Every guarded action, with the scope it touches.
@@ -104,6 +106,7 @@ mod tests {
             school_id: None,
             base_ids: vec![],
             request_id: None,
+            token_id: None,
         }
     }
 

@@ -169,7 +169,9 @@ pub async fn authenticate(db: &impl ConnectionTrait, token: &str, now: DateTime<
     if tok.revoked_at.is_some() || tok.expires_at <= now || account.disabled {
         return Err(unauthorized());
     }
-    actor_of(db, account).await
+    let mut actor = actor_of(db, account).await?;
+    actor.token_id = Some(tok.id);
+    Ok(actor)
 }
 
 /// Loads an account's scopes into an [`Actor`].
@@ -194,6 +196,7 @@ pub async fn actor_of(db: &impl ConnectionTrait, account: user::Model) -> Result
         school_id: account.school_id,
         base_ids,
         request_id: None,
+        token_id: None,
     })
 }
 

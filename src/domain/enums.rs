@@ -8,8 +8,9 @@ macro_rules! string_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident = $wire:literal),+ $(,)? }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+        #[serde(rename_all = "snake_case")]
         pub enum $name {
-            $(#[serde(rename = $wire)] $variant),+
+            $($variant),+
         }
 
         impl $name {
@@ -130,6 +131,23 @@ mod tests {
             assert_eq!(Subcategory::parse(s.as_str()), Ok(*s));
         }
         assert_eq!(serde_json::to_string(&Role::DistrictOfficer).unwrap(), "\"district_officer\"");
+    }
+
+    #[test]
+    fn serde_names_are_the_stored_names() {
+        fn check<T: Serialize + Copy>(all: &[T], name: impl Fn(T) -> &'static str) {
+            for v in all {
+                assert_eq!(serde_json::to_value(v).unwrap(), name(*v));
+            }
+        }
+        check(Role::ALL, Role::as_str);
+        check(Category::ALL, Category::as_str);
+        check(Subcategory::ALL, Subcategory::as_str);
+        check(BaseStatus::ALL, BaseStatus::as_str);
+        check(Audience::ALL, Audience::as_str);
+        check(ExhibitKind::ALL, ExhibitKind::as_str);
+        check(ExhibitStatus::ALL, ExhibitStatus::as_str);
+        check(SchoolKind::ALL, SchoolKind::as_str);
     }
 
     #[test]

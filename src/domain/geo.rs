@@ -42,9 +42,11 @@ pub static CITY_BBOX: LazyLock<BoundingBox> = LazyLock::new(|| {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"lat": 23.1291, "lon": 113.2644}))]
 pub struct LatLon {
-    /// Latitude in degrees (WGS84).
+    /// Latitude in degrees (WGS84), inside the city's bounding box.
+    #[schema(minimum = 22.5, maximum = 23.95)]
     pub lat: f64,
-    /// Longitude in degrees (WGS84).
+    /// Longitude in degrees (WGS84), inside the city's bounding box.
+    #[schema(minimum = 112.9, maximum = 114.1)]
     pub lon: f64,
 }
 

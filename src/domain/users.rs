@@ -172,23 +172,25 @@ pub async fn update(
     now: DateTime<Utc>,
 ) -> Result<UserRecord> {
     authorize(actor, Action::ManageUsers)?;
+    let changed_password = change.password.is_some();
     let hash = match change.password {
         Some(p) => Some(hash_password(p).await?),
         None => None,
     };
     let txn = begin_write(db).await?;
     let before = get(&txn, id).await?;
+    let before_scope = Scope {
+        role: Role::from_db(&before.user.role),
+        district_code: before.user.district_code.clone(),
+        school_id: before.user.school_id,
+        base_ids: before.base_ids.clone(),
+    };
     let scope = match change.scope {
         Some(s) => {
             s.check(&txn).await?;
             s
         }
-        None => Scope {
-            role: Role::from_db(&before.user.role),
-            district_code: before.user.district_code.clone(),
-            school_id: before.user.school_id,
-            base_ids: before.base_ids.clone(),
-        },
+        None => before_scope.clone(),
     };
     let disabled = change.disabled.unwrap_or(before.user.disabled);
     if id == actor.user_id && (disabled || scope.role != Role::Admin) {
@@ -209,13 +211,18 @@ pub async fn update(
     }
     user::Entity::update_many().set(am).filter(user::Column::Id.eq(id)).exec(&txn).await?;
     write_bases(&txn, id, &scope.base_ids).await?;
-    // A changed password, role or a disabled account ends every session of it.
-    api_token::Entity::update_many()
-        .col_expr(api_token::Column::RevokedAt, Expr::value(now))
-        .filter(api_token::Column::UserId.eq(id))
-        .filter(api_token::Column::RevokedAt.is_null())
-        .exec(&txn)
-        .await?;
+    // A new password, role or scope, or disabling, ends the account's sessions (but not the
+    // one making this change).
+    if changed_password || scope != before_scope || disabled != before.user.disabled {
+        let mut revoke = api_token::Entity::update_many()
+            .col_expr(api_token::Column::RevokedAt, Expr::value(now))
+            .filter(api_token::Column::UserId.eq(id))
+            .filter(api_token::Column::RevokedAt.is_null());
+        if let Some(own) = actor.token_id {
+            revoke = revoke.filter(api_token::Column::Id.ne(own));
+        }
+        revoke.exec(&txn).await?;
+    }
     let after = get(&txn, id).await?;
     audit::record(
         &txn,

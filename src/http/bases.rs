@@ -16,6 +16,7 @@ use crate::domain::geo::{LatLon, round_km};
 use crate::domain::page::PageRequest;
 use crate::domain::validate::{self, Validator};
 use crate::error::{AppError, Problem, Result};
+use crate::http::DistrictCode;
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser, IfMatch};
 use crate::http::{Page, apply_patch, with_etag};
 use crate::state::AppState;
@@ -28,6 +29,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"phone": "020-3934 8080", "email": "info@gdsc.cn"}))]
 pub struct Contact {
+    #[schema(pattern = "^[0-9+()\\- ]{5,32}$")]
     pub phone: Option<String>,
     pub email: Option<String>,
 }
@@ -53,32 +55,40 @@ pub struct Contact {
 }))]
 pub struct BaseInput {
     /// Chinese name, 1–200 characters.
+    #[schema(min_length = 1, pattern = r"\S", max_length = 200)]
     pub name_zh: String,
     /// English name, 1–200 characters.
+    #[schema(min_length = 1, pattern = r"\S", max_length = 200)]
     pub name_en: String,
     /// The host organisation (依托单位).
+    #[schema(min_length = 1, pattern = r"\S", max_length = 200)]
     pub host_org: String,
     pub category: Category,
     pub subcategory: Subcategory,
     /// GB/T 2260 code of one of the city's districts.
-    #[schema(example = "440106")]
+    #[schema(value_type = DistrictCode)]
     pub district_code: String,
+    #[schema(min_length = 1, pattern = r"\S", max_length = 300)]
     pub address: String,
     /// WGS84; must lie inside the city's bounding box.
     pub location: LatLon,
     /// Exhibition area in m², 0 to 10,000,000.
     #[serde(default)]
+    #[schema(minimum = 0.0, maximum = 10000000.0)]
     pub exhibition_area_m2: Option<f64>,
     #[serde(default)]
+    #[schema(max_length = 500)]
     pub opening_hours: Option<String>,
     #[serde(default)]
     pub contact: Option<Contact>,
     /// Up to 20 themes, compared case-insensitively.
     #[serde(default)]
+    #[schema(max_items = 20)]
     pub themes: Vec<String>,
     #[serde(default)]
     pub audiences: Vec<Audience>,
     #[serde(default)]
+    #[schema(max_length = 1000)]
     pub accessibility: Option<String>,
     /// Defaults to `applicant`; only an admin sets another status.
     #[serde(default)]
@@ -169,33 +179,36 @@ impl BaseInput {
 /// Changes to a base: the fields given replace the current ones; `null` clears an optional
 /// field. Requires `If-Match`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 #[schema(example = json!({"opening_hours": "Tue–Sun 09:00–17:00", "themes": ["astronomy", "space"]}))]
 pub struct BasePatch {
-    #[schema(nullable = false)]
+    #[schema(nullable = false, min_length = 1, pattern = r"\S", max_length = 200)]
     pub name_zh: Option<String>,
-    #[schema(nullable = false)]
+    #[schema(nullable = false, min_length = 1, pattern = r"\S", max_length = 200)]
     pub name_en: Option<String>,
-    #[schema(nullable = false)]
+    #[schema(nullable = false, min_length = 1, pattern = r"\S", max_length = 200)]
     pub host_org: Option<String>,
     #[schema(nullable = false)]
     pub category: Option<Category>,
     #[schema(nullable = false)]
     pub subcategory: Option<Subcategory>,
     /// Admin only.
-    #[schema(nullable = false)]
+    #[schema(value_type = DistrictCode, nullable = false)]
     pub district_code: Option<String>,
-    #[schema(nullable = false)]
+    #[schema(nullable = false, min_length = 1, pattern = r"\S", max_length = 300)]
     pub address: Option<String>,
     #[schema(nullable = false)]
     pub location: Option<LatLon>,
+    #[schema(minimum = 0.0, maximum = 10000000.0)]
     pub exhibition_area_m2: Option<f64>,
+    #[schema(max_length = 500)]
     pub opening_hours: Option<String>,
     pub contact: Option<Contact>,
-    #[schema(nullable = false)]
+    #[schema(nullable = false, max_items = 20)]
     pub themes: Option<Vec<String>>,
     #[schema(nullable = false)]
     pub audiences: Option<Vec<Audience>>,
+    #[schema(max_length = 1000)]
     pub accessibility: Option<String>,
     /// Admin only.
     #[schema(nullable = false)]
@@ -213,7 +226,7 @@ pub struct BaseView {
     pub host_org: String,
     pub category: Category,
     pub subcategory: Subcategory,
-    #[schema(example = "440113")]
+    #[schema(value_type = DistrictCode)]
     pub district_code: String,
     pub address: String,
     pub location: LatLon,
@@ -288,6 +301,7 @@ pub struct BaseSearchParams {
     /// Text in either name, case-insensitive.
     pub q: Option<String>,
     /// `geojson` answers a GeoJSON FeatureCollection (as does `Accept: application/geo+json`).
+    #[param(inline)]
     pub format: Option<ListFormat>,
     /// Items per page, 1 to 500.
     #[param(minimum = 1, maximum = 500, default = 50)]

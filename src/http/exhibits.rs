@@ -42,10 +42,13 @@ pub fn router() -> OpenApiRouter<AppState> {
 }))]
 pub struct ExhibitInput {
     /// 1–200 characters.
+    #[schema(min_length = 1, pattern = r"\S", max_length = 200)]
     pub name: String,
     #[serde(default)]
+    #[schema(max_length = 5000)]
     pub description: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 100)]
     pub hall: Option<String>,
     pub kind: ExhibitKind,
     /// Defaults to `on_display`.
@@ -99,12 +102,14 @@ impl ExhibitInput {
 
 /// Changes to an exhibit: given fields replace; `null` clears an optional one.
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 #[schema(example = json!({"status": "maintenance"}))]
 pub struct ExhibitPatch {
-    #[schema(nullable = false)]
+    #[schema(nullable = false, min_length = 1, pattern = r"\S", max_length = 200)]
     pub name: Option<String>,
+    #[schema(max_length = 5000)]
     pub description: Option<String>,
+    #[schema(max_length = 100)]
     pub hall: Option<String>,
     #[schema(nullable = false)]
     pub kind: Option<ExhibitKind>,

@@ -49,6 +49,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 /// Deserializes JSON: first the syntax (400), then the shape (422 naming the field).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| AppError::MalformedJson(e.to_string()))?;
+    // Every request body of this API is an object; serde would also read a struct from an array.
+    if !value.is_object() {
+        return Err(AppError::field("body", "must be a JSON object"));
+    }
     from_value(value)
 }
 

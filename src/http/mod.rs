@@ -34,6 +34,13 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(schools::router())
 }
 
+/// A GB/T 2260 code of one of the city's districts (`GET /v1/districts`). Documentation only:
+/// on the wire it is a string; a test keeps the pattern equal to the district data.
+#[derive(ToSchema)]
+#[schema(pattern = "^4401(03|04|05|06|11|12|13|14|15|17|18)$", example = "440106")]
+#[expect(dead_code, reason = "documents the wire type of district codes")]
+pub struct DistrictCode(String);
+
 /// One page of a list.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Page<T> {

@@ -18,6 +18,7 @@ use crate::domain::page::PageRequest;
 use crate::domain::schools::{self, SchoolData, SchoolQuery};
 use crate::domain::validate::Validator;
 use crate::error::{AppError, Problem, Result};
+use crate::http::DistrictCode;
 use crate::http::bases::parse_near;
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser, IfMatch};
 use crate::http::{Page, apply_patch, with_etag};
@@ -39,13 +40,17 @@ pub fn router() -> OpenApiRouter<AppState> {
     "student_count": 1800
 }))]
 pub struct SchoolInput {
+    #[schema(min_length = 1, pattern = r"\S", max_length = 200)]
     pub name: String,
+    #[schema(value_type = DistrictCode)]
     pub district_code: String,
+    #[schema(min_length = 1, pattern = r"\S", max_length = 300)]
     pub address: String,
     /// WGS84; must lie inside the city's bounding box.
     pub location: LatLon,
     pub kind: SchoolKind,
     /// 0 to 100,000.
+    #[schema(minimum = 0, maximum = 100000)]
     pub student_count: i32,
 }
 
@@ -89,20 +94,20 @@ impl SchoolInput {
 
 /// Changes to a school: given fields replace the current ones.
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 #[schema(example = json!({"student_count": 1850}))]
 pub struct SchoolPatch {
-    #[schema(nullable = false)]
+    #[schema(nullable = false, min_length = 1, pattern = r"\S", max_length = 200)]
     pub name: Option<String>,
-    #[schema(nullable = false)]
+    #[schema(value_type = DistrictCode, nullable = false)]
     pub district_code: Option<String>,
-    #[schema(nullable = false)]
+    #[schema(nullable = false, min_length = 1, pattern = r"\S", max_length = 300)]
     pub address: Option<String>,
     #[schema(nullable = false)]
     pub location: Option<LatLon>,
     #[schema(nullable = false)]
     pub kind: Option<SchoolKind>,
-    #[schema(nullable = false)]
+    #[schema(nullable = false, minimum = 0, maximum = 100000)]
     pub student_count: Option<i32>,
 }
 
@@ -112,7 +117,7 @@ pub struct SchoolView {
     pub id: Uuid,
     #[schema(example = "广州市天河区华阳小学")]
     pub name: String,
-    #[schema(example = "440106")]
+    #[schema(value_type = DistrictCode)]
     pub district_code: String,
     pub address: String,
     pub location: LatLon,

@@ -16,6 +16,7 @@ use crate::domain::page::PageRequest;
 use crate::domain::users::{self, Scope, UserChange, UserRecord};
 use crate::domain::validate::Validator;
 use crate::error::{Problem, Result};
+use crate::http::DistrictCode;
 use crate::http::Page;
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser};
 use crate::state::AppState;
@@ -35,12 +36,15 @@ pub fn router() -> OpenApiRouter<AppState> {
 }))]
 pub struct NewUser {
     /// 2–64 characters: lower-case letters, digits, `.`, `_`, `-`, `@`.
+    #[schema(pattern = "^[a-z0-9._@-]{2,64}$")]
     pub username: String,
     /// At least 10 characters.
+    #[schema(min_length = 10, max_length = 256)]
     pub password: String,
     pub role: Role,
     /// Required for (and only for) `district_officer`.
     #[serde(default)]
+    #[schema(value_type = Option<DistrictCode>)]
     pub district_code: Option<String>,
     /// Required for (and only for) `operator`.
     #[serde(default)]
@@ -57,10 +61,12 @@ pub struct NewUser {
 #[schema(example = json!({"disabled": true}))]
 pub struct UserPatch {
     #[serde(default)]
+    #[schema(min_length = 10, max_length = 256)]
     pub password: Option<String>,
     #[serde(default)]
     pub role: Option<Role>,
     #[serde(default)]
+    #[schema(value_type = Option<DistrictCode>)]
     pub district_code: Option<String>,
     #[serde(default)]
     pub base_ids: Option<Vec<Uuid>>,
@@ -77,6 +83,7 @@ pub struct UserView {
     #[schema(example = "op-gdsc")]
     pub username: String,
     pub role: Role,
+    #[schema(value_type = Option<DistrictCode>)]
     pub district_code: Option<String>,
     pub school_id: Option<Uuid>,
     pub base_ids: Vec<Uuid>,

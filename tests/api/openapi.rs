@@ -69,3 +69,20 @@ fn every_operation_has_a_summary_tag_id_and_documented_errors_with_examples() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+#[test]
+fn documented_constraints_agree_with_the_reference_data() {
+    let spec: Value = serde_json::from_str(&kepu::startup::openapi_json()).unwrap();
+    let schemas = &spec["components"]["schemas"];
+    let bbox = *kepu::domain::geo::CITY_BBOX;
+    let latlon = &schemas["LatLon"]["properties"];
+    assert_eq!(latlon["lat"]["minimum"], bbox.min_lat);
+    assert_eq!(latlon["lat"]["maximum"], bbox.max_lat);
+    assert_eq!(latlon["lon"]["minimum"], bbox.min_lon);
+    assert_eq!(latlon["lon"]["maximum"], bbox.max_lon);
+    let data: Value = serde_json::from_str(migration::DISTRICTS_JSON).unwrap();
+    let suffixes: Vec<&str> =
+        data["districts"].as_array().unwrap().iter().map(|d| &d["code"].as_str().unwrap()[4..]).collect();
+    let expected = format!("^4401({})$", suffixes.join("|"));
+    assert_eq!(schemas["DistrictCode"]["pattern"], expected);
+}

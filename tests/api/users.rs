@@ -135,3 +135,28 @@ async fn user_lists_page_without_loss_or_duplicates() {
     assert_eq!(seen.len(), 8);
     assert_eq!(sorted.len(), 8);
 }
+
+#[tokio::test]
+async fn an_admin_changing_its_own_password_keeps_the_session_in_use() {
+    let app = spawn_app().await;
+    let other_session = app.login("admin", crate::helpers::ADMIN_PASSWORD).await;
+    let me = app.get("/v1/me", Some(&app.admin)).await.expect(200).body;
+    let path = format!("/v1/users/{}", id(&me));
+    app.patch(&path, &json!({"password": "brand new password"}), Some(&app.admin), None).await.expect(200);
+    app.get("/v1/me", Some(&app.admin)).await.expect(200);
+    app.get("/v1/me", Some(&other_session)).await.expect_problem(401, "unauthorized");
+    // A change that changes nothing ends no session.
+    let third = app.login("admin", "brand new password").await;
+    app.patch(&path, &json!({}), Some(&app.admin), None).await.expect(200);
+    app.get("/v1/me", Some(&third)).await.expect(200);
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_an_object_is_422() {
+    let app = spawn_app().await;
+    let me = app.get("/v1/me", Some(&app.admin)).await.expect(200).body;
+    app.patch(&format!("/v1/users/{}", id(&me)), &json!([null, null]), Some(&app.admin), None)
+        .await
+        .expect_invalid("body");
+    app.post("/v1/users", &json!("admin"), Some(&app.admin)).await.expect_invalid("body");
+}
