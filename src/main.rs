@@ -16,6 +16,12 @@ struct Cli {
     /// Database URL: sqlite://FILE?mode=rwc (default) or postgres://…
     #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
     database_url: String,
+    /// Connections in the database pool (default: 8 for SQLite, 32 for PostgreSQL).
+    #[arg(long, env = "KEPU_DB_MAX_CONNECTIONS", global = true)]
+    db_max_connections: Option<u32>,
+    /// Lifetime of a bearer token, in hours.
+    #[arg(long, env = "KEPU_TOKEN_TTL_HOURS", default_value_t = 12, global = true)]
+    token_ttl_hours: u64,
     #[command(subcommand)]
     command: Command,
 }
@@ -69,7 +75,9 @@ fn admin_password(demo: bool) -> Option<String> {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     telemetry::init_tracing();
-    let config = Config::new(cli.database_url);
+    let mut config = Config::new(cli.database_url);
+    config.db_max_connections = cli.db_max_connections;
+    config.token_ttl = std::time::Duration::from_secs(cli.token_ttl_hours.max(1) * 3600);
     match cli.command {
         Command::Openapi => {
             print!("{}", startup::openapi_json());
