@@ -12,11 +12,52 @@ use crate::error::Result;
 
 /// One change to write to the log.
 pub struct Change<'a> {
-    pub action: &'a str,
+    pub action: String,
     pub entity: &'a str,
     pub entity_id: String,
     pub before: Option<serde_json::Value>,
     pub after: Option<serde_json::Value>,
+}
+
+impl<'a> Change<'a> {
+    /// `<entity>.create`, with the new record.
+    pub fn created(entity: &'a str, id: impl ToString, after: &impl Serialize) -> Self {
+        Self {
+            action: format!("{entity}.create"),
+            entity,
+            entity_id: id.to_string(),
+            before: None,
+            after: snapshot(after),
+        }
+    }
+
+    /// `action`, with the record before and after.
+    pub fn updated(
+        action: impl Into<String>,
+        entity: &'a str,
+        id: impl ToString,
+        before: &impl Serialize,
+        after: &impl Serialize,
+    ) -> Self {
+        Self {
+            action: action.into(),
+            entity,
+            entity_id: id.to_string(),
+            before: snapshot(before),
+            after: snapshot(after),
+        }
+    }
+
+    /// `<entity>.delete`, with the record as it was.
+    pub fn deleted(entity: &'a str, id: impl ToString, before: &impl Serialize) -> Self {
+        Self {
+            action: format!("{entity}.delete"),
+            entity,
+            entity_id: id.to_string(),
+            before: snapshot(before),
+            after: None,
+        }
+    }
 }
 
 /// The JSON snapshot of a record for the log.
@@ -37,7 +78,7 @@ pub async fn record(
         at: Set(now),
         actor_id: Set(actor.map(|a| a.user_id)),
         actor_username: Set(actor.map(|a| a.username.clone())),
-        action: Set(change.action.to_string()),
+        action: Set(change.action),
         entity: Set(change.entity.to_string()),
         entity_id: Set(change.entity_id),
         before: Set(change.before),

@@ -15,11 +15,11 @@ use uuid::Uuid;
 
 use crate::db::begin_write;
 use crate::domain::access::{Action, Actor, authorize};
-use crate::domain::audit::{self, Change, snapshot};
+use crate::domain::audit::{self, Change};
 use crate::domain::enums::{Audience, BaseStatus, Category, Subcategory};
 use crate::domain::geo::LatLon;
 use crate::domain::page::{Cursor, PageRequest, Paged, page_by_distance};
-use crate::domain::{Precondition, districts, like_escape};
+use crate::domain::{Precondition, districts, like_escape, write_if_version};
 use crate::error::{AppError, Result};
 
 /// A base's validated profile, as created or after a patch.
@@ -146,19 +146,7 @@ pub async fn create(db: &DatabaseConnection, actor: &Actor, data: BaseData, now:
     base::Entity::insert(active_model(id, &data, 1, now, now)).exec_without_returning(&txn).await?;
     write_tags(&txn, id, &data).await?;
     let record = get(&txn, id).await?;
-    audit::record(
-        &txn,
-        Some(actor),
-        now,
-        Change {
-            action: "base.create",
-            entity: "base",
-            entity_id: id.to_string(),
-            before: None,
-            after: snapshot(&record),
-        },
-    )
-    .await?;
+    audit::record(&txn, Some(actor), now, Change::created("base", id, &record)).await?;
     txn.commit().await?;
     Ok(record)
 }
@@ -229,28 +217,22 @@ pub async fn update(
         districts::ensure_exists(&txn, &data.district_code, "district_code").await?;
     }
     let version = before.base.version + 1;
-    let res = base::Entity::update_many()
-        .set(active_model(id, &data, version, before.base.created_at, now))
-        .filter(base::Column::Id.eq(id))
-        .filter(base::Column::Version.eq(before.base.version))
-        .exec(&txn)
+    let row = active_model(id, &data, version, before.base.created_at, now);
+    write_if_version::<base::Entity>(&txn, row, (base::Column::Id, id), (base::Column::Version, before.base.version))
         .await?;
-    if res.rows_affected == 0 {
-        return Err(AppError::PreconditionFailed("the base was changed concurrently; fetch it again".into()));
-    }
     write_tags(&txn, id, &data).await?;
     let after = get(&txn, id).await?;
     audit::record(
         &txn,
         Some(actor),
         now,
-        Change {
-            action: if data.status != old.status { "base.status" } else { "base.update" },
-            entity: "base",
-            entity_id: id.to_string(),
-            before: snapshot(&before),
-            after: snapshot(&after),
-        },
+        Change::updated(
+            if data.status != old.status { "base.status" } else { "base.update" },
+            "base",
+            id,
+            &before,
+            &after,
+        ),
     )
     .await?;
     txn.commit().await?;

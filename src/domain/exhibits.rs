@@ -10,10 +10,10 @@ use uuid::Uuid;
 
 use crate::db::begin_write;
 use crate::domain::access::{Action, Actor, authorize};
-use crate::domain::audit::{self, Change, snapshot};
+use crate::domain::audit::{self, Change};
 use crate::domain::enums::{Audience, ExhibitKind, ExhibitStatus};
 use crate::domain::page::{Cursor, PageRequest, Paged};
-use crate::domain::{Precondition, bases};
+use crate::domain::{Precondition, bases, write_if_version};
 use crate::error::{AppError, Result};
 
 /// An exhibit's validated fields.
@@ -102,19 +102,7 @@ pub async fn create(
     let id = Uuid::now_v7();
     exhibit::Entity::insert(active_model(id, base_id, &data, 1, now, now)).exec_without_returning(&txn).await?;
     let created = get(&txn, id).await?;
-    audit::record(
-        &txn,
-        Some(actor),
-        now,
-        Change {
-            action: "exhibit.create",
-            entity: "exhibit",
-            entity_id: id.to_string(),
-            before: None,
-            after: snapshot(&created),
-        },
-    )
-    .await?;
+    audit::record(&txn, Some(actor), now, Change::created("exhibit", id, &created)).await?;
     txn.commit().await?;
     Ok(created)
 }
@@ -132,29 +120,16 @@ pub async fn update(
     authorize(actor, Action::EditExhibits { base_id: before.base_id })?;
     precondition.check(before.version)?;
     let data = apply(&before)?;
-    let res = exhibit::Entity::update_many()
-        .set(active_model(id, before.base_id, &data, before.version + 1, before.created_at, now))
-        .filter(exhibit::Column::Id.eq(id))
-        .filter(exhibit::Column::Version.eq(before.version))
-        .exec(&txn)
-        .await?;
-    if res.rows_affected == 0 {
-        return Err(AppError::PreconditionFailed("the exhibit was changed concurrently; fetch it again".into()));
-    }
-    let after = get(&txn, id).await?;
-    audit::record(
+    let row = active_model(id, before.base_id, &data, before.version + 1, before.created_at, now);
+    write_if_version::<exhibit::Entity>(
         &txn,
-        Some(actor),
-        now,
-        Change {
-            action: "exhibit.update",
-            entity: "exhibit",
-            entity_id: id.to_string(),
-            before: snapshot(&before),
-            after: snapshot(&after),
-        },
+        row,
+        (exhibit::Column::Id, id),
+        (exhibit::Column::Version, before.version),
     )
     .await?;
+    let after = get(&txn, id).await?;
+    audit::record(&txn, Some(actor), now, Change::updated("exhibit.update", "exhibit", id, &before, &after)).await?;
     txn.commit().await?;
     Ok(after)
 }
@@ -172,19 +147,7 @@ pub async fn delete(
     authorize(actor, Action::EditExhibits { base_id: before.base_id })?;
     precondition.check(before.version)?;
     exhibit::Entity::delete_by_id(id).exec(&txn).await?;
-    audit::record(
-        &txn,
-        Some(actor),
-        now,
-        Change {
-            action: "exhibit.delete",
-            entity: "exhibit",
-            entity_id: id.to_string(),
-            before: snapshot(&before),
-            after: None,
-        },
-    )
-    .await?;
+    audit::record(&txn, Some(actor), now, Change::deleted("exhibit", id, &before)).await?;
     txn.commit().await?;
     Ok(())
 }

@@ -32,6 +32,28 @@ impl Precondition {
     }
 }
 
+/// Writes `row` over the record `id` only while it is still at `version` (optimistic
+/// concurrency); 412 when another writer got there first.
+pub async fn write_if_version<E>(
+    conn: &impl sea_orm::ConnectionTrait,
+    row: E::ActiveModel,
+    id: (E::Column, uuid::Uuid),
+    version: (E::Column, i32),
+) -> crate::error::Result<()>
+where
+    E: sea_orm::EntityTrait,
+    E::ActiveModel: Send,
+{
+    use sea_orm::{ColumnTrait, QueryFilter};
+    let res = E::update_many().set(row).filter(id.0.eq(id.1)).filter(version.0.eq(version.1)).exec(conn).await?;
+    if res.rows_affected == 0 {
+        return Err(crate::error::AppError::PreconditionFailed(
+            "the resource was changed concurrently; fetch it again and retry".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Escapes `%`, `_` and `\` for a LIKE pattern with `ESCAPE '\'`.
 pub fn like_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

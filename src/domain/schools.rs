@@ -10,11 +10,11 @@ use uuid::Uuid;
 
 use crate::db::begin_write;
 use crate::domain::access::{Action, Actor, authorize};
-use crate::domain::audit::{self, Change, snapshot};
+use crate::domain::audit::{self, Change};
 use crate::domain::enums::SchoolKind;
 use crate::domain::geo::LatLon;
 use crate::domain::page::{Cursor, PageRequest, Paged, page_by_distance};
-use crate::domain::{Precondition, districts, like_escape};
+use crate::domain::{Precondition, districts, like_escape, write_if_version};
 use crate::error::{AppError, Result};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -81,19 +81,7 @@ pub async fn create(
     let id = Uuid::now_v7();
     school::Entity::insert(active_model(id, &data, 1, now, now)).exec_without_returning(&txn).await?;
     let created = get(&txn, id).await?;
-    audit::record(
-        &txn,
-        Some(actor),
-        now,
-        Change {
-            action: "school.create",
-            entity: "school",
-            entity_id: id.to_string(),
-            before: None,
-            after: snapshot(&created),
-        },
-    )
-    .await?;
+    audit::record(&txn, Some(actor), now, Change::created("school", id, &created)).await?;
     txn.commit().await?;
     Ok(created)
 }
@@ -114,29 +102,11 @@ pub async fn update(
     if data.district_code != before.district_code {
         districts::ensure_exists(&txn, &data.district_code, "district_code").await?;
     }
-    let res = school::Entity::update_many()
-        .set(active_model(id, &data, before.version + 1, before.created_at, now))
-        .filter(school::Column::Id.eq(id))
-        .filter(school::Column::Version.eq(before.version))
-        .exec(&txn)
+    let row = active_model(id, &data, before.version + 1, before.created_at, now);
+    write_if_version::<school::Entity>(&txn, row, (school::Column::Id, id), (school::Column::Version, before.version))
         .await?;
-    if res.rows_affected == 0 {
-        return Err(AppError::PreconditionFailed("the school was changed concurrently; fetch it again".into()));
-    }
     let after = get(&txn, id).await?;
-    audit::record(
-        &txn,
-        Some(actor),
-        now,
-        Change {
-            action: "school.update",
-            entity: "school",
-            entity_id: id.to_string(),
-            before: snapshot(&before),
-            after: snapshot(&after),
-        },
-    )
-    .await?;
+    audit::record(&txn, Some(actor), now, Change::updated("school.update", "school", id, &before, &after)).await?;
     txn.commit().await?;
     Ok(after)
 }

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::db::begin_write;
 use crate::domain::access::{Action, Actor, authorize};
-use crate::domain::audit::{self, Change, snapshot};
+use crate::domain::audit::{self, Change};
 use crate::domain::auth::hash_password;
 use crate::domain::districts;
 use crate::domain::enums::Role;
@@ -139,19 +139,7 @@ pub async fn create(
     .map_err(|e| map_constraint(e, || AppError::Conflict(format!("the username {username} is taken"))))?;
     write_bases(&txn, id, &scope.base_ids).await?;
     let created = get(&txn, id).await?;
-    audit::record(
-        &txn,
-        actor,
-        now,
-        Change {
-            action: "user.create",
-            entity: "user",
-            entity_id: id.to_string(),
-            before: None,
-            after: snapshot(&created),
-        },
-    )
-    .await?;
+    audit::record(&txn, actor, now, Change::created("user", id, &created)).await?;
     txn.commit().await?;
     Ok(created)
 }
@@ -224,19 +212,7 @@ pub async fn update(
         revoke.exec(&txn).await?;
     }
     let after = get(&txn, id).await?;
-    audit::record(
-        &txn,
-        Some(actor),
-        now,
-        Change {
-            action: "user.update",
-            entity: "user",
-            entity_id: id.to_string(),
-            before: snapshot(&before),
-            after: snapshot(&after),
-        },
-    )
-    .await?;
+    audit::record(&txn, Some(actor), now, Change::updated("user.update", "user", id, &before, &after)).await?;
     txn.commit().await?;
     Ok(after)
 }
@@ -257,11 +233,17 @@ pub async fn list(
     }
     let rows = q.order_by_asc(user::Column::Id).limit(page.limit + 1).all(db).await?;
     let paged = Paged::from_overfetch(rows, page.limit, |u| Cursor { id: u.id, distance_km: None });
-    let mut items = Vec::with_capacity(paged.items.len());
-    for u in paged.items {
-        items.push(get(db, u.id).await?);
+    let ids: Vec<Uuid> = paged.items.iter().map(|u| u.id).collect();
+    let mut bases: std::collections::HashMap<Uuid, Vec<Uuid>> = std::collections::HashMap::new();
+    for ob in operator_base::Entity::find()
+        .filter(operator_base::Column::UserId.is_in(ids))
+        .order_by_asc(operator_base::Column::BaseId)
+        .all(db)
+        .await?
+    {
+        bases.entry(ob.user_id).or_default().push(ob.base_id);
     }
-    Ok(Paged { items, next: paged.next })
+    Ok(paged.map(|user| UserRecord { base_ids: bases.remove(&user.id).unwrap_or_default(), user }))
 }
 
 /// Finds an account by username (for the command line).

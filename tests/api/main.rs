@@ -5,6 +5,7 @@ mod access;
 mod audit;
 mod auth;
 mod bases;
+mod demo;
 mod districts;
 mod exhibits;
 mod helpers;
