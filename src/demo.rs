@@ -504,6 +504,7 @@ pub async fn seed(db: &DatabaseConnection, admin_password: &str) -> anyhow::Resu
             audiences: audiences_of(sub),
             accessibility: Some("step-free entrance".into()),
             status: status_of(i),
+            booking_rules: bases::BookingRules { max_group_size: Some(120), ..Default::default() },
         };
         let record = bases::create(db, &admin, data, now).await?;
         for e in exhibits_of(sub, i) {

@@ -24,6 +24,9 @@ pub struct Model {
     #[sea_orm(column_type = "Text", nullable)]
     pub accessibility: Option<String>,
     pub status: String,
+    pub booking_opens_days: i32,
+    pub booking_closes_hours: i32,
+    pub max_group_size: Option<i32>,
     pub version: i32,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

@@ -17,6 +17,8 @@ pub struct Model {
     pub version: i32,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    #[serde(skip_serializing)]
+    pub feed_token_hash: Option<String>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

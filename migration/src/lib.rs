@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261129_000001_registry;
 mod m20261129_000002_seed_districts;
+mod m20261129_000003_bookings;
 
 /// The Guangzhou district reference data (GB/T 2260 codes, names, seat points, city bbox).
 pub const DISTRICTS_JSON: &str = include_str!("../data/guangzhou-districts.json");
@@ -13,6 +14,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261129_000001_registry::Migration), Box::new(m20261129_000002_seed_districts::Migration)]
+        vec![
+            Box::new(m20261129_000001_registry::Migration),
+            Box::new(m20261129_000002_seed_districts::Migration),
+            Box::new(m20261129_000003_bookings::Migration),
+        ]
     }
 }

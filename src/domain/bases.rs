@@ -22,6 +22,74 @@ use crate::domain::page::{Cursor, PageRequest, Paged, page_by_distance};
 use crate::domain::{Precondition, districts, like_escape, write_if_version};
 use crate::error::{AppError, Result};
 
+/// How a base takes bookings: the defaults of its sessions' booking windows, and its largest
+/// group.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"opens_days_before": 30, "closes_hours_before": 24, "max_group_size": 60}))]
+pub struct BookingRules {
+    /// Booking opens this many days before a session starts (1–365).
+    #[serde(default = "default_opens_days")]
+    #[schema(minimum = 1, maximum = 365, default = 30)]
+    pub opens_days_before: i32,
+    /// Booking closes this many hours before a session starts (0–720).
+    #[serde(default = "default_closes_hours")]
+    #[schema(minimum = 0, maximum = 720, default = 24)]
+    pub closes_hours_before: i32,
+    /// The largest group (students + teachers) the base takes; none when absent.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 10000)]
+    pub max_group_size: Option<i32>,
+}
+
+fn default_opens_days() -> i32 {
+    30
+}
+
+fn default_closes_hours() -> i32 {
+    24
+}
+
+impl Default for BookingRules {
+    fn default() -> Self {
+        Self {
+            opens_days_before: default_opens_days(),
+            closes_hours_before: default_closes_hours(),
+            max_group_size: None,
+        }
+    }
+}
+
+impl BookingRules {
+    pub fn of(b: &base::Model) -> Self {
+        Self {
+            opens_days_before: b.booking_opens_days,
+            closes_hours_before: b.booking_closes_hours,
+            max_group_size: b.max_group_size,
+        }
+    }
+
+    /// Field-named errors for out-of-range rules.
+    pub fn check(&self, field: &str) -> Vec<crate::error::FieldError> {
+        let mut errors = Vec::new();
+        if !(1..=365).contains(&self.opens_days_before) {
+            errors
+                .push(crate::error::FieldError::new(format!("{field}.opens_days_before"), "must be between 1 and 365"));
+        }
+        if !(0..=720).contains(&self.closes_hours_before) {
+            errors.push(crate::error::FieldError::new(
+                format!("{field}.closes_hours_before"),
+                "must be between 0 and 720",
+            ));
+        }
+        if self.max_group_size.is_some_and(|m| !(1..=10_000).contains(&m)) {
+            errors
+                .push(crate::error::FieldError::new(format!("{field}.max_group_size"), "must be between 1 and 10000"));
+        }
+        errors
+    }
+}
+
 /// A base's validated profile, as created or after a patch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BaseData {
@@ -41,6 +109,7 @@ pub struct BaseData {
     pub audiences: Vec<Audience>,
     pub accessibility: Option<String>,
     pub status: BaseStatus,
+    pub booking_rules: BookingRules,
 }
 
 /// A stored base with its themes and audiences.
@@ -77,6 +146,7 @@ impl BaseRecord {
             audiences: self.audiences.clone(),
             accessibility: b.accessibility.clone(),
             status: BaseStatus::from_db(&b.status),
+            booking_rules: BookingRules::of(b),
         }
     }
 }
@@ -105,6 +175,9 @@ fn active_model(
         contact_email: Set(d.contact_email.clone()),
         accessibility: Set(d.accessibility.clone()),
         status: Set(d.status.as_str().into()),
+        booking_opens_days: Set(d.booking_rules.opens_days_before),
+        booking_closes_hours: Set(d.booking_rules.closes_hours_before),
+        max_group_size: Set(d.booking_rules.max_group_size),
         version: Set(version),
         created_at: Set(created_at),
         updated_at: Set(now),

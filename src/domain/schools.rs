@@ -59,6 +59,7 @@ fn active_model(
         version: Set(version),
         created_at: Set(created_at),
         updated_at: Set(now),
+        ..Default::default()
     }
 }
 

@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use crate::domain::bases::{self, BaseData, BaseHit, BaseQuery, BaseRecord};
+use crate::domain::bases::{self, BaseData, BaseHit, BaseQuery, BaseRecord, BookingRules};
 use crate::domain::enums::{Audience, BaseStatus, Category, Subcategory};
 use crate::domain::geo::{LatLon, round_km};
 use crate::domain::page::PageRequest;
@@ -93,6 +93,9 @@ pub struct BaseInput {
     /// Defaults to `applicant`; only an admin sets another status.
     #[serde(default)]
     pub status: Option<BaseStatus>,
+    /// Defaults: booking opens 30 days and closes 24 hours before a session, no group limit.
+    #[serde(default)]
+    pub booking_rules: Option<BookingRules>,
 }
 
 impl BaseInput {
@@ -114,6 +117,7 @@ impl BaseInput {
             audiences: d.audiences,
             accessibility: d.accessibility,
             status: Some(d.status),
+            booking_rules: Some(d.booking_rules),
         }
     }
 
@@ -153,6 +157,8 @@ impl BaseInput {
         let accessibility = v.opt_text("accessibility", self.accessibility.as_deref(), 1000);
         let mut audiences = self.audiences;
         audiences.dedup();
+        let booking_rules = self.booking_rules.unwrap_or_default();
+        v.extend(booking_rules.check("booking_rules"));
         v.finish()?;
         let missing = || AppError::Internal(anyhow::anyhow!("validated field missing"));
         Ok(BaseData {
@@ -172,6 +178,7 @@ impl BaseInput {
             audiences,
             accessibility: accessibility.ok_or_else(missing)?,
             status: self.status.unwrap_or(BaseStatus::Applicant),
+            booking_rules,
         })
     }
 }
@@ -213,6 +220,8 @@ pub struct BasePatch {
     /// Admin only.
     #[schema(nullable = false)]
     pub status: Option<BaseStatus>,
+    #[schema(nullable = false)]
+    pub booking_rules: Option<BookingRules>,
 }
 
 /// A base as the API shows it.
@@ -237,6 +246,7 @@ pub struct BaseView {
     pub audiences: Vec<Audience>,
     pub accessibility: Option<String>,
     pub status: BaseStatus,
+    pub booking_rules: BookingRules,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Great-circle distance from `near`, in km (only in `near` searches).
@@ -246,6 +256,7 @@ pub struct BaseView {
 
 impl BaseView {
     fn of(r: BaseRecord, distance_km: Option<f64>) -> Self {
+        let booking_rules = BookingRules::of(&r.base);
         let b = r.base;
         Self {
             id: b.id,
@@ -264,6 +275,7 @@ impl BaseView {
             audiences: r.audiences,
             accessibility: b.accessibility,
             status: BaseStatus::from_db(&b.status),
+            booking_rules,
             created_at: b.created_at,
             updated_at: b.updated_at,
             distance_km: distance_km.map(round_km),
