@@ -71,6 +71,9 @@ pub enum AppError {
     PreconditionRequired(String),
     #[error("rate limited")]
     RateLimited { detail: String, retry_after_s: u64 },
+    /// A broken domain rule with its own problem slug (e.g. `capacity-exhausted`).
+    #[error("{slug}: {detail}")]
+    Rule { status: StatusCode, slug: &'static str, detail: String },
     #[error("service unavailable: {0}")]
     Unavailable(String),
     #[error(transparent)]
@@ -93,6 +96,16 @@ impl AppError {
         Self::Forbidden(why.into())
     }
 
+    /// A 409 for a broken rule that conflicts with the current state.
+    pub fn conflict_rule(slug: &'static str, detail: impl Into<String>) -> Self {
+        Self::Rule { status: StatusCode::CONFLICT, slug, detail: detail.into() }
+    }
+
+    /// A 422 for a broken rule about the request itself.
+    pub fn invalid_rule(slug: &'static str, detail: impl Into<String>) -> Self {
+        Self::Rule { status: StatusCode::UNPROCESSABLE_ENTITY, slug, detail: detail.into() }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -108,6 +121,7 @@ impl AppError {
             Self::PreconditionRequired(_) => StatusCode::PRECONDITION_REQUIRED,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Rule { status, .. } => *status,
             Self::Db(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -128,6 +142,7 @@ impl AppError {
             Self::PreconditionRequired(_) => "precondition-required",
             Self::RateLimited { .. } => "rate-limited",
             Self::Unavailable(_) => "unavailable",
+            Self::Rule { slug, .. } => slug,
             Self::Db(_) | Self::Internal(_) => "internal",
         }
     }
@@ -149,7 +164,7 @@ impl AppError {
             | Self::PreconditionRequired(d)
             | Self::Unavailable(d) => d.clone(),
             Self::MethodNotAllowed => "this method is not allowed on this resource".into(),
-            Self::RateLimited { detail, .. } => detail.clone(),
+            Self::RateLimited { detail, .. } | Self::Rule { detail, .. } => detail.clone(),
             // Never leak SQL or internals to the client; they are logged instead.
             Self::Db(_) | Self::Internal(_) => "an internal error occurred; it has been logged".into(),
         }

@@ -45,6 +45,18 @@ pub enum Action<'a> {
     },
     /// Read the school directory.
     ReadSchools,
+    /// Create, cancel and pool the sessions of a base; check groups in.
+    ManageSessions {
+        base_id: Uuid,
+    },
+    /// Create city-wide capacity pools.
+    ManageCityPools,
+    /// Book, or cancel before the visit, for a school.
+    BookFor {
+        school_id: Uuid,
+    },
+    /// Read the consistency report of all pools.
+    ReadConsistency,
 }
 
 impl Actor {
@@ -63,12 +75,21 @@ pub fn authorize(actor: &Actor, action: Action<'_>) -> Result<()> {
         return Ok(());
     }
     let allowed = match action {
-        Action::ManageUsers | Action::ReadAudit | Action::ChangeBaseStanding | Action::CreateSchool => false,
+        Action::ManageUsers
+        | Action::ReadAudit
+        | Action::ChangeBaseStanding
+        | Action::CreateSchool
+        | Action::ManageCityPools
+        | Action::ReadConsistency => false,
         Action::CreateBase { district_code } => {
             actor.role == Role::DistrictOfficer && actor.district_code.as_deref() == Some(district_code)
         }
-        Action::EditBase { base_id } | Action::EditExhibits { base_id } => actor.operates(base_id),
-        Action::EditSchool { school_id } => actor.role == Role::School && actor.school_id == Some(school_id),
+        Action::EditBase { base_id } | Action::EditExhibits { base_id } | Action::ManageSessions { base_id } => {
+            actor.operates(base_id)
+        }
+        Action::EditSchool { school_id } | Action::BookFor { school_id } => {
+            actor.role == Role::School && actor.school_id == Some(school_id)
+        }
         Action::ReadSchools => true,
     };
     if allowed { Ok(()) } else { Err(AppError::forbidden(refusal(actor, action))) }
@@ -90,6 +111,10 @@ fn refusal(actor: &Actor, action: Action<'_>) -> String {
         }
         Action::EditSchool { school_id } => format!("a {role} account cannot edit school {school_id}"),
         Action::ReadSchools => format!("a {role} account cannot read schools"),
+        Action::ManageSessions { base_id } => format!("a {role} account cannot manage the sessions of base {base_id}"),
+        Action::ManageCityPools => "only an admin creates city-wide capacity pools".into(),
+        Action::BookFor { school_id } => format!("a {role} account cannot book or cancel for school {school_id}"),
+        Action::ReadConsistency => "only an admin reads the consistency report".into(),
     }
 }
 

@@ -413,7 +413,11 @@ pub async fn search(db: &DatabaseConnection, query: &BaseQuery, page: PageReques
                 .await?;
             let hits =
                 with_tags(&txn, rows).await?.into_iter().map(|record| BaseHit { record, distance_km: None }).collect();
-            Paged::from_overfetch(hits, page.limit, |h: &BaseHit| Cursor { id: h.record.base.id, distance_km: None })
+            Paged::from_overfetch(hits, page.limit, |h: &BaseHit| Cursor {
+                id: h.record.base.id,
+                distance_km: None,
+                at: None,
+            })
         }
     };
     txn.commit().await?;

@@ -121,6 +121,40 @@ string_enum!(
     SchoolKind { Primary = "primary", Middle = "middle", High = "high", Combined = "combined" }
 );
 
+string_enum!(
+    /// What a capacity pool counts: visitors (students + teachers) or groups (one per booking).
+    PoolUnit { Visitors = "visitors", Groups = "groups" }
+);
+
+string_enum!(
+    /// Whether a session takes bookings.
+    SessionStatus { Open = "open", Cancelled = "cancelled" }
+);
+
+string_enum!(
+    /// Where a booking stands.
+    BookingStatus {
+        Confirmed = "confirmed",
+        Waitlisted = "waitlisted",
+        CheckedIn = "checked_in",
+        Cancelled = "cancelled",
+        NoShow = "no_show",
+        Expired = "expired",
+    }
+);
+
+impl BookingStatus {
+    /// Statuses that hold places in the session's pools.
+    pub const HOLDING: &'static [BookingStatus] =
+        &[BookingStatus::Confirmed, BookingStatus::CheckedIn, BookingStatus::NoShow];
+    /// Statuses of a booking that is still going to happen.
+    pub const ACTIVE: &'static [BookingStatus] = &[BookingStatus::Confirmed, BookingStatus::Waitlisted];
+
+    pub fn names(list: &[BookingStatus]) -> Vec<&'static str> {
+        list.iter().map(|s| s.as_str()).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,6 +182,9 @@ mod tests {
         check(ExhibitKind::ALL, ExhibitKind::as_str);
         check(ExhibitStatus::ALL, ExhibitStatus::as_str);
         check(SchoolKind::ALL, SchoolKind::as_str);
+        check(PoolUnit::ALL, PoolUnit::as_str);
+        check(SessionStatus::ALL, SessionStatus::as_str);
+        check(BookingStatus::ALL, BookingStatus::as_str);
     }
 
     #[test]

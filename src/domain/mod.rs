@@ -4,12 +4,16 @@ pub mod access;
 pub mod audit;
 pub mod auth;
 pub mod bases;
+pub mod bookings;
+pub mod capacity;
 pub mod districts;
 pub mod enums;
 pub mod exhibits;
 pub mod geo;
+pub mod notifications;
 pub mod page;
 pub mod schools;
+pub mod sessions;
 pub mod users;
 pub mod validate;
 

@@ -18,6 +18,9 @@ pub struct Cursor {
     pub id: Uuid,
     #[serde(rename = "d", default, skip_serializing_if = "Option::is_none")]
     pub distance_km: Option<f64>,
+    /// The last item's time, for lists ordered by time.
+    #[serde(rename = "t", default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Cursor {
@@ -95,7 +98,7 @@ pub fn page_by_distance<T>(
         hits.retain(|(_, d, id)| d.total_cmp(&ad).then(id.cmp(&after.id)).is_gt());
     }
     let rows = hits.into_iter().map(|(row, d, id)| ((row, d), id)).collect();
-    Paged::from_overfetch(rows, page.limit, |((_, d), id)| Cursor { id: *id, distance_km: Some(*d) })
+    Paged::from_overfetch(rows, page.limit, |((_, d), id)| Cursor { id: *id, distance_km: Some(*d), at: None })
         .map(|(hit, _)| hit)
 }
 
@@ -105,7 +108,7 @@ mod tests {
 
     #[test]
     fn cursor_round_trips_exactly() {
-        let c = Cursor { id: Uuid::now_v7(), distance_km: Some(1.234_567_890_123) };
+        let c = Cursor { id: Uuid::now_v7(), distance_km: Some(1.234_567_890_123), at: Some(chrono::Utc::now()) };
         assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
     }
 

@@ -162,7 +162,8 @@ pub async fn search(
                 .limit(page.limit + 1)
                 .all(db)
                 .await?;
-            Ok(Paged::from_overfetch(rows, page.limit, |s| Cursor { id: s.id, distance_km: None }).map(|s| (s, None)))
+            Ok(Paged::from_overfetch(rows, page.limit, |s| Cursor { id: s.id, distance_km: None, at: None })
+                .map(|s| (s, None)))
         }
     }
 }

@@ -1,0 +1,781 @@
+//! Bookings: a school's class visit to a session, confirmed only when every pool the session
+//! draws on has room (taken atomically inside the database), or put on the waiting list;
+//! cancellation, check-in, promotion of waiting groups, and the sweep that records no-shows.
+
+use chrono::{DateTime, Duration, Utc};
+use entity::{base, booking, capacity_pool, idempotency_key, school, session};
+use rand::Rng;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::db::begin_write;
+use crate::domain::access::{Action, Actor, authorize};
+use crate::domain::audit::{self, Change};
+use crate::domain::capacity::{self, Party};
+use crate::domain::enums::{Audience, BaseStatus, BookingStatus, Role, SessionStatus};
+use crate::domain::notifications;
+use crate::domain::page::{Cursor, PageRequest, Paged};
+use crate::domain::sessions::{self, local_time};
+use crate::domain::validate::{self, Validator};
+use crate::error::{AppError, FieldError, Result, map_constraint};
+
+/// One teacher is needed for every this many students.
+pub const STUDENTS_PER_TEACHER: i32 = 20;
+/// A school may hold this many active future bookings at one base.
+pub const MAX_ACTIVE_PER_BASE: u64 = 2;
+/// No-shows within this window …
+pub const NO_SHOW_WINDOW_DAYS: i64 = 90;
+/// … this many of them …
+pub const NO_SHOWS_FOR_SUSPENSION: usize = 3;
+/// … suspend booking for this long after the last one.
+pub const SUSPENSION_DAYS: i64 = 30;
+/// Cancelling later than this before the start is a late cancellation.
+pub const LATE_CANCELLATION_HOURS: i64 = 24;
+/// Check-in opens this long before the start.
+pub const CHECK_IN_OPENS_HOURS: i64 = 2;
+/// Idempotency keys are kept at least 24 h; the sweep drops them after this.
+pub const IDEMPOTENCY_KEEP_HOURS: i64 = 48;
+
+/// A booking request.
+#[derive(Debug, Clone)]
+pub struct BookingRequest {
+    pub session_id: Uuid,
+    pub school_id: Uuid,
+    pub students: i32,
+    pub teachers: i32,
+    pub audience: Audience,
+    pub contact_name: String,
+    pub contact_phone: String,
+    pub needs: Option<String>,
+    pub waitlist: bool,
+}
+
+/// A booking and, while it waits, its place in the queue.
+#[derive(Debug, Clone, Serialize)]
+pub struct BookingRecord {
+    #[serde(flatten)]
+    pub booking: booking::Model,
+    pub waitlist_position: Option<u64>,
+}
+
+impl BookingRecord {
+    pub fn status(&self) -> BookingStatus {
+        BookingStatus::from_db(&self.booking.status)
+    }
+}
+
+/// A first answer to replay, or a new booking.
+#[derive(Debug)]
+pub enum Created {
+    New(BookingRecord),
+    Replay { status: u16, body: serde_json::Value },
+}
+
+/// The `Idempotency-Key` of a request and the digest of its body.
+#[derive(Debug, Clone)]
+pub struct Idempotency {
+    pub key: String,
+    pub request_hash: String,
+}
+
+/// Checks the party against the fixed rules (no database needed), naming each field.
+fn check_request(req: &BookingRequest) -> Result<()> {
+    let mut v = Validator::new();
+    if req.students < 1 {
+        v.push("students", "at least 1 student");
+    } else if req.students > 10_000 {
+        v.push("students", "at most 10000 students");
+    }
+    let needed = (req.students.max(0) + STUDENTS_PER_TEACHER - 1) / STUDENTS_PER_TEACHER;
+    if req.teachers < needed.max(0) {
+        v.push("teachers", format!("at least one teacher per {STUDENTS_PER_TEACHER} students: {needed} needed"));
+    } else if req.teachers > 1_000 {
+        v.push("teachers", "at most 1000 teachers");
+    }
+    v.text("contact_name", &req.contact_name, 100);
+    v.check("contact_phone", validate::phone(&req.contact_phone));
+    v.opt_text("needs", req.needs.as_deref(), 2000);
+    v.finish()
+}
+
+fn new_code() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::rng();
+    (0..6).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+}
+
+async fn find_key(conn: &impl ConnectionTrait, user: Uuid, idem: &Idempotency) -> Result<Option<Created>> {
+    match idempotency_key::Entity::find_by_id((user, idem.key.clone())).one(conn).await? {
+        Some(k) if k.request_hash == idem.request_hash => {
+            Ok(Some(Created::Replay { status: u16::try_from(k.status).unwrap_or(200), body: k.response }))
+        }
+        Some(_) => Err(AppError::invalid_rule(
+            "idempotency-key-reused",
+            "this Idempotency-Key was used with a different request body",
+        )),
+        None => Ok(None),
+    }
+}
+
+/// The time until which a school is suspended, if it is: its third no-show within 90 days
+/// suspends booking for 30 days after that no-show.
+async fn suspended_until(
+    conn: &impl ConnectionTrait,
+    school_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>> {
+    let since = now - Duration::days(NO_SHOW_WINDOW_DAYS + SUSPENSION_DAYS);
+    let no_shows: Vec<DateTime<Utc>> = booking::Entity::find()
+        .filter(booking::Column::SchoolId.eq(school_id))
+        .filter(booking::Column::Status.eq(BookingStatus::NoShow.as_str()))
+        .filter(booking::Column::EndsAt.gte(since))
+        .filter(booking::Column::EndsAt.lte(now))
+        .order_by_desc(booking::Column::EndsAt)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|b| b.ends_at)
+        .collect();
+    let n = NO_SHOWS_FOR_SUSPENSION - 1;
+    Ok(no_shows
+        .windows(NO_SHOWS_FOR_SUSPENSION)
+        .find(|w| w[0] - w[n] <= Duration::days(NO_SHOW_WINDOW_DAYS) && now - w[0] < Duration::days(SUSPENSION_DAYS))
+        .map(|w| w[0] + Duration::days(SUSPENSION_DAYS)))
+}
+
+/// The rules that read the database, in the order a school would want to hear them.
+async fn check_rules(
+    txn: &DatabaseTransaction,
+    req: &BookingRequest,
+    s: &session::Model,
+    b: &base::Model,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    if BaseStatus::from_db(&b.status) != BaseStatus::Accredited {
+        return Err(AppError::conflict_rule("base-not-accredited", format!("{} is not an accredited base", b.name_en)));
+    }
+    if SessionStatus::from_db(&s.status) != SessionStatus::Open || s.starts_at <= now {
+        return Err(AppError::conflict_rule("session-not-open", "the session is cancelled or has started"));
+    }
+    if now < s.booking_opens_at {
+        return Err(AppError::invalid_rule(
+            "booking-window-closed",
+            format!("booking for this session opens at {}", local_time(s.booking_opens_at)),
+        ));
+    }
+    if now >= s.booking_closes_at {
+        return Err(AppError::invalid_rule(
+            "booking-window-closed",
+            format!("booking for this session closed at {}", local_time(s.booking_closes_at)),
+        ));
+    }
+    let mut errors = Vec::new();
+    if !sessions::audiences_of(s).contains(&req.audience) {
+        errors.push(FieldError::new("audience", format!("the session is not for {}", req.audience)));
+    }
+    let group = req.students + req.teachers;
+    for (limit, whose) in [(s.max_group_size, "session"), (b.max_group_size, "base")] {
+        if let Some(max) = limit
+            && group > max
+        {
+            errors
+                .push(FieldError::new("students", format!("a group of {group} exceeds the {whose}'s limit of {max}")));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(AppError::Validation(errors));
+    }
+    if let Some(until) = suspended_until(txn, req.school_id, now).await? {
+        return Err(AppError::conflict_rule(
+            "school-suspended",
+            format!("3 no-shows within 90 days: the school cannot book until {}", local_time(until)),
+        ));
+    }
+    let active = BookingStatus::names(BookingStatus::ACTIVE);
+    let at_base = booking::Entity::find()
+        .filter(booking::Column::SchoolId.eq(req.school_id))
+        .filter(booking::Column::BaseId.eq(s.base_id))
+        .filter(booking::Column::Status.is_in(active.clone()))
+        .filter(booking::Column::StartsAt.gt(now))
+        .count(txn)
+        .await?;
+    if at_base >= MAX_ACTIVE_PER_BASE {
+        return Err(AppError::conflict_rule(
+            "school-booking-limit",
+            format!(
+                "the school already holds {at_base} active future bookings at this base (at most {MAX_ACTIVE_PER_BASE})"
+            ),
+        ));
+    }
+    let overlapping = booking::Entity::find()
+        .filter(booking::Column::SchoolId.eq(req.school_id))
+        .filter(booking::Column::Status.is_in(active))
+        .filter(booking::Column::StartsAt.lt(s.ends_at))
+        .filter(booking::Column::EndsAt.gt(s.starts_at))
+        .one(txn)
+        .await?;
+    if let Some(o) = overlapping {
+        return Err(AppError::conflict_rule(
+            "overlapping-booking",
+            format!(
+                "the school already has a visit from {} to {} (booking {})",
+                local_time(o.starts_at),
+                local_time(o.ends_at),
+                o.id
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Tries to take the party's places from every pool, all or nothing (a savepoint).
+async fn try_take(
+    txn: &DatabaseTransaction,
+    pools: &[capacity_pool::Model],
+    party: Party,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let sp = txn.begin().await?;
+    if capacity::take(&sp, pools, party, now).await? {
+        sp.commit().await?;
+        Ok(true)
+    } else {
+        sp.rollback().await?;
+        Ok(false)
+    }
+}
+
+/// Books a visit. `render` gives the HTTP answer that an `Idempotency-Key` will replay.
+pub async fn create(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    req: BookingRequest,
+    idem: Option<Idempotency>,
+    render: impl Fn(&BookingRecord) -> (u16, serde_json::Value),
+    now: DateTime<Utc>,
+) -> Result<Created> {
+    authorize(actor, Action::BookFor { school_id: req.school_id })?;
+    if let Some(idem) = &idem
+        && let Some(replay) = find_key(db, actor.user_id, idem).await?
+    {
+        return Ok(replay);
+    }
+    check_request(&req)?;
+    let txn = begin_write(db).await?;
+    // The school's lock serialises its own bookings, so its limits hold under concurrency.
+    school::Entity::find_by_id(req.school_id)
+        .lock_exclusive()
+        .one(&txn)
+        .await?
+        .ok_or_else(|| AppError::field("school_id", "no such school"))?;
+    let s = sessions::lock_shared(&txn, req.session_id)
+        .await
+        .map_err(|_| AppError::field("session_id", "no such session"))?;
+    let b = base::Entity::find_by_id(s.base_id).one(&txn).await?.ok_or_else(|| AppError::not_found("base"))?;
+    check_rules(&txn, &req, &s, &b, now).await?;
+
+    let party = Party { students: req.students, teachers: req.teachers };
+    let pools = capacity::pools_of_session(&txn, s.id).await?;
+    let confirmed = try_take(&txn, &pools, party, now).await?;
+    if !confirmed && !req.waitlist {
+        let free = capacity::free_places(&pools);
+        txn.rollback().await?;
+        let left = capacity::free_places(&capacity::pools_of_session(db, s.id).await?).min(free.max(0));
+        return Err(AppError::conflict_rule(
+            "capacity-exhausted",
+            format!(
+                "{left} places left and the group needs {}; send waitlist: true to wait for a place",
+                party.visitors()
+            ),
+        ));
+    }
+    let status = if confirmed { BookingStatus::Confirmed } else { BookingStatus::Waitlisted };
+    let id = Uuid::now_v7();
+    let row = booking::ActiveModel {
+        id: Set(id),
+        session_id: Set(s.id),
+        base_id: Set(s.base_id),
+        school_id: Set(req.school_id),
+        students: Set(req.students),
+        teachers: Set(req.teachers),
+        audience: Set(req.audience.as_str().into()),
+        contact_name: Set(req.contact_name.trim().into()),
+        contact_phone: Set(req.contact_phone.trim().into()),
+        needs: Set(req.needs.map(|n| n.trim().to_string()).filter(|n| !n.is_empty())),
+        status: Set(status.as_str().into()),
+        code: Set(new_code()),
+        starts_at: Set(s.starts_at),
+        ends_at: Set(s.ends_at),
+        created_by: Set(Some(actor.user_id)),
+        cancelled_at: Set(None),
+        cancel_reason: Set(None),
+        late_cancellation: Set(false),
+        checked_in_at: Set(None),
+        students_present: Set(None),
+        teachers_present: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    booking::Entity::insert(row).exec_without_returning(&txn).await?;
+    let record = get_record(&txn, id).await?;
+    let (kind, message) = match status {
+        BookingStatus::Confirmed => (
+            "booking_confirmed",
+            format!(
+                "Visit confirmed for {} at {}; check-in code {}",
+                local_time(s.starts_at),
+                b.name_en,
+                record.booking.code
+            ),
+        ),
+        _ => (
+            "booking_waitlisted",
+            format!(
+                "The visit on {} at {} is full; you are number {} on the waiting list",
+                local_time(s.starts_at),
+                b.name_en,
+                record.waitlist_position.unwrap_or(0)
+            ),
+        ),
+    };
+    notifications::send(&txn, &record.booking, kind, message, now).await?;
+    audit::record(&txn, Some(actor), now, Change::created("booking", id, &record)).await?;
+    if let Some(idem) = &idem {
+        let (status, body) = render(&record);
+        let stored = idempotency_key::Entity::insert(idempotency_key::ActiveModel {
+            user_id: Set(actor.user_id),
+            key: Set(idem.key.clone()),
+            request_hash: Set(idem.request_hash.clone()),
+            status: Set(i32::from(status)),
+            response: Set(body),
+            created_at: Set(now),
+        })
+        .exec_without_returning(&txn)
+        .await;
+        if let Err(e) = stored {
+            // The same key raced in from another request: its answer is the first one.
+            let conflict = map_constraint(e, || AppError::Conflict("idempotency key taken".into()));
+            txn.rollback().await?;
+            return match conflict {
+                AppError::Conflict(_) => find_key(db, actor.user_id, idem).await?.ok_or_else(|| {
+                    AppError::conflict_rule("idempotency-key-in-use", "a request with this key is still in progress")
+                }),
+                other => Err(other),
+            };
+        }
+    }
+    txn.commit().await?;
+    Ok(Created::New(record))
+}
+
+/// A booking with its waiting-list position.
+pub async fn get_record(conn: &impl ConnectionTrait, id: Uuid) -> Result<BookingRecord> {
+    let b = booking::Entity::find_by_id(id)
+        .one(conn)
+        .await?
+        .ok_or_else(|| AppError::not_found(format!("no booking with id {id}")))?;
+    let waitlist_position = if BookingStatus::from_db(&b.status) == BookingStatus::Waitlisted {
+        let ahead = booking::Entity::find()
+            .filter(booking::Column::SessionId.eq(b.session_id))
+            .filter(booking::Column::Status.eq(BookingStatus::Waitlisted.as_str()))
+            .filter(booking::Column::Id.lt(b.id))
+            .count(conn)
+            .await?;
+        Some(ahead + 1)
+    } else {
+        None
+    };
+    Ok(BookingRecord { booking: b, waitlist_position })
+}
+
+/// Who may read a booking: its school, the base's operators, the district's officer, admins.
+async fn can_read(conn: &impl ConnectionTrait, actor: &Actor, b: &booking::Model) -> Result<bool> {
+    Ok(match actor.role {
+        Role::Admin => true,
+        Role::School => actor.school_id == Some(b.school_id),
+        Role::Operator => actor.base_ids.contains(&b.base_id),
+        Role::DistrictOfficer => base::Entity::find_by_id(b.base_id)
+            .one(conn)
+            .await?
+            .is_some_and(|base| actor.district_code.as_deref() == Some(base.district_code.as_str())),
+        Role::Evaluator => false,
+    })
+}
+
+pub async fn get(db: &DatabaseConnection, actor: &Actor, id: Uuid) -> Result<BookingRecord> {
+    let record = get_record(db, id).await?;
+    if !can_read(db, actor, &record.booking).await? {
+        return Err(AppError::forbidden(format!("a {} account cannot read booking {id}", actor.role)));
+    }
+    Ok(record)
+}
+
+/// Filters of the booking list; the caller's scope is always added.
+#[derive(Debug, Default, Clone)]
+pub struct BookingFilter {
+    pub session_id: Option<Uuid>,
+    pub school_id: Option<Uuid>,
+    pub status: Option<BookingStatus>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+pub async fn list(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    f: &BookingFilter,
+    page: PageRequest,
+) -> Result<Paged<BookingRecord>> {
+    let mut cond = Condition::all();
+    match actor.role {
+        Role::Admin => {}
+        Role::School => cond = cond.add(booking::Column::SchoolId.eq(actor.school_id.unwrap_or_default())),
+        Role::Operator => cond = cond.add(booking::Column::BaseId.is_in(actor.base_ids.clone())),
+        Role::DistrictOfficer => {
+            let bases: Vec<Uuid> = base::Entity::find()
+                .filter(base::Column::DistrictCode.eq(actor.district_code.clone().unwrap_or_default()))
+                .all(db)
+                .await?
+                .into_iter()
+                .map(|b| b.id)
+                .collect();
+            cond = cond.add(booking::Column::BaseId.is_in(bases));
+        }
+        Role::Evaluator => return Err(AppError::forbidden("an evaluator account cannot read bookings")),
+    }
+    if let Some(s) = f.session_id {
+        cond = cond.add(booking::Column::SessionId.eq(s));
+    }
+    if let Some(s) = f.school_id {
+        cond = cond.add(booking::Column::SchoolId.eq(s));
+    }
+    if let Some(s) = f.status {
+        cond = cond.add(booking::Column::Status.eq(s.as_str()));
+    }
+    if let Some(t) = f.from {
+        cond = cond.add(booking::Column::StartsAt.gte(t));
+    }
+    if let Some(t) = f.to {
+        cond = cond.add(booking::Column::StartsAt.lt(t));
+    }
+    if let Some(after) = page.after {
+        cond = cond.add(booking::Column::Id.gt(after.id));
+    }
+    let rows =
+        booking::Entity::find().filter(cond).order_by_asc(booking::Column::Id).limit(page.limit + 1).all(db).await?;
+    let paged = Paged::from_overfetch(rows, page.limit, |b| Cursor { id: b.id, distance_km: None, at: None });
+    let mut items = Vec::with_capacity(paged.items.len());
+    for b in paged.items {
+        let waiting = BookingStatus::from_db(&b.status) == BookingStatus::Waitlisted;
+        items.push(if waiting {
+            get_record(db, b.id).await?
+        } else {
+            BookingRecord { booking: b, waitlist_position: None }
+        });
+    }
+    Ok(Paged { items, next: paged.next })
+}
+
+/// Moves a booking from one status to another only if it is still in `from`; `false` if
+/// another request got there first.
+async fn transition(
+    conn: &impl ConnectionTrait,
+    id: Uuid,
+    from: BookingStatus,
+    to: BookingStatus,
+    extra: Vec<(booking::Column, sea_orm::sea_query::SimpleExpr)>,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let mut q = booking::Entity::update_many()
+        .col_expr(booking::Column::Status, Expr::value(to.as_str()))
+        .col_expr(booking::Column::UpdatedAt, Expr::value(now));
+    for (col, value) in extra {
+        q = q.col_expr(col, value);
+    }
+    let res = q.filter(booking::Column::Id.eq(id)).filter(booking::Column::Status.eq(from.as_str())).exec(conn).await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// Cancels a booking: the school before the visit starts; its base's operators and admins at
+/// any time, with a reason. Freed places go to waiting groups.
+pub async fn cancel(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    id: Uuid,
+    reason: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<BookingRecord> {
+    let txn = begin_write(db).await?;
+    let before = get_record(&txn, id).await?;
+    let b = before.booking.clone();
+    let as_base = authorize(actor, Action::ManageSessions { base_id: b.base_id }).is_ok();
+    if !as_base {
+        authorize(actor, Action::BookFor { school_id: b.school_id })?;
+        if now >= b.starts_at {
+            return Err(AppError::conflict_rule("invalid-state", "the visit has started; ask the base to cancel it"));
+        }
+    }
+    let reason = reason.map(|r| r.trim().to_string()).filter(|r| !r.is_empty());
+    if as_base && actor.role != Role::School && reason.is_none() {
+        return Err(AppError::field("reason", "a base or the bureau must give a reason to cancel"));
+    }
+    if let Some(r) = &reason
+        && r.chars().count() > 500
+    {
+        return Err(AppError::field("reason", "must be at most 500 characters"));
+    }
+    let was = before.status();
+    if !BookingStatus::ACTIVE.contains(&was) {
+        return Err(AppError::conflict_rule("invalid-state", format!("a {was} booking cannot be cancelled")));
+    }
+    sessions::lock_shared(&txn, b.session_id).await?;
+    let late = b.starts_at - now < Duration::hours(LATE_CANCELLATION_HOURS);
+    let changed = transition(
+        &txn,
+        id,
+        was,
+        BookingStatus::Cancelled,
+        vec![
+            (booking::Column::CancelledAt, Expr::value(now)),
+            (booking::Column::CancelReason, Expr::value(reason.clone())),
+            (booking::Column::LateCancellation, Expr::value(late && was == BookingStatus::Confirmed)),
+        ],
+        now,
+    )
+    .await?;
+    if !changed {
+        return Err(AppError::conflict_rule("invalid-state", "the booking changed meanwhile; fetch it again"));
+    }
+    let pools = capacity::pools_of_session(&txn, b.session_id).await?;
+    if was == BookingStatus::Confirmed {
+        capacity::release(&txn, &pools, Party::of(&b), now).await?;
+    }
+    let after = get_record(&txn, id).await?;
+    let why = reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
+    notifications::send(
+        &txn,
+        &b,
+        "booking_cancelled",
+        format!("The visit on {} was cancelled{why}", local_time(b.starts_at)),
+        now,
+    )
+    .await?;
+    audit::record(&txn, Some(actor), now, Change::updated("booking.cancel", "booking", id, &before, &after)).await?;
+    txn.commit().await?;
+    if was == BookingStatus::Confirmed {
+        let pool_ids: Vec<Uuid> = pools.iter().map(|p| p.id).collect();
+        offer_freed_places(db, &pool_ids, now).await;
+    }
+    Ok(after)
+}
+
+/// After places free up in `pools`, each session drawing on them promotes its waiting list
+/// (each in its own transaction). A failure is logged: the sweep retries.
+pub async fn offer_freed_places(db: &DatabaseConnection, pools: &[Uuid], now: DateTime<Utc>) {
+    let sessions = match capacity::sessions_sharing(db, pools).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not list sessions to promote");
+            return;
+        }
+    };
+    for s in sessions {
+        if let Err(e) = promote_waitlist(db, s, now).await {
+            tracing::warn!(session = %s, error = %e, "waiting-list promotion failed; the sweep will retry");
+        }
+    }
+}
+
+/// Confirms waiting bookings of a session first come, first served, skipping a group that
+/// does not fit and taking the next that does. Returns how many were confirmed.
+pub async fn promote_waitlist(db: &DatabaseConnection, session_id: Uuid, now: DateTime<Utc>) -> Result<usize> {
+    let txn = begin_write(db).await?;
+    let s = sessions::lock_shared(&txn, session_id).await?;
+    if SessionStatus::from_db(&s.status) != SessionStatus::Open || s.starts_at <= now {
+        return Ok(0);
+    }
+    let waiting = booking::Entity::find()
+        .filter(booking::Column::SessionId.eq(session_id))
+        .filter(booking::Column::Status.eq(BookingStatus::Waitlisted.as_str()))
+        .order_by_asc(booking::Column::Id)
+        .all(&txn)
+        .await?;
+    if waiting.is_empty() {
+        return Ok(0);
+    }
+    let pools = capacity::pools_of_session(&txn, session_id).await?;
+    let mut promoted = 0;
+    for b in waiting {
+        let sp = txn.begin().await?;
+        let taken = capacity::take(&sp, &pools, Party::of(&b), now).await?
+            && transition(&sp, b.id, BookingStatus::Waitlisted, BookingStatus::Confirmed, vec![], now).await?;
+        if !taken {
+            sp.rollback().await?;
+            continue;
+        }
+        sp.commit().await?;
+        promoted += 1;
+        let after = booking::Entity::find_by_id(b.id).one(&txn).await?;
+        notifications::send(
+            &txn,
+            &b,
+            "booking_promoted",
+            format!(
+                "A place freed up: your visit on {} is confirmed; check-in code {}",
+                local_time(b.starts_at),
+                b.code
+            ),
+            now,
+        )
+        .await?;
+        audit::record(&txn, None, now, Change::updated("booking.promote", "booking", b.id, &b, &after)).await?;
+    }
+    txn.commit().await?;
+    Ok(promoted)
+}
+
+/// Who came, recorded by the base at arrival.
+#[derive(Debug, Clone)]
+pub struct CheckIn {
+    pub code: String,
+    pub students_present: i32,
+    pub teachers_present: i32,
+}
+
+/// Records a group's arrival (the base's operators, or an admin), with its check-in code.
+pub async fn check_in(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    id: Uuid,
+    c: CheckIn,
+    now: DateTime<Utc>,
+) -> Result<BookingRecord> {
+    let txn = begin_write(db).await?;
+    let before = get_record(&txn, id).await?;
+    let b = before.booking.clone();
+    authorize(actor, Action::ManageSessions { base_id: b.base_id })?;
+    let mut v = Validator::new();
+    v.range("students_present", c.students_present, 0, b.students);
+    v.range("teachers_present", c.teachers_present, 0, b.teachers);
+    if !c.code.trim().eq_ignore_ascii_case(&b.code) {
+        v.push("code", "does not match the booking's check-in code");
+    }
+    v.finish()?;
+    let was = before.status();
+    if !matches!(was, BookingStatus::Confirmed | BookingStatus::NoShow) {
+        return Err(AppError::conflict_rule("invalid-state", format!("a {was} booking cannot be checked in")));
+    }
+    if now < b.starts_at - Duration::hours(CHECK_IN_OPENS_HOURS) {
+        return Err(AppError::conflict_rule(
+            "check-in-not-open",
+            format!("check-in opens {CHECK_IN_OPENS_HOURS} hours before the visit ({})", local_time(b.starts_at)),
+        ));
+    }
+    let extra = vec![
+        (booking::Column::CheckedInAt, Expr::value(now)),
+        (booking::Column::StudentsPresent, Expr::value(c.students_present)),
+        (booking::Column::TeachersPresent, Expr::value(c.teachers_present)),
+    ];
+    if !transition(&txn, id, was, BookingStatus::CheckedIn, extra, now).await? {
+        return Err(AppError::conflict_rule("invalid-state", "the booking changed meanwhile; fetch it again"));
+    }
+    let after = get_record(&txn, id).await?;
+    notifications::send(
+        &txn,
+        &b,
+        "booking_checked_in",
+        format!("Checked in: {} students and {} teachers", c.students_present, c.teachers_present),
+        now,
+    )
+    .await?;
+    audit::record(&txn, Some(actor), now, Change::updated("booking.check_in", "booking", id, &before, &after)).await?;
+    txn.commit().await?;
+    Ok(after)
+}
+
+/// What one sweep did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SweepReport {
+    pub no_shows: usize,
+    pub expired: usize,
+    pub promoted: usize,
+    pub idempotency_keys_dropped: u64,
+}
+
+/// Turns confirmed bookings of ended sessions into no-shows, expires waiting bookings of
+/// started sessions, retries promotions, and drops old idempotency keys. Every change is a
+/// conditional update, so several processes may sweep at once without doing anything twice.
+pub async fn sweep(db: &DatabaseConnection, now: DateTime<Utc>) -> Result<SweepReport> {
+    let mut report = SweepReport::default();
+    let ended = booking::Entity::find()
+        .filter(booking::Column::Status.eq(BookingStatus::Confirmed.as_str()))
+        .filter(booking::Column::EndsAt.lte(now))
+        .limit(1000)
+        .all(db)
+        .await?;
+    for b in ended {
+        if mark(db, &b, BookingStatus::Confirmed, BookingStatus::NoShow, now).await? {
+            report.no_shows += 1;
+        }
+    }
+    let started = booking::Entity::find()
+        .filter(booking::Column::Status.eq(BookingStatus::Waitlisted.as_str()))
+        .filter(booking::Column::StartsAt.lte(now))
+        .limit(1000)
+        .all(db)
+        .await?;
+    for b in started {
+        if mark(db, &b, BookingStatus::Waitlisted, BookingStatus::Expired, now).await? {
+            report.expired += 1;
+        }
+    }
+    let mut waiting_sessions: Vec<Uuid> = booking::Entity::find()
+        .filter(booking::Column::Status.eq(BookingStatus::Waitlisted.as_str()))
+        .filter(booking::Column::StartsAt.gt(now))
+        .limit(1000)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|b| b.session_id)
+        .collect();
+    waiting_sessions.sort();
+    waiting_sessions.dedup();
+    for s in waiting_sessions {
+        report.promoted += promote_waitlist(db, s, now).await?;
+    }
+    report.idempotency_keys_dropped = idempotency_key::Entity::delete_many()
+        .filter(idempotency_key::Column::CreatedAt.lt(now - Duration::hours(IDEMPOTENCY_KEEP_HOURS)))
+        .exec(db)
+        .await?
+        .rows_affected;
+    Ok(report)
+}
+
+async fn mark(
+    db: &DatabaseConnection,
+    b: &booking::Model,
+    from: BookingStatus,
+    to: BookingStatus,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let txn = begin_write(db).await?;
+    if !transition(&txn, b.id, from, to, vec![], now).await? {
+        return Ok(false);
+    }
+    let after = booking::Entity::find_by_id(b.id).one(&txn).await?;
+    let (kind, message) = match to {
+        BookingStatus::NoShow => {
+            ("booking_no_show", format!("No one checked in for the visit on {}", local_time(b.starts_at)))
+        }
+        _ => ("booking_expired", format!("No place freed up for the visit on {}", local_time(b.starts_at))),
+    };
+    notifications::send(&txn, b, kind, message, now).await?;
+    audit::record(&txn, None, now, Change::updated(format!("booking.{to}"), "booking", b.id, b, &after)).await?;
+    txn.commit().await?;
+    Ok(true)
+}

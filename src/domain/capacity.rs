@@ -1,0 +1,378 @@
+//! Capacity pools: the shared, limited places that sessions draw on. Places are taken and
+//! given back only by conditional updates inside the database, in a fixed pool order, so any
+//! number of kepu processes sharing one database never overbook; the table's CHECK constraint
+//! refuses an overbooking even from a bug.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use entity::{booking, capacity_pool, session_pool};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, ExprTrait, FromQueryResult,
+    QueryFilter, QueryOrder, Statement,
+};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::db::begin_write;
+use crate::domain::access::{Action, Actor, authorize};
+use crate::domain::audit::{self, Change};
+use crate::domain::enums::{BookingStatus, PoolUnit};
+use crate::domain::{bases, sessions};
+use crate::error::{AppError, Result};
+
+/// The size of a visiting group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Party {
+    pub students: i32,
+    pub teachers: i32,
+}
+
+impl Party {
+    pub fn of(b: &booking::Model) -> Self {
+        Self { students: b.students, teachers: b.teachers }
+    }
+
+    pub fn visitors(self) -> i32 {
+        self.students + self.teachers
+    }
+
+    /// What this party takes from a pool of `unit`.
+    pub fn amount(self, unit: PoolUnit) -> i32 {
+        match unit {
+            PoolUnit::Visitors => self.visitors(),
+            PoolUnit::Groups => 1,
+        }
+    }
+}
+
+fn unit_of(p: &capacity_pool::Model) -> PoolUnit {
+    PoolUnit::from_db(&p.unit)
+}
+
+/// Room left in a pool.
+pub fn room(p: &capacity_pool::Model) -> i32 {
+    std::cmp::max(p.capacity - p.used, 0)
+}
+
+/// Free places of a session: the least room over its visitor pools, or 0 when a group pool is
+/// full.
+pub fn free_places(pools: &[capacity_pool::Model]) -> i32 {
+    if pools.iter().any(|p| unit_of(p) == PoolUnit::Groups && room(p) == 0) {
+        return 0;
+    }
+    pools.iter().filter(|p| unit_of(p) == PoolUnit::Visitors).map(room).min().unwrap_or(0)
+}
+
+/// The pools a session draws on, in the fixed order every writer takes them (by id).
+pub async fn pools_of_session(conn: &impl ConnectionTrait, session_id: Uuid) -> Result<Vec<capacity_pool::Model>> {
+    Ok(capacity_pool::Entity::find()
+        .filter(
+            capacity_pool::Column::Id.in_subquery(
+                sea_orm::sea_query::Query::select()
+                    .column(session_pool::Column::PoolId)
+                    .from(session_pool::Entity)
+                    .and_where(session_pool::Column::SessionId.eq(session_id))
+                    .take(),
+            ),
+        )
+        .order_by_asc(capacity_pool::Column::Id)
+        .all(conn)
+        .await?)
+}
+
+/// The pools of many sessions at once (for lists).
+pub async fn pools_of_sessions(
+    conn: &impl ConnectionTrait,
+    session_ids: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<capacity_pool::Model>>> {
+    let mut out: HashMap<Uuid, Vec<capacity_pool::Model>> = HashMap::new();
+    if session_ids.is_empty() {
+        return Ok(out);
+    }
+    let links = session_pool::Entity::find()
+        .filter(session_pool::Column::SessionId.is_in(session_ids.to_vec()))
+        .all(conn)
+        .await?;
+    let pool_ids: Vec<Uuid> = links.iter().map(|l| l.pool_id).collect();
+    let pools: HashMap<Uuid, capacity_pool::Model> = capacity_pool::Entity::find()
+        .filter(capacity_pool::Column::Id.is_in(pool_ids))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|p| (p.id, p))
+        .collect();
+    for l in links {
+        if let Some(p) = pools.get(&l.pool_id) {
+            out.entry(l.session_id).or_default().push(p.clone());
+        }
+    }
+    for v in out.values_mut() {
+        v.sort_by_key(|p| p.id);
+    }
+    Ok(out)
+}
+
+/// Takes the party's places from every pool, in id order. `false` when a pool lacks room; the
+/// caller must then roll back (a savepoint) what was taken before it.
+pub async fn take(
+    conn: &impl ConnectionTrait,
+    pools: &[capacity_pool::Model],
+    party: Party,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    for p in pools {
+        let amount = party.amount(unit_of(p));
+        let res = capacity_pool::Entity::update_many()
+            .col_expr(capacity_pool::Column::Used, Expr::col(capacity_pool::Column::Used).add(amount))
+            .col_expr(capacity_pool::Column::UpdatedAt, Expr::value(now))
+            .filter(capacity_pool::Column::Id.eq(p.id))
+            .filter(Expr::col(capacity_pool::Column::Used).add(amount).lte(Expr::col(capacity_pool::Column::Capacity)))
+            .exec(conn)
+            .await?;
+        if res.rows_affected == 0 {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Gives the party's places back to every pool.
+pub async fn release(
+    conn: &impl ConnectionTrait,
+    pools: &[capacity_pool::Model],
+    party: Party,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    for p in pools {
+        let amount = party.amount(unit_of(p));
+        let res = capacity_pool::Entity::update_many()
+            .col_expr(capacity_pool::Column::Used, Expr::col(capacity_pool::Column::Used).sub(amount))
+            .col_expr(capacity_pool::Column::UpdatedAt, Expr::value(now))
+            .filter(capacity_pool::Column::Id.eq(p.id))
+            .filter(capacity_pool::Column::Used.gte(amount))
+            .exec(conn)
+            .await?;
+        if res.rows_affected == 0 {
+            return Err(AppError::Internal(anyhow::anyhow!(
+                "pool {} holds fewer places than a booking gives back",
+                p.id
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A new pool's fields.
+#[derive(Debug, Clone)]
+pub struct NewPool {
+    pub name: String,
+    pub unit: PoolUnit,
+    pub capacity: i32,
+    pub base_id: Option<Uuid>,
+}
+
+/// A pool with the sessions that draw on it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PoolRecord {
+    #[serde(flatten)]
+    pub pool: capacity_pool::Model,
+    pub session_ids: Vec<Uuid>,
+}
+
+pub async fn get(conn: &impl ConnectionTrait, id: Uuid) -> Result<PoolRecord> {
+    let pool = capacity_pool::Entity::find_by_id(id)
+        .one(conn)
+        .await?
+        .ok_or_else(|| AppError::not_found(format!("no capacity pool with id {id}")))?;
+    let session_ids = session_pool::Entity::find()
+        .filter(session_pool::Column::PoolId.eq(id))
+        .order_by_asc(session_pool::Column::SessionId)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|l| l.session_id)
+        .collect();
+    Ok(PoolRecord { pool, session_ids })
+}
+
+/// Creates a pool: an operator for its own base, an admin for any base or city-wide.
+pub async fn create(db: &DatabaseConnection, actor: &Actor, new: NewPool, now: DateTime<Utc>) -> Result<PoolRecord> {
+    match new.base_id {
+        Some(base_id) => authorize(actor, Action::ManageSessions { base_id })?,
+        None => authorize(actor, Action::ManageCityPools)?,
+    }
+    let txn = begin_write(db).await?;
+    if let Some(base_id) = new.base_id {
+        bases::ensure_exists(&txn, base_id).await.map_err(|_| AppError::field("base_id", "no such base"))?;
+    }
+    let id = Uuid::now_v7();
+    capacity_pool::Entity::insert(capacity_pool::ActiveModel {
+        id: Set(id),
+        name: Set(new.name),
+        unit: Set(new.unit.as_str().into()),
+        capacity: Set(new.capacity),
+        used: Set(0),
+        base_id: Set(new.base_id),
+        session_id: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    })
+    .exec_without_returning(&txn)
+    .await?;
+    let created = get(&txn, id).await?;
+    audit::record(&txn, Some(actor), now, Change::created("capacity_pool", id, &created)).await?;
+    txn.commit().await?;
+    Ok(created)
+}
+
+/// May `actor` attach sessions of `base_id` to `pool`? Its base's pools and city-wide pools.
+fn authorize_link(actor: &Actor, pool: &capacity_pool::Model, base_id: Uuid) -> Result<()> {
+    authorize(actor, Action::ManageSessions { base_id })?;
+    match pool.base_id {
+        Some(b) if b != base_id => {
+            Err(AppError::conflict_rule("pool-of-another-base", "this pool belongs to another base"))
+        }
+        _ if pool.session_id.is_some() => {
+            Err(AppError::conflict_rule("own-pool", "a session's own pool cannot be shared"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The places a session's holding bookings take from a pool of `unit`.
+async fn held_by_session(conn: &impl ConnectionTrait, session_id: Uuid, unit: PoolUnit) -> Result<i32> {
+    let holding = booking::Entity::find()
+        .filter(booking::Column::SessionId.eq(session_id))
+        .filter(booking::Column::Status.is_in(BookingStatus::names(BookingStatus::HOLDING)))
+        .all(conn)
+        .await?;
+    Ok(holding.iter().map(|b| Party::of(b).amount(unit)).sum())
+}
+
+/// Attaches a session to a pool, counting the bookings it already has; 409 if they don't fit.
+pub async fn attach(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    pool_id: Uuid,
+    session_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<PoolRecord> {
+    let txn = begin_write(db).await?;
+    // Excludes bookings of this session while its pool set changes.
+    let s = sessions::lock_exclusive(&txn, session_id).await?;
+    let before = get(&txn, pool_id).await?;
+    authorize_link(actor, &before.pool, s.base_id)?;
+    if before.session_ids.contains(&session_id) {
+        return Err(AppError::Conflict("the session already draws on this pool".into()));
+    }
+    let held = held_by_session(&txn, session_id, unit_of(&before.pool)).await?;
+    let res = capacity_pool::Entity::update_many()
+        .col_expr(capacity_pool::Column::Used, Expr::col(capacity_pool::Column::Used).add(held))
+        .col_expr(capacity_pool::Column::UpdatedAt, Expr::value(now))
+        .filter(capacity_pool::Column::Id.eq(pool_id))
+        .filter(Expr::col(capacity_pool::Column::Used).add(held).lte(Expr::col(capacity_pool::Column::Capacity)))
+        .exec(&txn)
+        .await?;
+    if res.rows_affected == 0 {
+        return Err(AppError::conflict_rule(
+            "capacity-exhausted",
+            format!("the session's bookings take {held} and the pool has {} left", room(&before.pool)),
+        ));
+    }
+    session_pool::Entity::insert(session_pool::ActiveModel { session_id: Set(session_id), pool_id: Set(pool_id) })
+        .exec_without_returning(&txn)
+        .await?;
+    let after = get(&txn, pool_id).await?;
+    audit::record(
+        &txn,
+        Some(actor),
+        now,
+        Change::updated("capacity_pool.attach", "capacity_pool", pool_id, &before, &after),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(after)
+}
+
+/// Detaches a session from a pool, giving back what its bookings held there.
+pub async fn detach(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    pool_id: Uuid,
+    session_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<PoolRecord> {
+    let txn = begin_write(db).await?;
+    let s = sessions::lock_exclusive(&txn, session_id).await?;
+    let before = get(&txn, pool_id).await?;
+    authorize_link(actor, &before.pool, s.base_id)?;
+    if !before.session_ids.contains(&session_id) {
+        return Err(AppError::not_found("the session does not draw on this pool"));
+    }
+    let held = held_by_session(&txn, session_id, unit_of(&before.pool)).await?;
+    capacity_pool::Entity::update_many()
+        .col_expr(capacity_pool::Column::Used, Expr::col(capacity_pool::Column::Used).sub(held))
+        .col_expr(capacity_pool::Column::UpdatedAt, Expr::value(now))
+        .filter(capacity_pool::Column::Id.eq(pool_id))
+        .exec(&txn)
+        .await?;
+    session_pool::Entity::delete_many()
+        .filter(session_pool::Column::SessionId.eq(session_id))
+        .filter(session_pool::Column::PoolId.eq(pool_id))
+        .exec(&txn)
+        .await?;
+    let after = get(&txn, pool_id).await?;
+    audit::record(
+        &txn,
+        Some(actor),
+        now,
+        Change::updated("capacity_pool.detach", "capacity_pool", pool_id, &before, &after),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(after)
+}
+
+/// A pool whose bookkeeping is wrong.
+#[derive(Debug, Clone, Serialize, FromQueryResult)]
+pub struct Violation {
+    pub pool_id: Uuid,
+    pub capacity: i32,
+    pub used: i32,
+    /// The sum of the holding bookings that draw on the pool.
+    pub expected_used: i64,
+}
+
+/// Every pool where `used > capacity` or `used` differs from the sum of the holding bookings
+/// that draw on it.
+pub async fn violations(db: &DatabaseConnection) -> Result<Vec<Violation>> {
+    let holding =
+        BookingStatus::names(BookingStatus::HOLDING).iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ");
+    let sql = format!(
+        "SELECT p.id AS pool_id, p.capacity AS capacity, p.used AS used, \
+           COALESCE(SUM(CASE WHEN b.id IS NULL THEN 0 WHEN p.unit = 'groups' THEN 1 ELSE b.students + b.teachers END), 0) AS expected_used \
+         FROM capacity_pools p \
+         LEFT JOIN session_pools sp ON sp.pool_id = p.id \
+         LEFT JOIN bookings b ON b.session_id = sp.session_id AND b.status IN ({holding}) \
+         GROUP BY p.id, p.capacity, p.used \
+         HAVING p.used > p.capacity OR p.used <> COALESCE(SUM(CASE WHEN b.id IS NULL THEN 0 WHEN p.unit = 'groups' THEN 1 ELSE b.students + b.teachers END), 0)"
+    );
+    let stmt = Statement::from_string(db.get_database_backend(), sql);
+    Ok(Violation::find_by_statement(stmt).all(db).await?)
+}
+
+/// Sessions drawing on any of `pools` (to offer freed places to their waiting lists).
+pub async fn sessions_sharing(conn: &impl ConnectionTrait, pools: &[Uuid]) -> Result<Vec<Uuid>> {
+    let mut ids: Vec<Uuid> = session_pool::Entity::find()
+        .filter(session_pool::Column::PoolId.is_in(pools.to_vec()))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|l| l.session_id)
+        .collect();
+    ids.sort();
+    ids.dedup();
+    Ok(ids)
+}

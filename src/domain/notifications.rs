@@ -1,0 +1,59 @@
+//! Notifications to schools: one row per state change of a booking, for a later mail or
+//! webhook sender to deliver.
+
+use chrono::{DateTime, Utc};
+use entity::{booking, notification};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use uuid::Uuid;
+
+use crate::domain::page::{Cursor, PageRequest, Paged};
+use crate::error::Result;
+
+/// Records a notification for the school of `booking`.
+pub async fn send(
+    conn: &impl ConnectionTrait,
+    booking: &booking::Model,
+    kind: &str,
+    message: String,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    notification::Entity::insert(notification::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        school_id: Set(booking.school_id),
+        booking_id: Set(Some(booking.id)),
+        kind: Set(kind.into()),
+        message: Set(message),
+        created_at: Set(now),
+        delivered_at: Set(None),
+    })
+    .exec_without_returning(conn)
+    .await?;
+    Ok(())
+}
+
+/// Filters of the notification list.
+#[derive(Debug, Default, Clone)]
+pub struct NotificationFilter {
+    pub school_id: Option<Uuid>,
+    pub booking_id: Option<Uuid>,
+}
+
+/// Notifications, oldest first.
+pub async fn list(
+    conn: &impl ConnectionTrait,
+    filter: &NotificationFilter,
+    page: PageRequest,
+) -> Result<Paged<notification::Model>> {
+    let mut q = notification::Entity::find();
+    if let Some(s) = filter.school_id {
+        q = q.filter(notification::Column::SchoolId.eq(s));
+    }
+    if let Some(b) = filter.booking_id {
+        q = q.filter(notification::Column::BookingId.eq(b));
+    }
+    if let Some(after) = page.after {
+        q = q.filter(notification::Column::Id.gt(after.id));
+    }
+    let rows = q.order_by_asc(notification::Column::Id).limit(page.limit + 1).all(conn).await?;
+    Ok(Paged::from_overfetch(rows, page.limit, |n| Cursor { id: n.id, distance_km: None, at: None }))
+}
