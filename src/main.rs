@@ -36,6 +36,9 @@ enum Command {
         /// Load the demo city (idempotent) before serving.
         #[arg(long)]
         demo: bool,
+        /// Seconds between booking sweeps (no-shows, expired waiting lists); 0 disables.
+        #[arg(long, env = "KEPU_SWEEP_SECONDS", default_value_t = 30)]
+        sweep_seconds: u64,
     },
     /// Run pending migrations and exit.
     Migrate,
@@ -110,12 +113,15 @@ async fn main() -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("{}", e.to_problem().detail))?;
             println!("{}", created.user.id);
         }
-        Command::Serve { bind, demo } => {
+        Command::Serve { bind, demo, sweep_seconds } => {
             let state = startup::build_state(config).await?;
             if demo {
                 demo::seed(&state.db, &admin_password(true).unwrap_or_default()).await?;
             } else if let Some(p) = admin_password(false) {
                 demo::ensure_admin(&state.db, &p).await?;
+            }
+            if sweep_seconds > 0 {
+                startup::spawn_sweeper(state.clone(), std::time::Duration::from_secs(sweep_seconds));
             }
             let listener = tokio::net::TcpListener::bind(&bind).await.with_context(|| format!("binding {bind}"))?;
             tracing::info!(addr = %listener.local_addr()?, docs = "/docs", "kepu listening");

@@ -29,7 +29,11 @@ Errors are RFC 9457 `application/problem+json` documents whose `type` ends with 
         (name = "bases", description = "Science-popularisation bases (科普基地)"),
         (name = "exhibits", description = "Exhibits of a base (展品)"),
         (name = "schools", description = "Schools that book visits"),
+        (name = "sessions", description = "Bookable visit times at a base"),
+        (name = "capacity", description = "Capacity pools shared by sessions"),
+        (name = "bookings", description = "School visits, check-in, calendar feeds and notifications"),
         (name = "audit", description = "The audit log (admin)"),
+        (name = "admin", description = "The bureau's checks on the system"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]
@@ -138,8 +142,12 @@ fn fill_problem_examples(op: &mut Operation) {
         }
         let example = match status.as_str() {
             "401" => AppError::Unauthorized("unknown username or wrong password".into()),
+            "403" => AppError::forbidden("a school account cannot read the feed of another school"),
             "404" => AppError::not_found("no base with id 0193a5d2-7c1e-7a3b-9f00-1c2d3e4f5a6b"),
-            "409" => AppError::Conflict("the username op-gdsc is taken".into()),
+            "409" => AppError::conflict_rule(
+                "capacity-exhausted",
+                "12 places left and the group needs 48; send waitlist: true to wait for a place",
+            ),
             "412" => AppError::PreconditionFailed(
                 "the resource has changed (current ETag \"4\"); fetch it again and retry".into(),
             ),
@@ -165,6 +173,9 @@ const LINKS: &[(&str, &[&str])] = &[
     ("create_exhibit", &["get_exhibit", "update_exhibit", "delete_exhibit"]),
     ("create_school", &["get_school", "update_school"]),
     ("create_user", &["get_user", "update_user"]),
+    ("create_session", &["get_session", "cancel_session"]),
+    ("create_pool", &["get_pool", "attach_session"]),
+    ("create_booking", &["get_booking", "cancel_booking", "check_in_booking"]),
 ];
 
 impl Modify for Links {

@@ -117,3 +117,20 @@ pub async fn shutdown_signal() {
     }
     tracing::info!("shutting down: finishing in-flight requests");
 }
+
+/// Runs the booking sweep (no-shows, expiries, promotions, old idempotency keys) every
+/// `every`, until the process ends. Safe in several processes at once.
+pub fn spawn_sweeper(state: AppState, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match crate::domain::bookings::sweep(&state.db, state.now()).await {
+                Ok(r) if r != Default::default() => tracing::info!(?r, "sweep"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "sweep failed; retrying next time"),
+            }
+        }
+    })
+}

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod bases;
 pub mod bookings;
+pub mod calendar;
 pub mod capacity;
 pub mod districts;
 pub mod enums;

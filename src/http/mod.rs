@@ -11,14 +11,18 @@ use crate::domain::page::{PageRequest, Paged};
 use crate::error::{AppError, Result};
 use crate::state::AppState;
 
+pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod bases;
+pub mod bookings;
 pub mod districts;
 pub mod exhibits;
 pub mod extract;
 pub mod health;
+pub mod pools;
 pub mod schools;
+pub mod sessions;
 pub mod users;
 
 /// Every resource's routes, merged.
@@ -32,6 +36,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(bases::router())
         .merge(exhibits::router())
         .merge(schools::router())
+        .merge(sessions::router())
+        .merge(pools::router())
+        .merge(bookings::router())
+        .merge(admin::router())
 }
 
 /// A GB/T 2260 code of one of the city's districts (`GET /v1/districts`). Documentation only:

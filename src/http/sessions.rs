@@ -1,0 +1,471 @@
+//! Sessions: `/v1/bases/{id}/sessions`, `/v1/sessions`, `/v1/sessions/{id}`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc, Weekday};
+use entity::{base, capacity_pool};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use crate::domain::capacity;
+use crate::domain::enums::{Audience, PoolUnit, SessionStatus};
+use crate::domain::geo::{LatLon, round_km};
+use crate::domain::page::PageRequest;
+use crate::domain::sessions::{self, Pattern, SessionHit, SessionInput, SessionQuery, SessionRecord, Skipped};
+use crate::domain::validate::Validator;
+use crate::error::{Problem, Result};
+use crate::http::bases::parse_near;
+use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser};
+use crate::http::{DistrictCode, Page};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_session))
+        .routes(routes!(generate_sessions))
+        .routes(routes!(list_sessions))
+        .routes(routes!(get_session))
+        .routes(routes!(cancel_session))
+}
+
+/// A new session.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "starts_at": "2026-12-08T01:30:00Z",
+    "ends_at": "2026-12-08T03:00:00Z",
+    "capacity": 120,
+    "audiences": ["primary_upper", "junior"],
+    "max_group_size": 60
+}))]
+pub struct NewSession {
+    pub starts_at: DateTime<Utc>,
+    /// After `starts_at`, at most 12 hours later.
+    pub ends_at: DateTime<Utc>,
+    /// Visitors (students + teachers), 1–100000: the session's own pool.
+    #[schema(minimum = 1, maximum = 100000)]
+    pub capacity: i32,
+    #[schema(min_items = 1)]
+    pub audiences: Vec<Audience>,
+    /// Default: the base's `booking_rules.opens_days_before` before the start.
+    #[serde(default)]
+    pub booking_opens_at: Option<DateTime<Utc>>,
+    /// Default: the base's `booking_rules.closes_hours_before` before the start.
+    #[serde(default)]
+    pub booking_closes_at: Option<DateTime<Utc>>,
+    /// Further pools to draw on: the base's own pools or city-wide ones.
+    #[serde(default)]
+    pub pool_ids: Vec<Uuid>,
+    /// The largest group this session takes.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 100000)]
+    pub max_group_size: Option<i32>,
+}
+
+impl NewSession {
+    fn into_input(self) -> SessionInput {
+        SessionInput {
+            starts_at: self.starts_at,
+            ends_at: self.ends_at,
+            capacity: self.capacity,
+            audiences: self.audiences,
+            booking_opens_at: self.booking_opens_at,
+            booking_closes_at: self.booking_closes_at,
+            max_group_size: self.max_group_size,
+            pool_ids: self.pool_ids,
+        }
+    }
+}
+
+/// A day of the week.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum WeekdayName {
+    Mon,
+    Tue,
+    Wed,
+    Thu,
+    Fri,
+    Sat,
+    Sun,
+}
+
+impl WeekdayName {
+    fn weekday(self) -> Weekday {
+        match self {
+            Self::Mon => Weekday::Mon,
+            Self::Tue => Weekday::Tue,
+            Self::Wed => Weekday::Wed,
+            Self::Thu => Weekday::Thu,
+            Self::Fri => Weekday::Fri,
+            Self::Sat => Weekday::Sat,
+            Self::Sun => Weekday::Sun,
+        }
+    }
+}
+
+/// Local start and end of a session in the day (Asia/Shanghai), `HH:MM`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TimeOfDay {
+    #[schema(example = "09:30", pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+    pub start: String,
+    #[schema(example = "11:00", pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+    pub end: String,
+}
+
+/// A weekly pattern of sessions over a date range.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "from_date": "2026-12-01",
+    "to_date": "2026-12-31",
+    "weekdays": ["tue", "thu"],
+    "times": [{"start": "09:30", "end": "11:00"}, {"start": "14:00", "end": "15:30"}],
+    "capacity": 120,
+    "audiences": ["primary_upper", "junior"]
+}))]
+pub struct SessionPattern {
+    pub from_date: NaiveDate,
+    /// At most 366 days after `from_date`.
+    pub to_date: NaiveDate,
+    #[schema(min_items = 1)]
+    pub weekdays: Vec<WeekdayName>,
+    #[schema(min_items = 1)]
+    pub times: Vec<TimeOfDay>,
+    #[schema(minimum = 1, maximum = 100000)]
+    pub capacity: i32,
+    #[schema(min_items = 1)]
+    pub audiences: Vec<Audience>,
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 100000)]
+    pub max_group_size: Option<i32>,
+    #[serde(default)]
+    pub pool_ids: Vec<Uuid>,
+}
+
+impl SessionPattern {
+    fn parse(self) -> Result<Pattern> {
+        let mut v = Validator::new();
+        let time = |s: &str| NaiveTime::parse_from_str(s, "%H:%M").map_err(|_| "must be HH:MM, e.g. 09:30".to_string());
+        let mut times = Vec::new();
+        for (i, t) in self.times.iter().enumerate() {
+            let start = v.check(&format!("times[{i}].start"), time(&t.start));
+            let end = v.check(&format!("times[{i}].end"), time(&t.end));
+            if let (Some(s), Some(e)) = (start, end) {
+                times.push((s, e));
+            }
+        }
+        v.finish()?;
+        Ok(Pattern {
+            from_date: self.from_date,
+            to_date: self.to_date,
+            weekdays: self.weekdays.into_iter().map(WeekdayName::weekday).collect(),
+            times,
+            capacity: self.capacity,
+            audiences: self.audiences,
+            max_group_size: self.max_group_size,
+            pool_ids: self.pool_ids,
+        })
+    }
+}
+
+/// A pool's use, as seen from a session.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PoolUsage {
+    pub id: Uuid,
+    #[schema(example = "Science Week free tours")]
+    pub name: String,
+    pub unit: PoolUnit,
+    pub capacity: i32,
+    pub used: i32,
+    /// Room left (in the pool's unit).
+    pub free: i32,
+    /// Whether this is the session's own pool.
+    pub own: bool,
+}
+
+impl PoolUsage {
+    fn of(p: &capacity_pool::Model, session_id: Uuid) -> Self {
+        Self {
+            id: p.id,
+            name: p.name.clone(),
+            unit: PoolUnit::from_db(&p.unit),
+            capacity: p.capacity,
+            used: p.used,
+            free: capacity::room(p),
+            own: p.session_id == Some(session_id),
+        }
+    }
+}
+
+/// The base of a session, in short.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BaseSummary {
+    pub id: Uuid,
+    pub name_zh: String,
+    pub name_en: String,
+    #[schema(value_type = DistrictCode)]
+    pub district_code: String,
+    pub location: LatLon,
+}
+
+/// A session as the API shows it; `free` is read live from its pools.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionView {
+    pub id: Uuid,
+    pub base_id: Uuid,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    /// The session's own capacity in visitors.
+    pub capacity: i32,
+    /// Places free now: the least room over its pools.
+    pub free: i32,
+    pub audiences: Vec<Audience>,
+    pub booking_opens_at: DateTime<Utc>,
+    pub booking_closes_at: DateTime<Utc>,
+    pub max_group_size: Option<i32>,
+    pub status: SessionStatus,
+    pub pools: Vec<PoolUsage>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// The base (in searches).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base: Option<BaseSummary>,
+    /// Distance from `near` to the base, in km (in `near` searches).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distance_km: Option<f64>,
+}
+
+impl SessionView {
+    pub fn of(r: SessionRecord) -> Self {
+        let free = r.free();
+        let audiences = r.audiences();
+        let s = r.session;
+        Self {
+            pools: r.pools.iter().map(|p| PoolUsage::of(p, s.id)).collect(),
+            id: s.id,
+            base_id: s.base_id,
+            starts_at: s.starts_at,
+            ends_at: s.ends_at,
+            capacity: s.capacity,
+            free,
+            audiences,
+            booking_opens_at: s.booking_opens_at,
+            booking_closes_at: s.booking_closes_at,
+            max_group_size: s.max_group_size,
+            status: SessionStatus::from_db(&s.status),
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+            base: None,
+            distance_km: None,
+        }
+    }
+
+    fn hit(h: SessionHit) -> Self {
+        let b: base::Model = h.base;
+        Self {
+            base: Some(BaseSummary {
+                id: b.id,
+                name_zh: b.name_zh,
+                name_en: b.name_en,
+                district_code: b.district_code,
+                location: LatLon { lat: b.lat, lon: b.lon },
+            }),
+            distance_km: h.distance_km.map(round_km),
+            ..Self::of(h.record)
+        }
+    }
+}
+
+/// Create a session
+///
+/// The base's operators, or an admin. The session gets its own pool of `capacity` places and
+/// may draw on further pools.
+#[utoipa::path(
+    post, path = "/v1/bases/{id}/sessions", tag = "sessions", operation_id = "create_session",
+    params(("id" = Uuid, Path, description = "Base id")),
+    request_body = NewSession,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Created", body = SessionView),
+        (status = 404, description = "No such base", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn create_session(
+    State(state): State<AppState>,
+    AuthUser(actor): AuthUser,
+    ApiPath(base_id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<NewSession>,
+) -> Result<(StatusCode, Json<SessionView>)> {
+    let record = sessions::create(&state.db, &actor, base_id, body.into_input(), state.now()).await?;
+    Ok((StatusCode::CREATED, Json(SessionView::of(record))))
+}
+
+/// What a pattern created and skipped.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Generated {
+    pub created: Vec<SessionView>,
+    pub skipped: Vec<SkippedSlot>,
+}
+
+/// A slot of a pattern that was not created.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SkippedSlot {
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    #[schema(example = "overlaps an existing session")]
+    pub reason: String,
+}
+
+impl From<Skipped> for SkippedSlot {
+    fn from(s: Skipped) -> Self {
+        Self { starts_at: s.starts_at, ends_at: s.ends_at, reason: s.reason }
+    }
+}
+
+/// Create sessions from a weekly pattern
+///
+/// Times are local (Asia/Shanghai). Slots in the past or overlapping an existing session of
+/// the base are skipped and listed; at most 500 sessions at once.
+#[utoipa::path(
+    post, path = "/v1/bases/{id}/sessions/generate", tag = "sessions", operation_id = "generate_sessions",
+    params(("id" = Uuid, Path, description = "Base id")),
+    request_body = SessionPattern,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "What was created and skipped", body = Generated),
+        (status = 404, description = "No such base", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn generate_sessions(
+    State(state): State<AppState>,
+    AuthUser(actor): AuthUser,
+    ApiPath(base_id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<SessionPattern>,
+) -> Result<(StatusCode, Json<Generated>)> {
+    crate::domain::access::authorize(&actor, crate::domain::access::Action::ManageSessions { base_id })?;
+    let (created, skipped) = sessions::generate(&state.db, &actor, base_id, body.parse()?, state.now()).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(Generated {
+            created: created.into_iter().map(SessionView::of).collect(),
+            skipped: skipped.into_iter().map(SkippedSlot::from).collect(),
+        }),
+    ))
+}
+
+/// Filters of `GET /v1/sessions`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SessionSearchParams {
+    /// Sessions of one base (of any status); otherwise only accredited bases' sessions.
+    pub base_id: Option<Uuid>,
+    /// `LAT,LON`: sort by distance to the base, then by start.
+    #[param(example = "23.1291,113.2644")]
+    pub near: Option<String>,
+    /// Radius around `near` in km (0 < R ≤ 500).
+    pub radius_km: Option<f64>,
+    /// Sessions starting at or after this time (default: now). RFC 3339; encode `+` as `%2B`.
+    pub from: Option<DateTime<Utc>>,
+    /// Sessions starting before this time (default: `from` + 90 days).
+    pub to: Option<DateTime<Utc>>,
+    /// At least this many free places.
+    #[param(minimum = 0)]
+    pub min_free: Option<i32>,
+    pub audience: Option<Audience>,
+    #[param(value_type = Option<DistrictCode>)]
+    pub district: Option<String>,
+    /// Items per page, 1 to 500.
+    #[param(minimum = 1, maximum = 500, default = 50)]
+    pub limit: Option<u64>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Find sessions
+///
+/// Public. Open sessions, with free places read live: "where can I take 45 pupils next week
+/// within 15 km?" is `near=…&radius_km=15&from=…&to=…&min_free=45`.
+#[utoipa::path(
+    get, path = "/v1/sessions", tag = "sessions", operation_id = "list_sessions",
+    params(SessionSearchParams),
+    responses((status = 200, description = "A page of sessions", body = Page<SessionView>))
+)]
+async fn list_sessions(
+    State(state): State<AppState>,
+    ApiQuery(p): ApiQuery<SessionSearchParams>,
+) -> Result<Json<Page<SessionView>>> {
+    let page = PageRequest::parse(p.limit, p.cursor.as_deref())?;
+    let (near, radius_km) = parse_near(p.near.as_deref(), p.radius_km)?;
+    if p.min_free.is_some_and(|m| m < 0) {
+        return Err(crate::error::AppError::field("min_free", "must not be negative"));
+    }
+    let query = SessionQuery {
+        base_id: p.base_id,
+        near,
+        radius_km,
+        from: p.from,
+        to: p.to,
+        min_free: p.min_free,
+        audience: p.audience,
+        district: p.district.map(|d| d.trim().to_string()).filter(|d| !d.is_empty()),
+    };
+    let paged = sessions::search(&state.db, &query, page, state.now()).await?;
+    Ok(Json(Page::from_paged(paged, SessionView::hit)))
+}
+
+/// Get a session
+///
+/// Public. `free` and each pool's `used` are read live.
+#[utoipa::path(
+    get, path = "/v1/sessions/{id}", tag = "sessions", operation_id = "get_session",
+    params(("id" = Uuid, Path, description = "Session id")),
+    responses(
+        (status = 200, description = "The session", body = SessionView),
+        (status = 404, description = "No such session", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn get_session(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> Result<Json<SessionView>> {
+    Ok(Json(SessionView::of(sessions::get(&state.db, id).await?)))
+}
+
+/// Why a session or booking is cancelled.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"reason": "the hall is closed for repairs"}))]
+pub struct CancelSession {
+    #[schema(min_length = 1, max_length = 500)]
+    pub reason: String,
+}
+
+/// Cancel a session
+///
+/// The base's operators, or an admin. Every booking on it is cancelled, its places given
+/// back, and each school notified.
+#[utoipa::path(
+    post, path = "/v1/sessions/{id}/cancel", tag = "sessions", operation_id = "cancel_session",
+    params(("id" = Uuid, Path, description = "Session id")),
+    request_body = CancelSession,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The cancelled session", body = SessionView),
+        (status = 404, description = "No such session", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already cancelled", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn cancel_session(
+    State(state): State<AppState>,
+    AuthUser(actor): AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<CancelSession>,
+) -> Result<Json<SessionView>> {
+    let mut v = Validator::new();
+    let reason = v.text("reason", &body.reason, 500);
+    v.finish()?;
+    let record = sessions::cancel(&state.db, &actor, id, &reason.unwrap_or_default(), state.now()).await?;
+    Ok(Json(SessionView::of(record)))
+}
