@@ -134,6 +134,7 @@ impl Modify for StandardErrors {
 
 /// Gives explicitly listed problem responses (404, 409, 412, …) an example of their status.
 fn fill_problem_examples(op: &mut Operation) {
+    let booking = op.operation_id.as_deref() == Some("create_booking");
     for (status, resp) in op.responses.responses.iter_mut() {
         let RefOr::T(resp) = resp else { continue };
         let Some(RefOr::T(content)) = resp.content.get_mut(PROBLEM_JSON) else { continue };
@@ -144,10 +145,11 @@ fn fill_problem_examples(op: &mut Operation) {
             "401" => AppError::Unauthorized("unknown username or wrong password".into()),
             "403" => AppError::forbidden("a school account cannot read the feed of another school"),
             "404" => AppError::not_found("no base with id 0193a5d2-7c1e-7a3b-9f00-1c2d3e4f5a6b"),
-            "409" => AppError::conflict_rule(
+            "409" if booking => AppError::conflict_rule(
                 "capacity-exhausted",
                 "12 places left and the group needs 48; send waitlist: true to wait for a place",
             ),
+            "409" => AppError::Conflict("the change conflicts with the current state".into()),
             "412" => AppError::PreconditionFailed(
                 "the resource has changed (current ETag \"4\"); fetch it again and retry".into(),
             ),

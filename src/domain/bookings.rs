@@ -273,6 +273,13 @@ pub async fn create(
         .one(&txn)
         .await?
         .ok_or_else(|| AppError::field("school_id", "no such school"))?;
+    // A request with the same key that held the lock before us has answered: replay it.
+    if let Some(idem) = &idem
+        && let Some(replay) = find_key(&txn, actor.user_id, idem).await?
+    {
+        txn.rollback().await?;
+        return Ok(replay);
+    }
     let s = sessions::lock_shared(&txn, req.session_id)
         .await
         .map_err(|_| AppError::field("session_id", "no such session"))?;

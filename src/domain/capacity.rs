@@ -332,6 +332,11 @@ pub async fn detach(
     )
     .await?;
     txn.commit().await?;
+    // The session lost a constraint and the pool gained room: offer both to waiting groups.
+    crate::domain::bookings::offer_freed_places(db, &[pool_id], now).await;
+    if let Err(e) = crate::domain::bookings::promote_waitlist(db, session_id, now).await {
+        tracing::warn!(session = %session_id, error = %e, "promotion after detach failed; the sweep will retry");
+    }
     Ok(after)
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use kepu::config::Config;
 use kepu::domain::enums::Role;
 use kepu::domain::users::{self, Scope};
-use kepu::state::{AppState, SystemClock};
+use kepu::state::{AppState, OffsetClock};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
@@ -50,6 +50,9 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub db: DatabaseConnection,
     pub admin: String,
+    /// The server's clock: `app.clock.advance(…)` moves time for the API.
+    pub clock: Arc<OffsetClock>,
+    pub state: AppState,
     _db: TestDb,
 }
 
@@ -114,26 +117,96 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     let test_db = fresh_database().await;
     let mut config = Config::new(test_db.url.clone());
     config.db_max_connections = Some(if is_postgres() { 6 } else { 4 });
+    // Tests move the clock by days; tokens outlive that unless a test says otherwise.
+    config.token_ttl = std::time::Duration::from_secs(400 * 24 * 3600);
     configure(&mut config);
     let db = kepu::db::connect(&config.database_url, config.db_max_connections.unwrap_or(4)).await.expect("connect");
     kepu::db::migrate(&db).await.expect("migrate");
+    let clock = Arc::new(OffsetClock::default());
     let state = AppState {
         db: db.clone(),
         config: Arc::new(config),
-        clock: Arc::new(SystemClock),
+        clock: clock.clone(),
         metrics: kepu::telemetry::metrics_handle(),
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base_url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(kepu::startup::serve(listener, state, std::future::pending()));
+    let base_url = serve(state.clone()).await;
     let scope = Scope { role: Role::Admin, district_code: None, school_id: None, base_ids: vec![] };
     users::create(&db, None, "admin".into(), ADMIN_PASSWORD.into(), scope, chrono::Utc::now()).await.expect("admin");
-    let mut app = TestApp { base_url, client: reqwest::Client::new(), db, admin: String::new(), _db: test_db };
+    let mut app =
+        TestApp { base_url, client: reqwest::Client::new(), db, admin: String::new(), clock, state, _db: test_db };
     app.admin = app.login("admin", ADMIN_PASSWORD).await;
     app
 }
 
+/// Serves `state` on a new port; returns its base URL.
+pub async fn serve(state: AppState) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base_url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(kepu::startup::serve(listener, state, std::future::pending()));
+    base_url
+}
+
 impl TestApp {
+    /// The database URL this app runs on.
+    pub fn database_url(&self) -> &str {
+        &self._db.url
+    }
+
+    /// A second kepu server on the same database, with its own connection pool (as a second
+    /// instance behind a load balancer would be). Returns its base URL.
+    pub async fn second_server(&self) -> String {
+        let db = kepu::db::connect(self.database_url(), self.state.config.db_max_connections.unwrap_or(4))
+            .await
+            .expect("connect");
+        serve(AppState { db, ..self.state.clone() }).await
+    }
+
+    /// The server's "now".
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        use kepu::state::Clock;
+        self.clock.now()
+    }
+
+    /// Runs one booking sweep at the server's "now".
+    pub async fn sweep(&self) -> kepu::domain::bookings::SweepReport {
+        kepu::domain::bookings::sweep(&self.db, self.now()).await.expect("sweep")
+    }
+
+    /// An accredited base (created by the admin) and a logged-in operator of it.
+    pub async fn accredited_base(&self, overrides: Value) -> (Value, String) {
+        let mut body = json!({"status": "accredited"});
+        for (k, v) in overrides.as_object().expect("object") {
+            body[k] = v.clone();
+        }
+        let base = self.base(body).await;
+        let name = format!("op-{}", &id(&base)[24..]);
+        let token = self.user(&name, json!({"role": "operator", "base_ids": [id(&base)]})).await;
+        (base, token)
+    }
+
+    /// A session at `base` starting `in_hours` from the server's now, lasting 90 minutes.
+    pub async fn session(&self, base_id: &str, token: &str, in_hours: i64, overrides: Value) -> Value {
+        let starts = self.now() + chrono::Duration::hours(in_hours);
+        let mut body = json!({
+            "starts_at": starts.to_rfc3339(),
+            "ends_at": (starts + chrono::Duration::minutes(90)).to_rfc3339(),
+            "capacity": 100,
+            "audiences": ["primary_upper", "junior"],
+        });
+        for (k, v) in overrides.as_object().expect("object") {
+            body[k] = v.clone();
+        }
+        self.post(&format!("/v1/bases/{base_id}/sessions"), &body, Some(token)).await.expect(201).body
+    }
+
+    /// A school and a logged-in account of it.
+    pub async fn school_account(&self, name: &str) -> (Value, String) {
+        let school = self.school(json!({"name": name})).await;
+        let username = format!("school-{}", &id(&school)[24..]);
+        let token = self.user(&username, json!({"role": "school", "school_id": id(&school)})).await;
+        (school, token)
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
     }
@@ -260,4 +333,17 @@ pub fn exhibit_body() -> Value {
 
 pub fn id(v: &Value) -> String {
     v["id"].as_str().expect("id").to_string()
+}
+
+/// A booking body for `session` by `school`.
+pub fn booking_body(session: &Value, school: &Value, students: i32, teachers: i32) -> Value {
+    json!({
+        "session_id": session["id"],
+        "school_id": school["id"],
+        "students": students,
+        "teachers": teachers,
+        "audience": "junior",
+        "contact_name": "李老师",
+        "contact_phone": "138 0000 1234",
+    })
 }
