@@ -72,7 +72,7 @@ impl BookingRecord {
 /// A first answer to replay, or a new booking.
 #[derive(Debug)]
 pub enum Created {
-    New(BookingRecord),
+    New(Box<BookingRecord>),
     Replay { status: u16, body: serde_json::Value },
 }
 
@@ -377,7 +377,7 @@ pub async fn create(
         }
     }
     txn.commit().await?;
-    Ok(Created::New(record))
+    Ok(Created::New(Box::new(record)))
 }
 
 /// A booking with its waiting-list position.
