@@ -1,5 +1,7 @@
 //! kepu: the registry and booking service for a city's science-popularisation bases.
 
+/// `kepu bench`: booking throughput against the raw database, and search latency.
+pub mod bench;
 /// Settings from the environment and flags.
 pub mod config;
 /// Connecting to and migrating the database.

@@ -46,6 +46,11 @@ enum Command {
     SeedDemo,
     /// Print the OpenAPI document.
     Openapi,
+    /// Benchmark: booking throughput over HTTP against the raw database, and search latency.
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
     /// Create an account; the password is read from KEPU_PASSWORD or the first line of stdin.
     CreateUser {
         #[arg(long)]
@@ -59,6 +64,24 @@ enum Command {
         /// A base the operator runs (repeatable).
         #[arg(long = "base-id")]
         base_ids: Vec<Uuid>,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Bookings on one hot session and spread over many, against the same conditional
+    /// updates issued directly on the database; prints one JSON object per scenario.
+    Booking {
+        /// A PostgreSQL server URL (a fresh database is created and dropped on it); default:
+        /// a temporary SQLite file.
+        #[arg(long)]
+        database: Option<String>,
+        /// Concurrent clients (and database connections).
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
     },
 }
 
@@ -82,6 +105,10 @@ async fn main() -> anyhow::Result<()> {
     config.db_max_connections = cli.db_max_connections;
     config.token_ttl = std::time::Duration::from_secs(cli.token_ttl_hours.max(1) * 3600);
     match cli.command {
+        Command::Bench { what: BenchCommand::Booking { database, clients, seconds } } => {
+            kepu::bench::booking(kepu::bench::BenchArgs { database, clients: clients.max(1), seconds: seconds.max(1) })
+                .await?;
+        }
         Command::Openapi => {
             print!("{}", startup::openapi_json());
         }

@@ -3,7 +3,7 @@
 //! cancellation, check-in, promotion of waiting groups, and the sweep that records no-shows.
 
 use chrono::{DateTime, Duration, Utc};
-use entity::{base, booking, capacity_pool, idempotency_key, school, session};
+use entity::{base, booking, idempotency_key, school, session};
 use rand::Rng;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -123,39 +123,19 @@ async fn find_key(conn: &impl ConnectionTrait, user: Uuid, idem: &Idempotency) -
 }
 
 /// The time until which a school is suspended, if it is: its third no-show within 90 days
-/// suspends booking for 30 days after that no-show.
-async fn suspended_until(
-    conn: &impl ConnectionTrait,
-    school_id: Uuid,
-    now: DateTime<Utc>,
-) -> Result<Option<DateTime<Utc>>> {
-    let since = now - Duration::days(NO_SHOW_WINDOW_DAYS + SUSPENSION_DAYS);
-    let no_shows: Vec<DateTime<Utc>> = booking::Entity::find()
-        .filter(booking::Column::SchoolId.eq(school_id))
-        .filter(booking::Column::Status.eq(BookingStatus::NoShow.as_str()))
-        .filter(booking::Column::EndsAt.gte(since))
-        .filter(booking::Column::EndsAt.lte(now))
-        .order_by_desc(booking::Column::EndsAt)
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|b| b.ends_at)
-        .collect();
+/// suspends booking for 30 days after that no-show. `no_show_ends` are the ends of its
+/// no-show visits, newest first.
+pub fn suspended_until(no_show_ends: &[DateTime<Utc>], now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let n = NO_SHOWS_FOR_SUSPENSION - 1;
-    Ok(no_shows
+    no_show_ends
         .windows(NO_SHOWS_FOR_SUSPENSION)
         .find(|w| w[0] - w[n] <= Duration::days(NO_SHOW_WINDOW_DAYS) && now - w[0] < Duration::days(SUSPENSION_DAYS))
-        .map(|w| w[0] + Duration::days(SUSPENSION_DAYS)))
+        .map(|w| w[0] + Duration::days(SUSPENSION_DAYS))
 }
 
-/// The rules that read the database, in the order a school would want to hear them.
-async fn check_rules(
-    txn: &DatabaseTransaction,
-    req: &BookingRequest,
-    s: &session::Model,
-    b: &base::Model,
-    now: DateTime<Utc>,
-) -> Result<()> {
+/// The rules about the session, the base and the group, in the order a school would want to
+/// hear them.
+fn check_session(req: &BookingRequest, s: &session::Model, b: &base::Model, now: DateTime<Utc>) -> Result<()> {
     if BaseStatus::from_db(&b.status) != BaseStatus::Accredited {
         return Err(AppError::conflict_rule("base-not-accredited", format!("{} is not an accredited base", b.name_en)));
     }
@@ -187,23 +167,41 @@ async fn check_rules(
                 .push(FieldError::new("students", format!("a group of {group} exceeds the {whose}'s limit of {max}")));
         }
     }
-    if !errors.is_empty() {
-        return Err(AppError::Validation(errors));
-    }
-    if let Some(until) = suspended_until(txn, req.school_id, now).await? {
+    if errors.is_empty() { Ok(()) } else { Err(AppError::Validation(errors)) }
+}
+
+/// The rules about the school's other bookings (suspension, limit per base, overlap), read in
+/// one query: a school has few bookings that are active or recent no-shows.
+async fn check_school(
+    txn: &DatabaseTransaction,
+    req: &BookingRequest,
+    s: &session::Model,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let since = now - Duration::days(NO_SHOW_WINDOW_DAYS + SUSPENSION_DAYS);
+    let mut relevant = BookingStatus::names(BookingStatus::ACTIVE);
+    relevant.push(BookingStatus::NoShow.as_str());
+    let rows = booking::Entity::find()
+        .filter(booking::Column::SchoolId.eq(req.school_id))
+        .filter(booking::Column::Status.is_in(relevant))
+        .filter(booking::Column::EndsAt.gte(since))
+        .order_by_desc(booking::Column::EndsAt)
+        .all(txn)
+        .await?;
+    let no_shows: Vec<DateTime<Utc>> = rows
+        .iter()
+        .filter(|b| BookingStatus::from_db(&b.status) == BookingStatus::NoShow && b.ends_at <= now)
+        .map(|b| b.ends_at)
+        .collect();
+    if let Some(until) = suspended_until(&no_shows, now) {
         return Err(AppError::conflict_rule(
             "school-suspended",
             format!("3 no-shows within 90 days: the school cannot book until {}", local_time(until)),
         ));
     }
-    let active = BookingStatus::names(BookingStatus::ACTIVE);
-    let at_base = booking::Entity::find()
-        .filter(booking::Column::SchoolId.eq(req.school_id))
-        .filter(booking::Column::BaseId.eq(s.base_id))
-        .filter(booking::Column::Status.is_in(active.clone()))
-        .filter(booking::Column::StartsAt.gt(now))
-        .count(txn)
-        .await?;
+    let active: Vec<&booking::Model> =
+        rows.iter().filter(|b| BookingStatus::ACTIVE.contains(&BookingStatus::from_db(&b.status))).collect();
+    let at_base = active.iter().filter(|b| b.base_id == s.base_id && b.starts_at > now).count() as u64;
     if at_base >= MAX_ACTIVE_PER_BASE {
         return Err(AppError::conflict_rule(
             "school-booking-limit",
@@ -212,14 +210,7 @@ async fn check_rules(
             ),
         ));
     }
-    let overlapping = booking::Entity::find()
-        .filter(booking::Column::SchoolId.eq(req.school_id))
-        .filter(booking::Column::Status.is_in(active))
-        .filter(booking::Column::StartsAt.lt(s.ends_at))
-        .filter(booking::Column::EndsAt.gt(s.starts_at))
-        .one(txn)
-        .await?;
-    if let Some(o) = overlapping {
+    if let Some(o) = active.iter().find(|b| b.starts_at < s.ends_at && b.ends_at > s.starts_at) {
         return Err(AppError::conflict_rule(
             "overlapping-booking",
             format!(
@@ -233,24 +224,12 @@ async fn check_rules(
     Ok(())
 }
 
-/// Tries to take the party's places from every pool, all or nothing (a savepoint).
-async fn try_take(
-    txn: &DatabaseTransaction,
-    pools: &[capacity_pool::Model],
-    party: Party,
-    now: DateTime<Utc>,
-) -> Result<bool> {
-    let sp = txn.begin().await?;
-    if capacity::take(&sp, pools, party, now).await? {
-        sp.commit().await?;
-        Ok(true)
-    } else {
-        sp.rollback().await?;
-        Ok(false)
-    }
-}
-
 /// Books a visit. `render` gives the HTTP answer that an `Idempotency-Key` will replay.
+///
+/// The fast path holds the hot rows (the pools) only for the last statements: the booking,
+/// its notification and audit entry are written first, then the places are taken by
+/// conditional updates, then commit. When a pool lacks room the transaction is rolled back
+/// and, if the school asked to wait, retried as a waiting booking that takes no places.
 pub async fn create(
     db: &DatabaseConnection,
     actor: &Actor,
@@ -266,6 +245,40 @@ pub async fn create(
         return Ok(replay);
     }
     check_request(&req)?;
+    match attempt(db, actor, &req, idem.as_ref(), &render, BookingStatus::Confirmed, now).await? {
+        Attempt::Done(created) => Ok(created),
+        Attempt::Full { free } if !req.waitlist => Err(AppError::conflict_rule(
+            "capacity-exhausted",
+            format!(
+                "{free} places left and the group needs {}; send waitlist: true to wait for a place",
+                req.students + req.teachers
+            ),
+        )),
+        Attempt::Full { .. } => {
+            match attempt(db, actor, &req, idem.as_ref(), &render, BookingStatus::Waitlisted, now).await? {
+                Attempt::Done(created) => Ok(created),
+                Attempt::Full { .. } => Err(AppError::Internal(anyhow::anyhow!("a waiting booking takes no places"))),
+            }
+        }
+    }
+}
+
+enum Attempt {
+    Done(Created),
+    Full { free: i32 },
+}
+
+/// One transaction of [`create`]: every rule, then the writes, then (for a confirmed booking)
+/// the places.
+async fn attempt(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    req: &BookingRequest,
+    idem: Option<&Idempotency>,
+    render: &impl Fn(&BookingRecord) -> (u16, serde_json::Value),
+    status: BookingStatus,
+    now: DateTime<Utc>,
+) -> Result<Attempt> {
     let txn = begin_write(db).await?;
     // The school's lock serialises its own bookings, so its limits hold under concurrency.
     school::Entity::find_by_id(req.school_id)
@@ -274,62 +287,50 @@ pub async fn create(
         .await?
         .ok_or_else(|| AppError::field("school_id", "no such school"))?;
     // A request with the same key that held the lock before us has answered: replay it.
-    if let Some(idem) = &idem
+    if let Some(idem) = idem
         && let Some(replay) = find_key(&txn, actor.user_id, idem).await?
     {
         txn.rollback().await?;
-        return Ok(replay);
+        return Ok(Attempt::Done(replay));
     }
     let s = sessions::lock_shared(&txn, req.session_id)
         .await
         .map_err(|_| AppError::field("session_id", "no such session"))?;
     let b = base::Entity::find_by_id(s.base_id).one(&txn).await?.ok_or_else(|| AppError::not_found("base"))?;
-    check_rules(&txn, &req, &s, &b, now).await?;
+    check_session(req, &s, &b, now)?;
+    check_school(&txn, req, &s, now).await?;
+    let pools = if status == BookingStatus::Confirmed { capacity::pools_of_session(&txn, s.id).await? } else { vec![] };
 
-    let party = Party { students: req.students, teachers: req.teachers };
-    let pools = capacity::pools_of_session(&txn, s.id).await?;
-    let confirmed = try_take(&txn, &pools, party, now).await?;
-    if !confirmed && !req.waitlist {
-        let free = capacity::free_places(&pools);
-        txn.rollback().await?;
-        let left = capacity::free_places(&capacity::pools_of_session(db, s.id).await?).min(free.max(0));
-        return Err(AppError::conflict_rule(
-            "capacity-exhausted",
-            format!(
-                "{left} places left and the group needs {}; send waitlist: true to wait for a place",
-                party.visitors()
-            ),
-        ));
-    }
-    let status = if confirmed { BookingStatus::Confirmed } else { BookingStatus::Waitlisted };
-    let id = Uuid::now_v7();
-    let row = booking::ActiveModel {
-        id: Set(id),
-        session_id: Set(s.id),
-        base_id: Set(s.base_id),
-        school_id: Set(req.school_id),
-        students: Set(req.students),
-        teachers: Set(req.teachers),
-        audience: Set(req.audience.as_str().into()),
-        contact_name: Set(req.contact_name.trim().into()),
-        contact_phone: Set(req.contact_phone.trim().into()),
-        needs: Set(req.needs.map(|n| n.trim().to_string()).filter(|n| !n.is_empty())),
-        status: Set(status.as_str().into()),
-        code: Set(new_code()),
-        starts_at: Set(s.starts_at),
-        ends_at: Set(s.ends_at),
-        created_by: Set(Some(actor.user_id)),
-        cancelled_at: Set(None),
-        cancel_reason: Set(None),
-        late_cancellation: Set(false),
-        checked_in_at: Set(None),
-        students_present: Set(None),
-        teachers_present: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
+    let booking = booking::Model {
+        id: Uuid::now_v7(),
+        session_id: s.id,
+        base_id: s.base_id,
+        school_id: req.school_id,
+        students: req.students,
+        teachers: req.teachers,
+        audience: req.audience.as_str().into(),
+        contact_name: req.contact_name.trim().into(),
+        contact_phone: req.contact_phone.trim().into(),
+        needs: req.needs.as_deref().map(str::trim).filter(|n| !n.is_empty()).map(str::to_string),
+        status: status.as_str().into(),
+        code: new_code(),
+        starts_at: s.starts_at,
+        ends_at: s.ends_at,
+        created_by: Some(actor.user_id),
+        cancelled_at: None,
+        cancel_reason: None,
+        late_cancellation: false,
+        checked_in_at: None,
+        students_present: None,
+        teachers_present: None,
+        created_at: now,
+        updated_at: now,
     };
-    booking::Entity::insert(row).exec_without_returning(&txn).await?;
-    let record = get_record(&txn, id).await?;
+    booking::Entity::insert(booking::ActiveModel::from(booking.clone())).exec_without_returning(&txn).await?;
+    let record = match status {
+        BookingStatus::Waitlisted => get_record(&txn, booking.id).await?,
+        _ => BookingRecord { booking, waitlist_position: None },
+    };
     let (kind, message) = match status {
         BookingStatus::Confirmed => (
             "booking_confirmed",
@@ -351,8 +352,8 @@ pub async fn create(
         ),
     };
     notifications::send(&txn, &record.booking, kind, message, now).await?;
-    audit::record(&txn, Some(actor), now, Change::created("booking", id, &record)).await?;
-    if let Some(idem) = &idem {
+    audit::record(&txn, Some(actor), now, Change::created("booking", record.booking.id, &record)).await?;
+    if let Some(idem) = idem {
         let (status, body) = render(&record);
         let stored = idempotency_key::Entity::insert(idempotency_key::ActiveModel {
             user_id: Set(actor.user_id),
@@ -369,15 +370,21 @@ pub async fn create(
             let conflict = map_constraint(e, || AppError::Conflict("idempotency key taken".into()));
             txn.rollback().await?;
             return match conflict {
-                AppError::Conflict(_) => find_key(db, actor.user_id, idem).await?.ok_or_else(|| {
+                AppError::Conflict(_) => find_key(db, actor.user_id, idem).await?.map(Attempt::Done).ok_or_else(|| {
                     AppError::conflict_rule("idempotency-key-in-use", "a request with this key is still in progress")
                 }),
                 other => Err(other),
             };
         }
     }
+    // Last, so that the hot pool rows stay locked only until the commit right after.
+    if !capacity::take(&txn, &pools, Party { students: req.students, teachers: req.teachers }, now).await? {
+        txn.rollback().await?;
+        let free = capacity::free_places(&capacity::pools_of_session(db, s.id).await?);
+        return Ok(Attempt::Full { free });
+    }
     txn.commit().await?;
-    Ok(Created::New(Box::new(record)))
+    Ok(Attempt::Done(Created::New(Box::new(record))))
 }
 
 /// A booking with its waiting-list position.

@@ -1,0 +1,435 @@
+//! `kepu bench`: booking throughput over real HTTP against the raw database's own
+//! conditional-update throughput, measured in one run on a fresh database, and search
+//! latency. Prints one JSON object per scenario.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chrono::Utc;
+use entity::{capacity_pool, school, session};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, ExprTrait, QueryFilter, Statement,
+    TransactionTrait,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::config::Config;
+use crate::domain::access::Actor;
+use crate::domain::bases::{self, BaseData, BookingRules};
+use crate::domain::enums::{Audience, BaseStatus, Category, Role, SchoolKind, Subcategory};
+use crate::domain::geo::LatLon;
+use crate::domain::sessions::{self, SessionInput};
+use crate::domain::users::{self, Scope};
+use crate::domain::{auth, capacity};
+use crate::state::{AppState, SystemClock};
+use crate::{db, startup};
+
+/// Settings of a benchmark run.
+#[derive(Debug, Clone)]
+pub struct BenchArgs {
+    /// A PostgreSQL server URL (a fresh database is created on it) or nothing for a temp SQLite file.
+    pub database: Option<String>,
+    pub clients: usize,
+    pub seconds: u64,
+}
+
+const PASSWORD: &str = "bench-password-1";
+const SPREAD_SESSIONS: usize = 256;
+/// Visitors per benchmark booking: 9 students and a teacher.
+const STUDENTS: i32 = 9;
+const TEACHERS: i32 = 1;
+
+/// A fresh database for the run, dropped afterwards when it is PostgreSQL.
+struct BenchDb {
+    url: String,
+    server: Option<(String, String)>,
+    _dir: Option<std::path::PathBuf>,
+}
+
+async fn fresh_db(database: Option<&str>) -> anyhow::Result<BenchDb> {
+    match database {
+        Some(url) if url.starts_with("postgres") => {
+            let name = format!("kepu_bench_{}", Uuid::new_v4().simple());
+            let admin = sea_orm::Database::connect(url).await.context("connecting to the PostgreSQL server")?;
+            admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await?;
+            admin.close().await.ok();
+            let base = url.rsplit_once('/').map_or(url, |(b, _)| b);
+            Ok(BenchDb { url: format!("{base}/{name}"), server: Some((url.to_string(), name)), _dir: None })
+        }
+        Some(url) => Ok(BenchDb { url: url.to_string(), server: None, _dir: None }),
+        None => {
+            let dir = std::env::temp_dir().join(format!("kepu-bench-{}", Uuid::new_v4().simple()));
+            std::fs::create_dir_all(&dir)?;
+            let url = format!("sqlite://{}?mode=rwc", dir.join("bench.db").display());
+            Ok(BenchDb { url, server: None, _dir: Some(dir) })
+        }
+    }
+}
+
+impl BenchDb {
+    async fn drop_db(&self) {
+        if let Some((server, name)) = &self.server
+            && let Ok(admin) = sea_orm::Database::connect(server.as_str()).await
+        {
+            let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+        }
+        if let Some(dir) = &self._dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// What the run books on: one hot session, many spread ones, and schools to book for.
+struct Fixture {
+    hot: Uuid,
+    spread: Vec<Uuid>,
+    schools: Vec<Uuid>,
+    /// Pools of each session, for the raw path.
+    pools: std::collections::HashMap<Uuid, Vec<Uuid>>,
+}
+
+async fn seed(db: &DatabaseConnection, schools_needed: usize) -> anyhow::Result<(Actor, Fixture)> {
+    let now = Utc::now();
+    let scope = Scope { role: Role::Admin, district_code: None, school_id: None, base_ids: vec![] };
+    let admin = users::create(db, None, "admin".into(), PASSWORD.into(), scope, now).await?;
+    let admin = auth::actor_of(db, admin.user).await?;
+    let mut all_sessions = Vec::new();
+    for b in 0..16 {
+        let data = BaseData {
+            name_zh: format!("基准基地{b}"),
+            name_en: format!("Bench base {b}"),
+            host_org: "bench".into(),
+            category: Category::Venue,
+            subcategory: Subcategory::ScienceVenue,
+            district_code: "440106".into(),
+            address: "bench".into(),
+            location: LatLon { lat: 23.10 + f64::from(b) * 0.01, lon: 113.30 },
+            exhibition_area_m2: None,
+            opening_hours: None,
+            contact_phone: None,
+            contact_email: None,
+            themes: vec![],
+            audiences: vec![Audience::Junior],
+            accessibility: None,
+            status: BaseStatus::Accredited,
+            booking_rules: BookingRules::default(),
+        };
+        let base = bases::create(db, &admin, data, now).await?;
+        for k in 0..=(SPREAD_SESSIONS / 16) {
+            let starts = now + chrono::Duration::days(2) + chrono::Duration::hours(k as i64 * 2);
+            let input = SessionInput {
+                starts_at: starts,
+                ends_at: starts + chrono::Duration::hours(1),
+                capacity: 100_000,
+                audiences: vec![Audience::Junior],
+                booking_opens_at: None,
+                booking_closes_at: None,
+                max_group_size: None,
+                pool_ids: vec![],
+            };
+            all_sessions.push(sessions::create(db, &admin, base.base.id, input, now).await?.session.id);
+        }
+    }
+    // Room for any throughput: the benchmark measures speed, not exhaustion.
+    capacity_pool::Entity::update_many()
+        .col_expr(capacity_pool::Column::Capacity, Expr::value(i32::MAX / 2))
+        .exec(db)
+        .await?;
+    session::Entity::update_many().col_expr(session::Column::Capacity, Expr::value(i32::MAX / 2)).exec(db).await?;
+    let hot = all_sessions[0];
+    let spread: Vec<Uuid> = all_sessions[1..=SPREAD_SESSIONS].to_vec();
+    let mut pools = std::collections::HashMap::new();
+    for s in &all_sessions {
+        pools.insert(*s, capacity::pools_of_session(db, *s).await?.into_iter().map(|p| p.id).collect());
+    }
+    let mut schools = Vec::with_capacity(schools_needed);
+    for chunk in (0..schools_needed).collect::<Vec<_>>().chunks(1000) {
+        let rows: Vec<school::ActiveModel> = chunk
+            .iter()
+            .map(|i| {
+                let id = Uuid::now_v7();
+                schools.push(id);
+                school::ActiveModel {
+                    id: Set(id),
+                    name: Set(format!("基准学校{i}")),
+                    district_code: Set("440106".into()),
+                    address: Set("bench".into()),
+                    lat: Set(23.12),
+                    lon: Set(113.31),
+                    kind: Set(SchoolKind::Primary.as_str().into()),
+                    student_count: Set(1000),
+                    version: Set(1),
+                    created_at: Set(now),
+                    updated_at: Set(now),
+                    feed_token_hash: Set(None),
+                }
+            })
+            .collect();
+        school::Entity::insert_many(rows).exec_without_returning(db).await?;
+    }
+    Ok((admin, Fixture { hot, spread, schools, pools }))
+}
+
+/// Throughput and latency of one load.
+struct Measured {
+    per_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    /// Failures by kind (an HTTP status, or `transport`).
+    errors: std::collections::BTreeMap<String, usize>,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// Runs `op` from `clients` tasks until `seconds` pass; `op(i)` succeeds or names its failure.
+async fn drive<F, Fut>(clients: usize, seconds: u64, op: F) -> Measured
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), String>> + Send,
+{
+    let op = Arc::new(op);
+    let counter = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(seconds);
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let (op, counter) = (op.clone(), counter.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut errors = std::collections::BTreeMap::<String, usize>::new();
+                while Instant::now() < deadline {
+                    let i = counter.fetch_add(1, Ordering::Relaxed);
+                    let t = Instant::now();
+                    match op(i).await {
+                        Ok(()) => latencies.push(t.elapsed().as_secs_f64() * 1000.0),
+                        Err(kind) => *errors.entry(kind).or_default() += 1,
+                    }
+                }
+                (latencies, errors)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    let mut errors = std::collections::BTreeMap::<String, usize>::new();
+    for t in tasks {
+        if let Ok((l, e)) = t.await {
+            all.extend(l);
+            for (k, n) in e {
+                *errors.entry(k).or_default() += n;
+            }
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    all.sort_by(f64::total_cmp);
+    Measured {
+        per_s: all.len() as f64 / elapsed,
+        p50_ms: percentile(&all, 0.5),
+        p99_ms: percentile(&all, 0.99),
+        errors,
+    }
+}
+
+/// The raw database path: the same conditional pool updates and booking insert, in one
+/// transaction, no HTTP and no rules.
+async fn raw_booking(db: &DatabaseConnection, session: Uuid, pools: &[Uuid], school: Uuid) -> Result<(), String> {
+    let backend = db.get_database_backend();
+    let amount = STUDENTS + TEACHERS;
+    let run = async {
+        let txn = db.begin().await?;
+        for p in pools {
+            let res = capacity_pool::Entity::update_many()
+                .col_expr(capacity_pool::Column::Used, Expr::col(capacity_pool::Column::Used).add(amount))
+                .filter(capacity_pool::Column::Id.eq(*p))
+                .filter(
+                    Expr::col(capacity_pool::Column::Used).add(amount).lte(Expr::col(capacity_pool::Column::Capacity)),
+                )
+                .exec(&txn)
+                .await?;
+            if res.rows_affected == 0 {
+                txn.rollback().await?;
+                return Ok::<bool, sea_orm::DbErr>(false);
+            }
+        }
+        let now = Utc::now();
+        let sql = "INSERT INTO bookings (id, session_id, base_id, school_id, students, teachers, audience, contact_name, \
+                   contact_phone, status, code, starts_at, ends_at, late_cancellation, created_at, updated_at) \
+                   SELECT $1, s.id, s.base_id, $2, $3, $4, 'junior', 'bench', '020 0000 0000', 'confirmed', 'BENCH1', \
+                   s.starts_at, s.ends_at, FALSE, $5, $5 FROM sessions s WHERE s.id = $6";
+        // `$n` binds by number on both backends (SQLite numbers a repeated `$5` once).
+        let values: Vec<sea_orm::Value> =
+            vec![Uuid::now_v7().into(), school.into(), STUDENTS.into(), TEACHERS.into(), now.into(), session.into()];
+        txn.execute_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
+        txn.commit().await?;
+        Ok(true)
+    };
+    match run.await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err("full".into()),
+        Err(e) => Err(format!("db: {e}")),
+    }
+}
+
+/// Success, or the failure's status and problem slug (`409 capacity-exhausted`).
+async fn outcome(res: reqwest::Result<reqwest::Response>, expected: u16) -> Result<(), String> {
+    match res {
+        Ok(r) if r.status().as_u16() == expected => {
+            r.bytes().await.map_err(|_| "transport".to_string())?;
+            Ok(())
+        }
+        Ok(r) => {
+            let status = r.status().as_u16();
+            let body: serde_json::Value = r.json().await.unwrap_or_default();
+            let slug = body["type"].as_str().and_then(|t| t.rsplit('/').next()).unwrap_or("");
+            Err(format!("{status} {slug}").trim().to_string())
+        }
+        Err(_) => Err("transport".into()),
+    }
+}
+
+/// Runs the booking benchmark and prints one JSON object per scenario.
+pub async fn booking(args: BenchArgs) -> anyhow::Result<()> {
+    let bench_db = fresh_db(args.database.as_deref()).await?;
+    let result = run(&args, &bench_db).await;
+    bench_db.drop_db().await;
+    result
+}
+
+async fn run(args: &BenchArgs, bench_db: &BenchDb) -> anyhow::Result<()> {
+    let backend = if bench_db.url.starts_with("postgres") { "postgres" } else { "sqlite" };
+    let mut config = Config::new(bench_db.url.clone());
+    let connections = std::cmp::max(u32::try_from(args.clients).unwrap_or(32), 4);
+    config.db_max_connections = Some(connections);
+    let db = db::connect(&config.database_url, connections).await?;
+    db::migrate(&db).await?;
+    let schools_needed = (args.clients * args.seconds as usize * 400).clamp(20_000, 400_000);
+    eprintln!("seeding {schools_needed} schools and {} sessions …", SPREAD_SESSIONS + 1);
+    let (_admin, fx) = seed(&db, schools_needed).await?;
+    let fx = Arc::new(fx);
+    let state = AppState {
+        db: db.clone(),
+        config: Arc::new(config),
+        clock: Arc::new(SystemClock),
+        metrics: crate::telemetry::metrics_handle(),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(startup::serve(listener, state, std::future::pending()));
+    let client = reqwest::Client::builder().pool_max_idle_per_host(args.clients).build()?;
+    let token = {
+        let r: serde_json::Value = client
+            .post(format!("{url}/v1/auth/token"))
+            .json(&json!({"username": "admin", "password": PASSWORD}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        r["access_token"].as_str().context("no token")?.to_string()
+    };
+    let next_school = Arc::new(AtomicUsize::new(0));
+
+    for scenario in ["hot_session", "spread_sessions"] {
+        let pick = {
+            let fx = fx.clone();
+            move |i: usize| if scenario == "hot_session" { fx.hot } else { fx.spread[i % fx.spread.len()] }
+        };
+        let http = {
+            let (client, url, token, fx, next_school, pick) =
+                (client.clone(), url.clone(), token.clone(), fx.clone(), next_school.clone(), pick.clone());
+            drive(args.clients, args.seconds, move |i| {
+                let (client, url, token, fx, next_school) =
+                    (client.clone(), url.clone(), token.clone(), fx.clone(), next_school.clone());
+                let session = pick(i);
+                async move {
+                    let k = next_school.fetch_add(1, Ordering::Relaxed);
+                    let Some(school) = fx.schools.get(k) else { return Err("out of schools".into()) };
+                    let body = json!({
+                        "session_id": session, "school_id": school, "students": STUDENTS, "teachers": TEACHERS,
+                        "audience": "junior", "contact_name": "bench", "contact_phone": "020 0000 0000"
+                    });
+                    outcome(client.post(format!("{url}/v1/bookings")).bearer_auth(&token).json(&body).send().await, 201)
+                        .await
+                }
+            })
+            .await
+        };
+        let raw = {
+            let (db, fx, pick) = (db.clone(), fx.clone(), pick.clone());
+            drive(args.clients, args.seconds, move |i| {
+                let (db, fx) = (db.clone(), fx.clone());
+                let session = pick(i);
+                async move {
+                    let pools = fx.pools.get(&session).cloned().unwrap_or_default();
+                    raw_booking(&db, session, &pools, *fx.schools.last().unwrap_or(&fx.hot)).await
+                }
+            })
+            .await
+        };
+        let violations = capacity::violations(&db).await?.len();
+        let over: u64 = capacity_pool::Entity::find()
+            .filter(Expr::col(capacity_pool::Column::Used).gt(Expr::col(capacity_pool::Column::Capacity)))
+            .all(&db)
+            .await?
+            .len() as u64;
+        println!(
+            "{}",
+            json!({
+                "scenario": scenario,
+                "database": backend,
+                "clients": args.clients,
+                "seconds": args.seconds,
+                "bookings_per_s": round2(http.per_s),
+                "raw_db_per_s": round2(raw.per_s),
+                "ratio": round2(if raw.per_s > 0.0 { http.per_s / raw.per_s } else { 0.0 }),
+                "p50_ms": round2(http.p50_ms),
+                "p99_ms": round2(http.p99_ms),
+                "http_errors": http.errors,
+                "overbooked": over + violations as u64,
+            })
+        );
+    }
+
+    let search = {
+        let (client, url) = (client.clone(), url.clone());
+        drive(args.clients, args.seconds.div_ceil(2), move |i| {
+            let (client, url) = (client.clone(), url.clone());
+            async move {
+                let path = if i % 2 == 0 {
+                    "/v1/sessions?near=23.13,113.31&radius_km=15&min_free=45&limit=20"
+                } else {
+                    "/v1/bases?near=23.13,113.31&radius_km=15&limit=20"
+                };
+                outcome(client.get(format!("{url}{path}")).send().await, 200).await
+            }
+        })
+        .await
+    };
+    println!(
+        "{}",
+        json!({
+            "scenario": "search_near",
+            "database": backend,
+            "clients": args.clients,
+            "seconds": args.seconds.div_ceil(2),
+            "requests_per_s": round2(search.per_s),
+            "p50_ms": round2(search.p50_ms),
+            "p99_ms": round2(search.p99_ms),
+            "http_errors": search.errors,
+        })
+    );
+    db.close().await.ok();
+    Ok(())
+}
