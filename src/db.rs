@@ -28,6 +28,32 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     Migrator::up(db, None).await
 }
 
+/// Runs several INSERTs in one round trip where the database allows it: on PostgreSQL as one
+/// statement whose leading inserts are data-modifying CTEs (parameterised, not concatenated);
+/// on embedded SQLite, where a round trip costs nothing, one after the other.
+pub async fn insert_all(
+    conn: &impl sea_orm::ConnectionTrait,
+    mut inserts: Vec<sea_orm::sea_query::InsertStatement>,
+) -> Result<(), DbErr> {
+    use sea_orm::sea_query::{CommonTableExpression, PostgresQueryBuilder, WithClause};
+    use sea_orm::{DbBackend, Statement};
+    let backend = conn.get_database_backend();
+    if backend != DbBackend::Postgres || inserts.len() < 2 {
+        for insert in inserts {
+            conn.execute(&insert).await?;
+        }
+        return Ok(());
+    }
+    let Some(last) = inserts.pop() else { return Ok(()) };
+    let mut with = WithClause::new();
+    for (i, insert) in inserts.into_iter().enumerate() {
+        with.cte(CommonTableExpression::new().query(insert).table_name(format!("w{i}")).to_owned());
+    }
+    let (sql, values) = last.with(with).build(PostgresQueryBuilder);
+    conn.execute_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
+    Ok(())
+}
+
 /// Begins a transaction that will write. On SQLite it takes the write lock up front
 /// (`BEGIN IMMEDIATE`), so that a read-then-write transaction waits for other writers instead
 /// of failing when they commit first; PostgreSQL ignores the option.

@@ -5,14 +5,16 @@ use chrono::Utc;
 use sea_orm::{DatabaseConnection, EntityTrait, PaginatorTrait};
 
 use crate::domain::access::Actor;
-use crate::domain::auth;
 use crate::domain::bases::{self, BaseData};
 use crate::domain::districts;
-use crate::domain::enums::{Audience, BaseStatus, Category, ExhibitKind, ExhibitStatus, Role, SchoolKind, Subcategory};
+use crate::domain::enums::{
+    Audience, BaseStatus, Category, ExhibitKind, ExhibitStatus, PoolUnit, Role, SchoolKind, Subcategory,
+};
 use crate::domain::exhibits::{self, ExhibitData};
 use crate::domain::geo::{CITY_BBOX, LatLon};
 use crate::domain::schools::{self, SchoolData};
 use crate::domain::users::{self, Scope};
+use crate::domain::{auth, capacity, sessions};
 
 /// The demo-mode admin password when `KEPU_ADMIN_PASSWORD` is not set.
 pub const DEMO_ADMIN_PASSWORD: &str = "kepu-admin";
@@ -465,6 +467,55 @@ impl Lcg {
     }
 }
 
+/// Four weeks of visits at every accredited base (Tue and Thu mornings, Sat afternoons, in
+/// local time), and a city-wide Science Week quota shared by the science venues' first week.
+async fn seed_sessions(
+    db: &DatabaseConnection,
+    admin: &Actor,
+    base_ids: &[uuid::Uuid],
+    now: chrono::DateTime<Utc>,
+) -> anyhow::Result<usize> {
+    let today = now.with_timezone(&sessions::city_offset()).date_naive();
+    let quota = capacity::create(
+        db,
+        admin,
+        capacity::NewPool {
+            name: "科技活动周 Science Week free tours".into(),
+            unit: PoolUnit::Visitors,
+            capacity: 600,
+            base_id: None,
+        },
+        now,
+    )
+    .await?;
+    let mut count = 0;
+    for (i, (&id, b)) in base_ids.iter().zip(BASES).enumerate() {
+        if status_of(i) != BaseStatus::Accredited {
+            continue;
+        }
+        let venue = category_of(b.3) == Category::Venue;
+        let at = |h: u32, m: u32| chrono::NaiveTime::from_hms_opt(h, m, 0).unwrap_or_default();
+        let pattern = sessions::Pattern {
+            from_date: today + chrono::Duration::days(1),
+            to_date: today + chrono::Duration::days(28),
+            weekdays: vec![chrono::Weekday::Tue, chrono::Weekday::Thu, chrono::Weekday::Sat],
+            times: vec![(at(9, 30), at(11, 0)), (at(14, 0), at(15, 30))],
+            capacity: if venue { 120 } else { 60 },
+            audiences: audiences_of(b.3),
+            max_group_size: None,
+            pool_ids: vec![],
+        };
+        let (created, _) = sessions::generate(db, admin, id, pattern, now).await?;
+        count += created.len();
+        if venue {
+            for s in created.iter().filter(|s| s.session.starts_at < now + chrono::Duration::days(7)) {
+                capacity::attach(db, admin, quota.pool.id, s.session.id, now).await?;
+            }
+        }
+    }
+    Ok(count)
+}
+
 /// Creates the `admin` account unless it exists. Returns it as an actor.
 pub async fn ensure_admin(db: &DatabaseConnection, password: &str) -> anyhow::Result<Actor> {
     let account = match users::find_by_username(db, "admin").await? {
@@ -542,6 +593,8 @@ pub async fn seed(db: &DatabaseConnection, admin_password: &str) -> anyhow::Resu
         }
     }
 
+    let sessions = seed_sessions(db, &admin, &base_ids, now).await?;
+
     // One account of each scoped role, sharing the admin's password: demo only.
     let accounts = [
         (
@@ -565,7 +618,7 @@ pub async fn seed(db: &DatabaseConnection, admin_password: &str) -> anyhow::Resu
             users::create(db, Some(&admin), name.into(), admin_password.into(), scope, now).await?;
         }
     }
-    tracing::info!(bases = BASES.len(), "demo city loaded");
+    tracing::info!(bases = BASES.len(), sessions, "demo city loaded");
     Ok(())
 }
 

@@ -73,7 +73,13 @@ pub async fn record(
     now: DateTime<Utc>,
     change: Change<'_>,
 ) -> Result<()> {
-    let row = audit_log::ActiveModel {
+    audit_log::Entity::insert(row(actor, now, change)).exec_without_returning(conn).await?;
+    Ok(())
+}
+
+/// The log row of a change, for callers that batch their inserts.
+pub fn row(actor: Option<&Actor>, now: DateTime<Utc>, change: Change<'_>) -> audit_log::ActiveModel {
+    audit_log::ActiveModel {
         id: Set(Uuid::now_v7()),
         at: Set(now),
         actor_id: Set(actor.map(|a| a.user_id)),
@@ -84,9 +90,7 @@ pub async fn record(
         before: Set(change.before),
         after: Set(change.after),
         request_id: Set(actor.and_then(|a| a.request_id.clone())),
-    };
-    audit_log::Entity::insert(row).exec_without_returning(conn).await?;
-    Ok(())
+    }
 }
 
 /// Filters of the audit listing.

@@ -3,12 +3,13 @@
 //! cancellation, check-in, promotion of waiting groups, and the sweep that records no-shows.
 
 use chrono::{DateTime, Duration, Utc};
-use entity::{base, booking, idempotency_key, school, session};
+use entity::{audit_log, base, booking, idempotency_key, notification};
 use rand::Rng;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend,
+    EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Statement,
+    TransactionTrait,
 };
 use serde::Serialize;
 use uuid::Uuid;
@@ -16,8 +17,8 @@ use uuid::Uuid;
 use crate::db::begin_write;
 use crate::domain::access::{Action, Actor, authorize};
 use crate::domain::audit::{self, Change};
-use crate::domain::capacity::{self, Party};
-use crate::domain::enums::{Audience, BaseStatus, BookingStatus, Role, SessionStatus};
+use crate::domain::capacity::{self, Party, PoolRef};
+use crate::domain::enums::{Audience, BaseStatus, BookingStatus, PoolUnit, Role, SessionStatus};
 use crate::domain::notifications;
 use crate::domain::page::{Cursor, PageRequest, Paged};
 use crate::domain::sessions::{self, local_time};
@@ -133,11 +134,60 @@ pub fn suspended_until(no_show_ends: &[DateTime<Utc>], now: DateTime<Utc>) -> Op
         .map(|w| w[0] + Duration::days(SUSPENSION_DAYS))
 }
 
+/// What a booking reads about its session, the session's base and pools: one query, which
+/// on PostgreSQL also keeps the session's pool set from changing until commit (`FOR SHARE`).
+#[derive(Debug, Clone, FromQueryResult)]
+struct TargetRow {
+    id: Uuid,
+    base_id: Uuid,
+    starts_at: DateTime<Utc>,
+    ends_at: DateTime<Utc>,
+    audiences: serde_json::Value,
+    booking_opens_at: DateTime<Utc>,
+    booking_closes_at: DateTime<Utc>,
+    max_group_size: Option<i32>,
+    status: String,
+    base_status: String,
+    base_name_en: String,
+    base_max_group_size: Option<i32>,
+    pool_id: Uuid,
+    pool_unit: String,
+}
+
+/// A session as a booking sees it.
+struct Target {
+    row: TargetRow,
+    pools: Vec<PoolRef>,
+}
+
+async fn load_target(txn: &DatabaseTransaction, session_id: Uuid) -> Result<Target> {
+    let backend = txn.get_database_backend();
+    let lock = if backend == DbBackend::Postgres { " FOR SHARE OF s" } else { "" };
+    let sql = format!(
+        "SELECT s.id, s.base_id, s.starts_at, s.ends_at, s.audiences, s.booking_opens_at, s.booking_closes_at, \
+         s.max_group_size, s.status, b.status AS base_status, b.name_en AS base_name_en, \
+         b.max_group_size AS base_max_group_size, p.id AS pool_id, p.unit AS pool_unit \
+         FROM sessions s JOIN bases b ON b.id = s.base_id \
+         JOIN session_pools sp ON sp.session_id = s.id JOIN capacity_pools p ON p.id = sp.pool_id \
+         WHERE s.id = $1 ORDER BY p.id{lock}"
+    );
+    let rows = TargetRow::find_by_statement(Statement::from_sql_and_values(backend, sql, [session_id.into()]))
+        .all(txn)
+        .await?;
+    let pools = rows.iter().map(|r| PoolRef { id: r.pool_id, unit: PoolUnit::from_db(&r.pool_unit) }).collect();
+    let row = rows.into_iter().next().ok_or_else(|| AppError::field("session_id", "no such session"))?;
+    Ok(Target { row, pools })
+}
+
 /// The rules about the session, the base and the group, in the order a school would want to
 /// hear them.
-fn check_session(req: &BookingRequest, s: &session::Model, b: &base::Model, now: DateTime<Utc>) -> Result<()> {
-    if BaseStatus::from_db(&b.status) != BaseStatus::Accredited {
-        return Err(AppError::conflict_rule("base-not-accredited", format!("{} is not an accredited base", b.name_en)));
+fn check_session(req: &BookingRequest, t: &Target, now: DateTime<Utc>) -> Result<()> {
+    let s = &t.row;
+    if BaseStatus::from_db(&s.base_status) != BaseStatus::Accredited {
+        return Err(AppError::conflict_rule(
+            "base-not-accredited",
+            format!("{} is not an accredited base", s.base_name_en),
+        ));
     }
     if SessionStatus::from_db(&s.status) != SessionStatus::Open || s.starts_at <= now {
         return Err(AppError::conflict_rule("session-not-open", "the session is cancelled or has started"));
@@ -155,11 +205,12 @@ fn check_session(req: &BookingRequest, s: &session::Model, b: &base::Model, now:
         ));
     }
     let mut errors = Vec::new();
-    if !sessions::audiences_of(s).contains(&req.audience) {
+    let audiences: Vec<Audience> = serde_json::from_value(s.audiences.clone()).unwrap_or_default();
+    if !audiences.contains(&req.audience) {
         errors.push(FieldError::new("audience", format!("the session is not for {}", req.audience)));
     }
     let group = req.students + req.teachers;
-    for (limit, whose) in [(s.max_group_size, "session"), (b.max_group_size, "base")] {
+    for (limit, whose) in [(s.max_group_size, "session"), (s.base_max_group_size, "base")] {
         if let Some(max) = limit
             && group > max
         {
@@ -170,38 +221,76 @@ fn check_session(req: &BookingRequest, s: &session::Model, b: &base::Model, now:
     if errors.is_empty() { Ok(()) } else { Err(AppError::Validation(errors)) }
 }
 
-/// The rules about the school's other bookings (suspension, limit per base, overlap), read in
-/// one query: a school has few bookings that are active or recent no-shows.
-async fn check_school(
-    txn: &DatabaseTransaction,
-    req: &BookingRequest,
-    s: &session::Model,
-    now: DateTime<Utc>,
-) -> Result<()> {
+/// A school (locked) with its active bookings and recent no-shows.
+#[derive(Debug, FromQueryResult)]
+struct SchoolRow {
+    #[expect(dead_code, reason = "selected so that the school exists even without bookings")]
+    school_id: Uuid,
+    id: Option<Uuid>,
+    base_id: Option<Uuid>,
+    status: Option<String>,
+    starts_at: Option<DateTime<Utc>>,
+    ends_at: Option<DateTime<Utc>>,
+}
+
+/// A booking of the school, as its rules see it.
+struct Held {
+    id: Uuid,
+    base_id: Uuid,
+    status: BookingStatus,
+    starts_at: DateTime<Utc>,
+    ends_at: DateTime<Utc>,
+}
+
+/// Locks the school (serialising its own bookings, so that its limits hold under
+/// concurrency) and reads its active bookings and recent no-shows, in one query.
+async fn lock_school(txn: &DatabaseTransaction, school_id: Uuid, now: DateTime<Utc>) -> Result<Vec<Held>> {
+    let backend = txn.get_database_backend();
+    let lock = if backend == DbBackend::Postgres { " FOR UPDATE OF sc" } else { "" };
+    let mut statuses = BookingStatus::names(BookingStatus::ACTIVE);
+    statuses.push(BookingStatus::NoShow.as_str());
+    let statuses = statuses.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ");
+    let sql = format!(
+        "SELECT sc.id AS school_id, b.id AS id, b.base_id AS base_id, b.status AS status, \
+         b.starts_at AS starts_at, b.ends_at AS ends_at \
+         FROM schools sc LEFT JOIN bookings b ON b.school_id = sc.id AND b.status IN ({statuses}) AND b.ends_at >= $2 \
+         WHERE sc.id = $1{lock}"
+    );
     let since = now - Duration::days(NO_SHOW_WINDOW_DAYS + SUSPENSION_DAYS);
-    let mut relevant = BookingStatus::names(BookingStatus::ACTIVE);
-    relevant.push(BookingStatus::NoShow.as_str());
-    let rows = booking::Entity::find()
-        .filter(booking::Column::SchoolId.eq(req.school_id))
-        .filter(booking::Column::Status.is_in(relevant))
-        .filter(booking::Column::EndsAt.gte(since))
-        .order_by_desc(booking::Column::EndsAt)
-        .all(txn)
-        .await?;
-    let no_shows: Vec<DateTime<Utc>> = rows
-        .iter()
-        .filter(|b| BookingStatus::from_db(&b.status) == BookingStatus::NoShow && b.ends_at <= now)
-        .map(|b| b.ends_at)
-        .collect();
+    let rows =
+        SchoolRow::find_by_statement(Statement::from_sql_and_values(backend, sql, [school_id.into(), since.into()]))
+            .all(txn)
+            .await?;
+    if rows.is_empty() {
+        return Err(AppError::field("school_id", "no such school"));
+    }
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| {
+            Some(Held {
+                id: r.id?,
+                base_id: r.base_id?,
+                status: BookingStatus::from_db(&r.status?),
+                starts_at: r.starts_at?,
+                ends_at: r.ends_at?,
+            })
+        })
+        .collect())
+}
+
+/// The rules about the school's other bookings: suspension, the limit per base, overlaps.
+fn check_school(held: &[Held], t: &Target, now: DateTime<Utc>) -> Result<()> {
+    let mut no_shows: Vec<DateTime<Utc>> =
+        held.iter().filter(|b| b.status == BookingStatus::NoShow && b.ends_at <= now).map(|b| b.ends_at).collect();
+    no_shows.sort_by(|a, b| b.cmp(a));
     if let Some(until) = suspended_until(&no_shows, now) {
         return Err(AppError::conflict_rule(
             "school-suspended",
             format!("3 no-shows within 90 days: the school cannot book until {}", local_time(until)),
         ));
     }
-    let active: Vec<&booking::Model> =
-        rows.iter().filter(|b| BookingStatus::ACTIVE.contains(&BookingStatus::from_db(&b.status))).collect();
-    let at_base = active.iter().filter(|b| b.base_id == s.base_id && b.starts_at > now).count() as u64;
+    let active: Vec<&Held> = held.iter().filter(|b| BookingStatus::ACTIVE.contains(&b.status)).collect();
+    let at_base = active.iter().filter(|b| b.base_id == t.row.base_id && b.starts_at > now).count() as u64;
     if at_base >= MAX_ACTIVE_PER_BASE {
         return Err(AppError::conflict_rule(
             "school-booking-limit",
@@ -210,7 +299,7 @@ async fn check_school(
             ),
         ));
     }
-    if let Some(o) = active.iter().find(|b| b.starts_at < s.ends_at && b.ends_at > s.starts_at) {
+    if let Some(o) = active.iter().find(|b| b.starts_at < t.row.ends_at && b.ends_at > t.row.starts_at) {
         return Err(AppError::conflict_rule(
             "overlapping-booking",
             format!(
@@ -280,12 +369,7 @@ async fn attempt(
     now: DateTime<Utc>,
 ) -> Result<Attempt> {
     let txn = begin_write(db).await?;
-    // The school's lock serialises its own bookings, so its limits hold under concurrency.
-    school::Entity::find_by_id(req.school_id)
-        .lock_exclusive()
-        .one(&txn)
-        .await?
-        .ok_or_else(|| AppError::field("school_id", "no such school"))?;
+    let held = lock_school(&txn, req.school_id, now).await?;
     // A request with the same key that held the lock before us has answered: replay it.
     if let Some(idem) = idem
         && let Some(replay) = find_key(&txn, actor.user_id, idem).await?
@@ -293,13 +377,11 @@ async fn attempt(
         txn.rollback().await?;
         return Ok(Attempt::Done(replay));
     }
-    let s = sessions::lock_shared(&txn, req.session_id)
-        .await
-        .map_err(|_| AppError::field("session_id", "no such session"))?;
-    let b = base::Entity::find_by_id(s.base_id).one(&txn).await?.ok_or_else(|| AppError::not_found("base"))?;
-    check_session(req, &s, &b, now)?;
-    check_school(&txn, req, &s, now).await?;
-    let pools = if status == BookingStatus::Confirmed { capacity::pools_of_session(&txn, s.id).await? } else { vec![] };
+    let target = load_target(&txn, req.session_id).await?;
+    check_session(req, &target, now)?;
+    check_school(&held, &target, now)?;
+    let s = &target.row;
+    let pools = if status == BookingStatus::Confirmed { target.pools.clone() } else { vec![] };
 
     let booking = booking::Model {
         id: Uuid::now_v7(),
@@ -326,7 +408,10 @@ async fn attempt(
         created_at: now,
         updated_at: now,
     };
-    booking::Entity::insert(booking::ActiveModel::from(booking.clone())).exec_without_returning(&txn).await?;
+    let waitlisted = status == BookingStatus::Waitlisted;
+    if waitlisted {
+        booking::Entity::insert(booking::ActiveModel::from(booking.clone())).exec_without_returning(&txn).await?;
+    }
     let record = match status {
         BookingStatus::Waitlisted => get_record(&txn, booking.id).await?,
         _ => BookingRecord { booking, waitlist_position: None },
@@ -337,7 +422,7 @@ async fn attempt(
             format!(
                 "Visit confirmed for {} at {}; check-in code {}",
                 local_time(s.starts_at),
-                b.name_en,
+                s.base_name_en,
                 record.booking.code
             ),
         ),
@@ -346,13 +431,20 @@ async fn attempt(
             format!(
                 "The visit on {} at {} is full; you are number {} on the waiting list",
                 local_time(s.starts_at),
-                b.name_en,
+                s.base_name_en,
                 record.waitlist_position.unwrap_or(0)
             ),
         ),
     };
-    notifications::send(&txn, &record.booking, kind, message, now).await?;
-    audit::record(&txn, Some(actor), now, Change::created("booking", record.booking.id, &record)).await?;
+    // The booking, its notification and its audit entry in one round trip.
+    let mut inserts = Vec::with_capacity(3);
+    if !waitlisted {
+        inserts.push(booking::Entity::insert(booking::ActiveModel::from(record.booking.clone())).into_query());
+    }
+    inserts.push(notification::Entity::insert(notifications::row(&record.booking, kind, message, now)).into_query());
+    let change = Change::created("booking", record.booking.id, &record);
+    inserts.push(audit_log::Entity::insert(audit::row(Some(actor), now, change)).into_query());
+    crate::db::insert_all(&txn, inserts).await?;
     if let Some(idem) = idem {
         let (status, body) = render(&record);
         let stored = idempotency_key::Entity::insert(idempotency_key::ActiveModel {
@@ -380,7 +472,7 @@ async fn attempt(
     // Last, so that the hot pool rows stay locked only until the commit right after.
     if !capacity::take(&txn, &pools, Party { students: req.students, teachers: req.teachers }, now).await? {
         txn.rollback().await?;
-        let free = capacity::free_places(&capacity::pools_of_session(db, s.id).await?);
+        let free = capacity::free_places(&capacity::pools_of_session(db, req.session_id).await?);
         return Ok(Attempt::Full { free });
     }
     txn.commit().await?;
@@ -445,6 +537,8 @@ pub async fn list(
     f: &BookingFilter,
     page: PageRequest,
 ) -> Result<Paged<BookingRecord>> {
+    validate::sane_time("from", f.from)?;
+    validate::sane_time("to", f.to)?;
     let mut cond = Condition::all();
     match actor.role {
         Role::Admin => {}
@@ -567,7 +661,7 @@ pub async fn cancel(
     }
     let pools = capacity::pools_of_session(&txn, b.session_id).await?;
     if was == BookingStatus::Confirmed {
-        capacity::release(&txn, &pools, Party::of(&b), now).await?;
+        capacity::release(&txn, &capacity::refs(&pools), Party::of(&b), now).await?;
     }
     let after = get_record(&txn, id).await?;
     let why = reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
@@ -622,7 +716,7 @@ pub async fn promote_waitlist(db: &DatabaseConnection, session_id: Uuid, now: Da
     if waiting.is_empty() {
         return Ok(0);
     }
-    let pools = capacity::pools_of_session(&txn, session_id).await?;
+    let pools = capacity::refs(&capacity::pools_of_session(&txn, session_id).await?);
     let mut promoted = 0;
     for b in waiting {
         let sp = txn.begin().await?;

@@ -47,6 +47,18 @@ impl Party {
     }
 }
 
+/// What a writer needs of a pool: which row, and what a party takes from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolRef {
+    pub id: Uuid,
+    pub unit: PoolUnit,
+}
+
+/// The references of pools, keeping their (id) order.
+pub fn refs(pools: &[capacity_pool::Model]) -> Vec<PoolRef> {
+    pools.iter().map(|p| PoolRef { id: p.id, unit: unit_of(p) }).collect()
+}
+
 fn unit_of(p: &capacity_pool::Model) -> PoolUnit {
     PoolUnit::from_db(&p.unit)
 }
@@ -116,14 +128,9 @@ pub async fn pools_of_sessions(
 
 /// Takes the party's places from every pool, in id order. `false` when a pool lacks room; the
 /// caller must then roll back (a savepoint) what was taken before it.
-pub async fn take(
-    conn: &impl ConnectionTrait,
-    pools: &[capacity_pool::Model],
-    party: Party,
-    now: DateTime<Utc>,
-) -> Result<bool> {
+pub async fn take(conn: &impl ConnectionTrait, pools: &[PoolRef], party: Party, now: DateTime<Utc>) -> Result<bool> {
     for p in pools {
-        let amount = party.amount(unit_of(p));
+        let amount = party.amount(p.unit);
         let res = capacity_pool::Entity::update_many()
             .col_expr(capacity_pool::Column::Used, Expr::col(capacity_pool::Column::Used).add(amount))
             .col_expr(capacity_pool::Column::UpdatedAt, Expr::value(now))
@@ -139,14 +146,9 @@ pub async fn take(
 }
 
 /// Gives the party's places back to every pool.
-pub async fn release(
-    conn: &impl ConnectionTrait,
-    pools: &[capacity_pool::Model],
-    party: Party,
-    now: DateTime<Utc>,
-) -> Result<()> {
+pub async fn release(conn: &impl ConnectionTrait, pools: &[PoolRef], party: Party, now: DateTime<Utc>) -> Result<()> {
     for p in pools {
-        let amount = party.amount(unit_of(p));
+        let amount = party.amount(p.unit);
         let res = capacity_pool::Entity::update_many()
             .col_expr(capacity_pool::Column::Used, Expr::col(capacity_pool::Column::Used).sub(amount))
             .col_expr(capacity_pool::Column::UpdatedAt, Expr::value(now))

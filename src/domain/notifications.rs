@@ -17,7 +17,13 @@ pub async fn send(
     message: String,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    notification::Entity::insert(notification::ActiveModel {
+    notification::Entity::insert(row(booking, kind, message, now)).exec_without_returning(conn).await?;
+    Ok(())
+}
+
+/// The row of a notification, for callers that batch their inserts.
+pub fn row(booking: &booking::Model, kind: &str, message: String, now: DateTime<Utc>) -> notification::ActiveModel {
+    notification::ActiveModel {
         id: Set(Uuid::now_v7()),
         school_id: Set(booking.school_id),
         booking_id: Set(Some(booking.id)),
@@ -25,10 +31,7 @@ pub async fn send(
         message: Set(message),
         created_at: Set(now),
         delivered_at: Set(None),
-    })
-    .exec_without_returning(conn)
-    .await?;
-    Ok(())
+    }
 }
 
 /// Filters of the notification list.

@@ -21,7 +21,7 @@ use crate::domain::capacity::{self, Party};
 use crate::domain::enums::{Audience, BaseStatus, BookingStatus, PoolUnit, SessionStatus};
 use crate::domain::geo::LatLon;
 use crate::domain::page::{Cursor, PageRequest, Paged};
-use crate::domain::validate::Validator;
+use crate::domain::validate::{self, Validator};
 use crate::domain::{bases, notifications};
 use crate::error::{AppError, Result};
 
@@ -86,12 +86,24 @@ pub async fn get(conn: &impl ConnectionTrait, id: Uuid) -> Result<SessionRecord>
     Ok(SessionRecord { session, pools })
 }
 
+/// How far ahead sessions may be scheduled.
+pub const MAX_DAYS_AHEAD: i64 = 730;
+
 /// Checks a session's times, capacity and window, filling the window from the base's rules.
 fn check(input: &SessionInput, rules: BookingRules, now: DateTime<Utc>) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
+    validate::sane_time("starts_at", Some(input.starts_at))?;
+    validate::sane_time("ends_at", Some(input.ends_at))?;
+    validate::sane_time("booking_opens_at", input.booking_opens_at)?;
+    validate::sane_time("booking_closes_at", input.booking_closes_at)?;
     let mut v = Validator::new();
     if input.starts_at <= now {
         v.push("starts_at", "must be in the future");
+    } else if input.starts_at > now + Duration::days(MAX_DAYS_AHEAD) {
+        v.push("starts_at", format!("must be within {MAX_DAYS_AHEAD} days from now"));
     }
+    // Everything below computes with the times; stop before an absurd one overflows.
+    v.finish()?;
+    let mut v = Validator::new();
     if input.ends_at <= input.starts_at {
         v.push("ends_at", "must be after starts_at");
     } else if input.ends_at - input.starts_at > Duration::hours(12) {
@@ -225,8 +237,17 @@ pub struct Skipped {
 pub const MAX_GENERATED: usize = 500;
 
 /// The pattern's slots, in UTC, in order.
-pub fn slots(p: &Pattern) -> Result<Vec<(DateTime<Utc>, DateTime<Utc>)>> {
+pub fn slots(p: &Pattern, now: DateTime<Utc>) -> Result<Vec<(DateTime<Utc>, DateTime<Utc>)>> {
     let mut v = Validator::new();
+    let today = now.with_timezone(&city_offset()).date_naive();
+    let last_day = today + Duration::days(MAX_DAYS_AHEAD);
+    if p.from_date < today - Duration::days(366) {
+        v.push("from_date", "must not be more than a year ago");
+    } else if p.from_date > last_day {
+        v.push("from_date", format!("must be within {MAX_DAYS_AHEAD} days from today"));
+    } else if p.to_date > last_day {
+        v.push("to_date", format!("must be within {MAX_DAYS_AHEAD} days from today"));
+    }
     if p.to_date < p.from_date {
         v.push("to_date", "must not be before from_date");
     } else if (p.to_date - p.from_date).num_days() > 366 {
@@ -278,7 +299,7 @@ pub async fn generate(
     now: DateTime<Utc>,
 ) -> Result<(Vec<SessionRecord>, Vec<Skipped>)> {
     authorize(actor, Action::ManageSessions { base_id })?;
-    let slots = slots(&pattern)?;
+    let slots = slots(&pattern, now)?;
     let txn = begin_write(db).await?;
     let base = bases::ensure_exists(&txn, base_id).await?;
     let (first, last) = match (slots.first(), slots.last()) {
@@ -387,7 +408,7 @@ pub async fn cancel_locked(
             continue;
         }
         if was == BookingStatus::Confirmed {
-            capacity::release(txn, &before.pools, Party::of(&b), now).await?;
+            capacity::release(txn, &capacity::refs(&before.pools), Party::of(&b), now).await?;
         }
         let after = booking::Entity::find_by_id(b.id).one(txn).await?;
         audit::record(txn, actor, now, Change::updated("booking.cancel", "booking", b.id, &b, &after)).await?;
@@ -439,8 +460,10 @@ pub async fn search(
     page: PageRequest,
     now: DateTime<Utc>,
 ) -> Result<Paged<SessionHit>> {
+    validate::sane_time("from", q.from)?;
+    validate::sane_time("to", q.to)?;
     let from = q.from.unwrap_or(now);
-    let to = q.to.unwrap_or(from + Duration::days(90));
+    let to = q.to.unwrap_or_else(|| from.checked_add_signed(Duration::days(90)).unwrap_or(DateTime::<Utc>::MAX_UTC));
     if to <= from {
         return Err(AppError::field("to", "must be after from"));
     }

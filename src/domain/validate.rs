@@ -91,6 +91,18 @@ impl Validator {
     }
 }
 
+/// Times the service stores and compares: years 2000 to 2999. Anything else is a typo (and
+/// some databases cannot store it).
+pub fn sane_time(field: &str, t: Option<chrono::DateTime<chrono::Utc>>) -> Result<(), AppError> {
+    use chrono::Datelike;
+    match t {
+        Some(t) if !(2000..=2999).contains(&t.year()) => {
+            Err(AppError::field(field, "must be a time between the years 2000 and 2999"))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// A trimmed, non-blank text of at most `max` characters.
 pub fn text(value: &str, max: usize) -> Result<String, String> {
     let v = value.trim();

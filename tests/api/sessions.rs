@@ -228,3 +228,22 @@ async fn cancelling_a_session_cancels_its_bookings_and_tells_the_schools() {
     let consistency = app.get("/v1/admin/consistency", Some(&app.admin)).await.expect(200).body;
     assert_eq!(consistency["consistent"], true, "{consistency}");
 }
+
+#[tokio::test]
+async fn absurd_times_are_422_not_database_errors() {
+    let app = spawn_app().await;
+    let (base, op) = app.accredited_base(json!({})).await;
+    let path = format!("/v1/bases/{}/sessions", id(&base));
+    let body = |starts: &str, ends: &str| json!({"starts_at": starts, "ends_at": ends, "capacity": 10, "audiences": ["junior"]});
+    app.post(&path, &body("9999-01-01T00:00:00Z", "9999-01-01T01:00:00Z"), Some(&op)).await.expect_invalid("starts_at");
+    app.post(&path, &body("0001-01-01T00:00:00Z", "0001-01-01T01:00:00Z"), Some(&op)).await.expect_invalid("starts_at");
+    let soon = (app.now() + Duration::days(2)).to_rfc3339();
+    app.post(&path, &body(&soon, "+200000-01-01T00:00:00Z"), Some(&op)).await.expect_invalid("ends_at");
+    let pattern = |from: &str, to: &str| json!({"from_date": from, "to_date": to, "weekdays": ["mon"], "times": [{"start": "09:00", "end": "10:00"}], "capacity": 5, "audiences": ["junior"]});
+    let gen_path = format!("/v1/bases/{}/sessions/generate", id(&base));
+    app.post(&gen_path, &pattern("1900-01-01", "1900-02-01"), Some(&op)).await.expect_invalid("from_date");
+    app.post(&gen_path, &pattern("9000-01-01", "9000-02-01"), Some(&op)).await.expect_invalid("from_date");
+    app.get("/v1/sessions?from=0001-01-01T00:00:00Z", None).await.expect_invalid("from");
+    app.get("/v1/sessions?to=9999-12-31T00:00:00Z", None).await.expect_invalid("to");
+    app.get("/v1/bookings?from=0001-01-01T00:00:00Z", Some(&app.admin)).await.expect_invalid("from");
+}
