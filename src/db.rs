@@ -28,30 +28,31 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     Migrator::up(db, None).await
 }
 
-/// Runs several INSERTs in one round trip where the database allows it: on PostgreSQL as one
-/// statement whose leading inserts are data-modifying CTEs (parameterised, not concatenated);
-/// on embedded SQLite, where a round trip costs nothing, one after the other.
-pub async fn insert_all(
+/// Runs several INSERTs and then an UPDATE in one round trip where the database allows it:
+/// on PostgreSQL as one statement, the UPDATE with the inserts as data-modifying CTEs
+/// (parameterised, not concatenated); on embedded SQLite, where a round trip costs nothing,
+/// one after the other. Answers the rows the UPDATE changed. Every part runs even when the
+/// UPDATE changes nothing: a caller that needs all or nothing rolls back on 0.
+pub async fn inserts_then_update(
     conn: &impl sea_orm::ConnectionTrait,
-    mut inserts: Vec<sea_orm::sea_query::InsertStatement>,
-) -> Result<(), DbErr> {
+    inserts: Vec<sea_orm::sea_query::InsertStatement>,
+    update: sea_orm::sea_query::UpdateStatement,
+) -> Result<u64, DbErr> {
     use sea_orm::sea_query::{CommonTableExpression, PostgresQueryBuilder, WithClause};
     use sea_orm::{DbBackend, Statement};
     let backend = conn.get_database_backend();
-    if backend != DbBackend::Postgres || inserts.len() < 2 {
+    if backend != DbBackend::Postgres {
         for insert in inserts {
             conn.execute(&insert).await?;
         }
-        return Ok(());
+        return Ok(conn.execute(&update).await?.rows_affected());
     }
-    let Some(last) = inserts.pop() else { return Ok(()) };
     let mut with = WithClause::new();
     for (i, insert) in inserts.into_iter().enumerate() {
         with.cte(CommonTableExpression::new().query(insert).table_name(format!("w{i}")).to_owned());
     }
-    let (sql, values) = last.with(with).build(PostgresQueryBuilder);
-    conn.execute_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
-    Ok(())
+    let (sql, values) = update.with(with).build(PostgresQueryBuilder);
+    Ok(conn.execute_raw(Statement::from_sql_and_values(backend, sql, values)).await?.rows_affected())
 }
 
 /// Begins a transaction that will write. On SQLite it takes the write lock up front

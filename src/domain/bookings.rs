@@ -3,7 +3,7 @@
 //! cancellation, check-in, promotion of waiting groups, and the sweep that records no-shows.
 
 use chrono::{DateTime, Duration, Utc};
-use entity::{audit_log, base, booking, idempotency_key, notification};
+use entity::{audit_log, base, booking, idempotency_key, notification, school};
 use rand::Rng;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -160,23 +160,30 @@ struct Target {
     pools: Vec<PoolRef>,
 }
 
-async fn load_target(txn: &DatabaseTransaction, session_id: Uuid) -> Result<Target> {
+/// Locks the school (serialising its own bookings, so that its limits hold under
+/// concurrency) and reads the session with its base and pools, keeping the session's pool set
+/// from changing until commit; one query.
+async fn lock_and_load(txn: &DatabaseTransaction, school_id: Uuid, session_id: Uuid) -> Result<Target> {
     let backend = txn.get_database_backend();
-    let lock = if backend == DbBackend::Postgres { " FOR SHARE OF s" } else { "" };
+    let lock = if backend == DbBackend::Postgres { " FOR UPDATE OF sc FOR SHARE OF s" } else { "" };
     let sql = format!(
         "SELECT s.id, s.base_id, s.starts_at, s.ends_at, s.audiences, s.booking_opens_at, s.booking_closes_at, \
          s.max_group_size, s.status, b.status AS base_status, b.name_en AS base_name_en, \
          b.max_group_size AS base_max_group_size, p.id AS pool_id, p.unit AS pool_unit \
-         FROM sessions s JOIN bases b ON b.id = s.base_id \
+         FROM schools sc CROSS JOIN sessions s JOIN bases b ON b.id = s.base_id \
          JOIN session_pools sp ON sp.session_id = s.id JOIN capacity_pools p ON p.id = sp.pool_id \
-         WHERE s.id = $1 ORDER BY p.id{lock}"
+         WHERE sc.id = $1 AND s.id = $2 ORDER BY p.id{lock}"
     );
-    let rows = TargetRow::find_by_statement(Statement::from_sql_and_values(backend, sql, [session_id.into()]))
-        .all(txn)
-        .await?;
+    let values = [school_id.into(), session_id.into()];
+    let rows = TargetRow::find_by_statement(Statement::from_sql_and_values(backend, sql, values)).all(txn).await?;
     let pools = rows.iter().map(|r| PoolRef { id: r.pool_id, unit: PoolUnit::from_db(&r.pool_unit) }).collect();
-    let row = rows.into_iter().next().ok_or_else(|| AppError::field("session_id", "no such session"))?;
-    Ok(Target { row, pools })
+    match rows.into_iter().next() {
+        Some(row) => Ok(Target { row, pools }),
+        None if school::Entity::find_by_id(school_id).one(txn).await?.is_none() => {
+            Err(AppError::field("school_id", "no such school"))
+        }
+        None => Err(AppError::field("session_id", "no such session")),
+    }
 }
 
 /// The rules about the session, the base and the group, in the order a school would want to
@@ -221,16 +228,13 @@ fn check_session(req: &BookingRequest, t: &Target, now: DateTime<Utc>) -> Result
     if errors.is_empty() { Ok(()) } else { Err(AppError::Validation(errors)) }
 }
 
-/// A school (locked) with its active bookings and recent no-shows.
 #[derive(Debug, FromQueryResult)]
-struct SchoolRow {
-    #[expect(dead_code, reason = "selected so that the school exists even without bookings")]
-    school_id: Uuid,
-    id: Option<Uuid>,
-    base_id: Option<Uuid>,
-    status: Option<String>,
-    starts_at: Option<DateTime<Utc>>,
-    ends_at: Option<DateTime<Utc>>,
+struct HeldRow {
+    id: Uuid,
+    base_id: Uuid,
+    status: String,
+    starts_at: DateTime<Utc>,
+    ends_at: DateTime<Utc>,
 }
 
 /// A booking of the school, as its rules see it.
@@ -242,38 +246,34 @@ struct Held {
     ends_at: DateTime<Utc>,
 }
 
-/// Locks the school (serialising its own bookings, so that its limits hold under
-/// concurrency) and reads its active bookings and recent no-shows, in one query.
-async fn lock_school(txn: &DatabaseTransaction, school_id: Uuid, now: DateTime<Utc>) -> Result<Vec<Held>> {
-    let backend = txn.get_database_backend();
-    let lock = if backend == DbBackend::Postgres { " FOR UPDATE OF sc" } else { "" };
+/// The school's active bookings and recent no-shows. Read after the school's lock is held,
+/// so it sees every booking committed before.
+async fn held_by_school(txn: &DatabaseTransaction, school_id: Uuid, now: DateTime<Utc>) -> Result<Vec<Held>> {
     let mut statuses = BookingStatus::names(BookingStatus::ACTIVE);
     statuses.push(BookingStatus::NoShow.as_str());
-    let statuses = statuses.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ");
-    let sql = format!(
-        "SELECT sc.id AS school_id, b.id AS id, b.base_id AS base_id, b.status AS status, \
-         b.starts_at AS starts_at, b.ends_at AS ends_at \
-         FROM schools sc LEFT JOIN bookings b ON b.school_id = sc.id AND b.status IN ({statuses}) AND b.ends_at >= $2 \
-         WHERE sc.id = $1{lock}"
-    );
     let since = now - Duration::days(NO_SHOW_WINDOW_DAYS + SUSPENSION_DAYS);
-    let rows =
-        SchoolRow::find_by_statement(Statement::from_sql_and_values(backend, sql, [school_id.into(), since.into()]))
-            .all(txn)
-            .await?;
-    if rows.is_empty() {
-        return Err(AppError::field("school_id", "no such school"));
-    }
-    Ok(rows
+    Ok(booking::Entity::find()
+        .select_only()
+        .columns([
+            booking::Column::Id,
+            booking::Column::BaseId,
+            booking::Column::Status,
+            booking::Column::StartsAt,
+            booking::Column::EndsAt,
+        ])
+        .filter(booking::Column::SchoolId.eq(school_id))
+        .filter(booking::Column::Status.is_in(statuses))
+        .filter(booking::Column::EndsAt.gte(since))
+        .into_model::<HeldRow>()
+        .all(txn)
+        .await?
         .into_iter()
-        .filter_map(|r| {
-            Some(Held {
-                id: r.id?,
-                base_id: r.base_id?,
-                status: BookingStatus::from_db(&r.status?),
-                starts_at: r.starts_at?,
-                ends_at: r.ends_at?,
-            })
+        .map(|r| Held {
+            id: r.id,
+            base_id: r.base_id,
+            status: BookingStatus::from_db(&r.status),
+            starts_at: r.starts_at,
+            ends_at: r.ends_at,
         })
         .collect())
 }
@@ -369,7 +369,7 @@ async fn attempt(
     now: DateTime<Utc>,
 ) -> Result<Attempt> {
     let txn = begin_write(db).await?;
-    let held = lock_school(&txn, req.school_id, now).await?;
+    let target = lock_and_load(&txn, req.school_id, req.session_id).await?;
     // A request with the same key that held the lock before us has answered: replay it.
     if let Some(idem) = idem
         && let Some(replay) = find_key(&txn, actor.user_id, idem).await?
@@ -377,8 +377,8 @@ async fn attempt(
         txn.rollback().await?;
         return Ok(Attempt::Done(replay));
     }
-    let target = load_target(&txn, req.session_id).await?;
     check_session(req, &target, now)?;
+    let held = held_by_school(&txn, req.school_id, now).await?;
     check_school(&held, &target, now)?;
     let s = &target.row;
     let pools = if status == BookingStatus::Confirmed { target.pools.clone() } else { vec![] };
@@ -436,15 +436,6 @@ async fn attempt(
             ),
         ),
     };
-    // The booking, its notification and its audit entry in one round trip.
-    let mut inserts = Vec::with_capacity(3);
-    if !waitlisted {
-        inserts.push(booking::Entity::insert(booking::ActiveModel::from(record.booking.clone())).into_query());
-    }
-    inserts.push(notification::Entity::insert(notifications::row(&record.booking, kind, message, now)).into_query());
-    let change = Change::created("booking", record.booking.id, &record);
-    inserts.push(audit_log::Entity::insert(audit::row(Some(actor), now, change)).into_query());
-    crate::db::insert_all(&txn, inserts).await?;
     if let Some(idem) = idem {
         let (status, body) = render(&record);
         let stored = idempotency_key::Entity::insert(idempotency_key::ActiveModel {
@@ -469,8 +460,29 @@ async fn attempt(
             };
         }
     }
-    // Last, so that the hot pool rows stay locked only until the commit right after.
-    if !capacity::take(&txn, &pools, Party { students: req.students, teachers: req.teachers }, now).await? {
+    let mut inserts = Vec::with_capacity(3);
+    if !waitlisted {
+        inserts.push(booking::Entity::insert(booking::ActiveModel::from(record.booking.clone())).into_query());
+    }
+    inserts.push(notification::Entity::insert(notifications::row(&record.booking, kind, message, now)).into_query());
+    let change = Change::created("booking", record.booking.id, &record);
+    inserts.push(audit_log::Entity::insert(audit::row(Some(actor), now, change)).into_query());
+    // The booking, its notification and audit entry, and the first pool's places in one round
+    // trip, last: the hot pool rows stay locked only until the commit right after.
+    let party = Party { students: req.students, teachers: req.teachers };
+    let taken = match pools.split_first() {
+        Some((first, rest)) => {
+            crate::db::inserts_then_update(&txn, inserts, capacity::take_statement(*first, party, now)).await? == 1
+                && capacity::take(&txn, rest, party, now).await?
+        }
+        None => {
+            for insert in inserts {
+                txn.execute(&insert).await?;
+            }
+            true
+        }
+    };
+    if !taken {
         txn.rollback().await?;
         let free = capacity::free_places(&capacity::pools_of_session(db, req.session_id).await?);
         return Ok(Attempt::Full { free });

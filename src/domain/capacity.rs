@@ -130,19 +130,24 @@ pub async fn pools_of_sessions(
 /// caller must then roll back (a savepoint) what was taken before it.
 pub async fn take(conn: &impl ConnectionTrait, pools: &[PoolRef], party: Party, now: DateTime<Utc>) -> Result<bool> {
     for p in pools {
-        let amount = party.amount(p.unit);
-        let res = capacity_pool::Entity::update_many()
-            .col_expr(capacity_pool::Column::Used, Expr::col(capacity_pool::Column::Used).add(amount))
-            .col_expr(capacity_pool::Column::UpdatedAt, Expr::value(now))
-            .filter(capacity_pool::Column::Id.eq(p.id))
-            .filter(Expr::col(capacity_pool::Column::Used).add(amount).lte(Expr::col(capacity_pool::Column::Capacity)))
-            .exec(conn)
-            .await?;
-        if res.rows_affected == 0 {
+        if conn.execute(&take_statement(*p, party, now)).await?.rows_affected() == 0 {
             return Ok(false);
         }
     }
     Ok(true)
+}
+
+/// The conditional update that takes a party's places from one pool: it changes no row when
+/// the pool lacks room.
+pub fn take_statement(p: PoolRef, party: Party, now: DateTime<Utc>) -> sea_orm::sea_query::UpdateStatement {
+    let amount = party.amount(p.unit);
+    sea_orm::sea_query::Query::update()
+        .table(capacity_pool::Entity)
+        .value(capacity_pool::Column::Used, Expr::col(capacity_pool::Column::Used).add(amount))
+        .value(capacity_pool::Column::UpdatedAt, now)
+        .and_where(capacity_pool::Column::Id.eq(p.id))
+        .and_where(Expr::col(capacity_pool::Column::Used).add(amount).lte(Expr::col(capacity_pool::Column::Capacity)))
+        .take()
 }
 
 /// Gives the party's places back to every pool.
