@@ -57,8 +57,14 @@ async fn fresh_db(database: Option<&str>) -> anyhow::Result<BenchDb> {
             let admin = sea_orm::Database::connect(url).await.context("connecting to the PostgreSQL server")?;
             admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await?;
             admin.close().await.ok();
-            let base = url.rsplit_once('/').map_or(url, |(b, _)| b);
-            Ok(BenchDb { url: format!("{base}/{name}"), server: Some((url.to_string(), name)), _dir: None })
+            // Keep the server part and any options (`?sslmode=…`); replace the database name.
+            let (path, query) = url.split_once('?').map_or((url, None), |(p, q)| (p, Some(q)));
+            let base = path.rsplit_once('/').map_or(path, |(b, _)| b);
+            let db_url = match query {
+                Some(q) => format!("{base}/{name}?{q}"),
+                None => format!("{base}/{name}"),
+            };
+            Ok(BenchDb { url: db_url, server: Some((url.to_string(), name)), _dir: None })
         }
         Some(url) => Ok(BenchDb { url: url.to_string(), server: None, _dir: None }),
         None => {

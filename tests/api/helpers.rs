@@ -30,8 +30,13 @@ pub async fn fresh_database() -> TestDb {
             let admin = Database::connect(server.as_str()).await.expect("connect to TEST_DATABASE_URL");
             admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
             admin.close().await.ok();
-            let base = server.rsplit_once('/').map(|(b, _)| b).unwrap_or(&server);
-            TestDb { url: format!("{base}/{name}"), _dir: None }
+            let (path, query) = server.split_once('?').map_or((server.as_str(), None), |(p, q)| (p, Some(q)));
+            let base = path.rsplit_once('/').map_or(path, |(b, _)| b);
+            let url = match query {
+                Some(q) => format!("{base}/{name}?{q}"),
+                None => format!("{base}/{name}"),
+            };
+            TestDb { url, _dir: None }
         }
         _ => {
             let dir = tempfile::tempdir().expect("temp dir");
