@@ -1,5 +1,7 @@
 //! sea-orm entities of kepu: one module per table. Storage types, not the API.
 
+pub mod accreditation;
+pub mod accreditation_standard;
 pub mod api_token;
 pub mod audit_log;
 pub mod base;
@@ -7,13 +9,22 @@ pub mod base_audience;
 pub mod base_theme;
 pub mod booking;
 pub mod capacity_pool;
+pub mod certificate_counter;
 pub mod district;
+pub mod evaluation;
+pub mod evaluation_cycle;
 pub mod exhibit;
 pub mod idempotency_key;
 pub mod login_failure;
+pub mod maintenance_item;
 pub mod notification;
+pub mod objection;
 pub mod operator_base;
+pub mod review;
 pub mod school;
 pub mod session;
 pub mod session_pool;
+pub mod sign;
+pub mod sign_inspection;
+pub mod signage_standard;
 pub mod user;

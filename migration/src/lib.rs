@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261129_000001_registry;
 mod m20261129_000002_seed_districts;
 mod m20261129_000003_bookings;
+mod m20261129_000004_standing;
 
 /// The Guangzhou district reference data (GB/T 2260 codes, names, seat points, city bbox).
 pub const DISTRICTS_JSON: &str = include_str!("../data/guangzhou-districts.json");
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000001_registry::Migration),
             Box::new(m20261129_000002_seed_districts::Migration),
             Box::new(m20261129_000003_bookings::Migration),
+            Box::new(m20261129_000004_standing::Migration),
         ]
     }
 }

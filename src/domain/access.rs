@@ -57,6 +57,19 @@ pub enum Action<'a> {
     },
     /// Read the consistency report of all pools.
     ReadConsistency,
+    /// The bureau's decisions: standards, expert assignments, public notices, decisions,
+    /// evaluation cycles and their results.
+    ManageStandards,
+    /// Apply for accreditation of a base: its operators, or its district's officer.
+    Apply {
+        base_id: Uuid,
+        district_code: &'a str,
+    },
+    /// A district office's decisions about a base in its district (recommendation, sign
+    /// approval and inspection).
+    DistrictDecision {
+        district_code: &'a str,
+    },
 }
 
 impl Actor {
@@ -80,7 +93,15 @@ pub fn authorize(actor: &Actor, action: Action<'_>) -> Result<()> {
         | Action::ChangeBaseStanding
         | Action::CreateSchool
         | Action::ManageCityPools
-        | Action::ReadConsistency => false,
+        | Action::ReadConsistency
+        | Action::ManageStandards => false,
+        Action::Apply { base_id, district_code } => {
+            actor.operates(base_id)
+                || (actor.role == Role::DistrictOfficer && actor.district_code.as_deref() == Some(district_code))
+        }
+        Action::DistrictDecision { district_code } => {
+            actor.role == Role::DistrictOfficer && actor.district_code.as_deref() == Some(district_code)
+        }
         Action::CreateBase { district_code } => {
             actor.role == Role::DistrictOfficer && actor.district_code.as_deref() == Some(district_code)
         }
@@ -115,6 +136,11 @@ fn refusal(actor: &Actor, action: Action<'_>) -> String {
         Action::ManageCityPools => "only an admin creates city-wide capacity pools".into(),
         Action::BookFor { school_id } => format!("a {role} account cannot book or cancel for school {school_id}"),
         Action::ReadConsistency => "only an admin reads the consistency report".into(),
+        Action::ManageStandards => "only the bureau (admin) takes this step".into(),
+        Action::Apply { base_id, .. } => format!("a {role} account cannot apply for base {base_id}"),
+        Action::DistrictDecision { district_code } => {
+            format!("only the district officer of district {district_code} takes this step")
+        }
     }
 }
 

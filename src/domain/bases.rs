@@ -90,6 +90,16 @@ impl BookingRules {
     }
 }
 
+/// The status a base has at `now`: an accredited base whose certificate has lapsed is
+/// `expired`, even before the sweep records it, so that it is never shown as accredited.
+pub fn effective_status(b: &base::Model, now: DateTime<Utc>) -> BaseStatus {
+    let stored = BaseStatus::from_db(&b.status);
+    match (stored, b.valid_until) {
+        (BaseStatus::Accredited, Some(until)) if until <= now => BaseStatus::Expired,
+        (s, _) => s,
+    }
+}
+
 /// A base's validated profile, as created or after a patch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BaseData {
@@ -181,6 +191,8 @@ fn active_model(
         version: Set(version),
         created_at: Set(created_at),
         updated_at: Set(now),
+        // Certificate and rectification dates belong to accreditation and evaluation.
+        ..Default::default()
     }
 }
 
@@ -335,7 +347,12 @@ pub struct BaseHit {
 
 /// Searches bases. With `near` the result is sorted by great-circle distance (then id) and
 /// cut at `radius_km`; otherwise by id (creation order).
-pub async fn search(db: &DatabaseConnection, query: &BaseQuery, page: PageRequest) -> Result<Paged<BaseHit>> {
+pub async fn search(
+    db: &DatabaseConnection,
+    query: &BaseQuery,
+    page: PageRequest,
+    now: DateTime<Utc>,
+) -> Result<Paged<BaseHit>> {
     let mut cond = Condition::all();
     if let Some(d) = &query.district {
         cond = cond.add(base::Column::DistrictCode.eq(d.as_str()));
@@ -347,7 +364,7 @@ pub async fn search(db: &DatabaseConnection, query: &BaseQuery, page: PageReques
         cond = cond.add(base::Column::Subcategory.eq(s.as_str()));
     }
     if let Some(s) = query.status {
-        cond = cond.add(base::Column::Status.eq(s.as_str()));
+        cond = cond.add(status_condition(s, now));
     }
     if let Some(t) = &query.theme {
         cond = cond.add(
@@ -422,6 +439,20 @@ pub async fn search(db: &DatabaseConnection, query: &BaseQuery, page: PageReques
     };
     txn.commit().await?;
     Ok(result)
+}
+
+/// Bases whose status at `now` is `s` (a lapsed accreditation counts as expired).
+pub fn status_condition(s: BaseStatus, now: DateTime<Utc>) -> Condition {
+    let lapsed = Condition::all()
+        .add(base::Column::Status.eq(BaseStatus::Accredited.as_str()))
+        .add(base::Column::ValidUntil.lte(now));
+    match s {
+        BaseStatus::Accredited => Condition::all()
+            .add(base::Column::Status.eq(BaseStatus::Accredited.as_str()))
+            .add(Condition::any().add(base::Column::ValidUntil.is_null()).add(base::Column::ValidUntil.gt(now))),
+        BaseStatus::Expired => Condition::any().add(base::Column::Status.eq(BaseStatus::Expired.as_str())).add(lapsed),
+        other => Condition::all().add(base::Column::Status.eq(other.as_str())),
+    }
 }
 
 /// Themes are compared case-insensitively: stored and searched in lower case.

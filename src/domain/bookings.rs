@@ -148,6 +148,7 @@ struct TargetRow {
     max_group_size: Option<i32>,
     status: String,
     base_status: String,
+    base_valid_until: Option<DateTime<Utc>>,
     base_name_en: String,
     base_max_group_size: Option<i32>,
     pool_id: Uuid,
@@ -168,7 +169,7 @@ async fn lock_and_load(txn: &DatabaseTransaction, school_id: Uuid, session_id: U
     let lock = if backend == DbBackend::Postgres { " FOR UPDATE OF sc FOR SHARE OF s" } else { "" };
     let sql = format!(
         "SELECT s.id, s.base_id, s.starts_at, s.ends_at, s.audiences, s.booking_opens_at, s.booking_closes_at, \
-         s.max_group_size, s.status, b.status AS base_status, b.name_en AS base_name_en, \
+         s.max_group_size, s.status, b.status AS base_status, b.valid_until AS base_valid_until, b.name_en AS base_name_en, \
          b.max_group_size AS base_max_group_size, p.id AS pool_id, p.unit AS pool_unit \
          FROM schools sc CROSS JOIN sessions s JOIN bases b ON b.id = s.base_id \
          JOIN session_pools sp ON sp.session_id = s.id JOIN capacity_pools p ON p.id = sp.pool_id \
@@ -190,7 +191,8 @@ async fn lock_and_load(txn: &DatabaseTransaction, school_id: Uuid, session_id: U
 /// hear them.
 fn check_session(req: &BookingRequest, t: &Target, now: DateTime<Utc>) -> Result<()> {
     let s = &t.row;
-    if BaseStatus::from_db(&s.base_status) != BaseStatus::Accredited {
+    let lapsed = s.base_valid_until.is_some_and(|until| until <= now);
+    if BaseStatus::from_db(&s.base_status) != BaseStatus::Accredited || lapsed {
         return Err(AppError::conflict_rule(
             "base-not-accredited",
             format!("{} is not an accredited base", s.base_name_en),

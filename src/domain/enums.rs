@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 macro_rules! string_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident = $wire:literal),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
         #[serde(rename_all = "snake_case")]
         pub enum $name {
             $($variant),+
@@ -155,6 +155,63 @@ impl BookingStatus {
     }
 }
 
+string_enum!(
+    /// Where an accreditation application stands.
+    AccreditationStatus {
+        Draft = "draft",
+        Submitted = "submitted",
+        DistrictRecommended = "district_recommended",
+        Rejected = "rejected",
+        ExpertReview = "expert_review",
+        PublicNotice = "public_notice",
+        Accredited = "accredited",
+    }
+);
+
+string_enum!(
+    /// An objection's outcome.
+    ObjectionStatus { Open = "open", Upheld = "upheld", Dismissed = "dismissed" }
+);
+
+string_enum!(
+    /// An annual evaluation, or the re-evaluation after rectification.
+    EvaluationKind { Annual = "annual", ReEvaluation = "re_evaluation" }
+);
+
+string_enum!(
+    /// Whether an evaluation can still change.
+    EvaluationStatus { Open = "open", Finalized = "finalized" }
+);
+
+string_enum!(
+    /// 优秀 / 良好 / 合格 / 不合格.
+    Grade { Excellent = "excellent", Good = "good", Pass = "pass", Fail = "fail" }
+);
+
+string_enum!(
+    /// The kinds of sign of the signage standard.
+    SignKind { Plaque = "plaque", RoadGuide = "road_guide", Wayfinding = "wayfinding" }
+);
+
+string_enum!(
+    /// Where a sign stands, from application to removal.
+    SignStatus {
+        Requested = "requested",
+        Approved = "approved",
+        Rejected = "rejected",
+        Installed = "installed",
+        UpdateDue = "update_due",
+        RemovalDue = "removal_due",
+        Replaced = "replaced",
+        Removed = "removed",
+    }
+);
+
+string_enum!(
+    /// What an inspection found.
+    SignCondition { Good = "good", Damaged = "damaged", Missing = "missing", Obstructed = "obstructed" }
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,6 +242,14 @@ mod tests {
         check(PoolUnit::ALL, PoolUnit::as_str);
         check(SessionStatus::ALL, SessionStatus::as_str);
         check(BookingStatus::ALL, BookingStatus::as_str);
+        check(AccreditationStatus::ALL, AccreditationStatus::as_str);
+        check(ObjectionStatus::ALL, ObjectionStatus::as_str);
+        check(EvaluationKind::ALL, EvaluationKind::as_str);
+        check(EvaluationStatus::ALL, EvaluationStatus::as_str);
+        check(Grade::ALL, Grade::as_str);
+        check(SignKind::ALL, SignKind::as_str);
+        check(SignStatus::ALL, SignStatus::as_str);
+        check(SignCondition::ALL, SignCondition::as_str);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The rules of kepu, independent of HTTP: each module owns one part of the domain.
 
 pub mod access;
+pub mod accreditation;
 pub mod audit;
 pub mod auth;
 pub mod bases;
@@ -9,12 +10,14 @@ pub mod calendar;
 pub mod capacity;
 pub mod districts;
 pub mod enums;
+pub mod evaluation;
 pub mod exhibits;
 pub mod geo;
 pub mod notifications;
 pub mod page;
 pub mod schools;
 pub mod sessions;
+pub mod signage;
 pub mod users;
 pub mod validate;
 

@@ -470,7 +470,7 @@ pub async fn search(
     let mut bases_cond = Condition::all();
     match q.base_id {
         Some(id) => bases_cond = bases_cond.add(base::Column::Id.eq(id)),
-        None => bases_cond = bases_cond.add(base::Column::Status.eq(BaseStatus::Accredited.as_str())),
+        None => bases_cond = bases_cond.add(crate::domain::bases::status_condition(BaseStatus::Accredited, now)),
     }
     if let Some(d) = &q.district {
         bases_cond = bases_cond.add(base::Column::DistrictCode.eq(d.as_str()));

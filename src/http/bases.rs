@@ -245,8 +245,16 @@ pub struct BaseView {
     pub themes: Vec<String>,
     pub audiences: Vec<Audience>,
     pub accessibility: Option<String>,
+    /// The status now: a lapsed certificate shows as `expired`.
     pub status: BaseStatus,
     pub booking_rules: BookingRules,
+    /// The accreditation certificate (`GZKP-<year>-<nnnn>`), once accredited.
+    #[schema(example = "GZKP-2026-0042")]
+    pub certificate_number: Option<String>,
+    /// End of the certificate's validity.
+    pub valid_until: Option<DateTime<Utc>>,
+    /// While in rectification (整改): the deadline of the re-evaluation.
+    pub rectification_until: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Great-circle distance from `near`, in km (only in `near` searches).
@@ -255,7 +263,8 @@ pub struct BaseView {
 }
 
 impl BaseView {
-    fn of(r: BaseRecord, distance_km: Option<f64>) -> Self {
+    fn of(r: BaseRecord, distance_km: Option<f64>, now: DateTime<Utc>) -> Self {
+        let status = bases::effective_status(&r.base, now);
         let booking_rules = BookingRules::of(&r.base);
         let b = r.base;
         Self {
@@ -274,8 +283,11 @@ impl BaseView {
             themes: r.themes,
             audiences: r.audiences,
             accessibility: b.accessibility,
-            status: BaseStatus::from_db(&b.status),
+            status,
             booking_rules,
+            certificate_number: b.certificate_number,
+            valid_until: b.valid_until,
+            rectification_until: b.rectification_until,
             created_at: b.created_at,
             updated_at: b.updated_at,
             distance_km: distance_km.map(round_km),
@@ -441,8 +453,8 @@ async fn list_bases(
         status: p.status,
         q: opt_filter(p.q),
     };
-    let paged = bases::search(&state.db, &query, page).await?;
-    let page = Page::from_paged(paged, |h: BaseHit| BaseView::of(h.record, h.distance_km));
+    let paged = bases::search(&state.db, &query, page, state.now()).await?;
+    let page = Page::from_paged(paged, |h: BaseHit| BaseView::of(h.record, h.distance_km, state.now()));
     Ok(if wants_geojson { geojson_page(page) } else { Json(page).into_response() })
 }
 
@@ -470,7 +482,7 @@ async fn create_base(
     let data = input.parse()?;
     let record = bases::create(&state.db, &actor, data, state.now()).await?;
     let version = record.base.version;
-    Ok(with_etag(version, (StatusCode::CREATED, Json(BaseView::of(record, None)))))
+    Ok(with_etag(version, (StatusCode::CREATED, Json(BaseView::of(record, None, state.now())))))
 }
 
 /// Get a base
@@ -488,7 +500,7 @@ async fn create_base(
 async fn get_base(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> Result<Response> {
     let record = bases::get(&state.db, id).await?;
     let version = record.base.version;
-    Ok(with_etag(version, Json(BaseView::of(record, None))))
+    Ok(with_etag(version, Json(BaseView::of(record, None, state.now()))))
 }
 
 /// Edit a base
@@ -529,5 +541,5 @@ async fn update_base(
     )
     .await?;
     let version = record.base.version;
-    Ok(with_etag(version, Json(BaseView::of(record, None))))
+    Ok(with_etag(version, Json(BaseView::of(record, None, state.now()))))
 }
