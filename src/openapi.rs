@@ -32,6 +32,9 @@ Errors are RFC 9457 `application/problem+json` documents whose `type` ends with 
         (name = "sessions", description = "Bookable visit times at a base"),
         (name = "capacity", description = "Capacity pools shared by sessions"),
         (name = "bookings", description = "School visits, check-in, calendar feeds and notifications"),
+        (name = "accreditation", description = "Accreditation (认定): standards, applications, public notice, certificates"),
+        (name = "evaluation", description = "Annual evaluation (年度评估)"),
+        (name = "signage", description = "Signage (标识): standards, signs, inspections"),
         (name = "audit", description = "The audit log (admin)"),
         (name = "admin", description = "The bureau's checks on the system"),
         (name = "operations", description = "Health, readiness and metrics"),
@@ -178,6 +181,8 @@ const LINKS: &[(&str, &[&str])] = &[
     ("create_session", &["get_session", "cancel_session"]),
     ("create_pool", &["get_pool", "attach_session"]),
     ("create_booking", &["get_booking", "cancel_booking", "check_in_booking"]),
+    ("create_accreditation", &["get_accreditation", "submit_accreditation"]),
+    ("create_sign", &["get_sign", "approve_sign", "install_sign"]),
 ];
 
 impl Modify for Links {

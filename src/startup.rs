@@ -118,7 +118,8 @@ pub async fn shutdown_signal() {
     tracing::info!("shutting down: finishing in-flight requests");
 }
 
-/// Runs the booking sweep (no-shows, expiries, promotions, old idempotency keys) every
+/// Runs the sweeps (no-shows, expiries, promotions, old idempotency keys, lapsed
+/// certificates) every
 /// `every`, until the process ends. Safe in several processes at once.
 pub fn spawn_sweeper(state: AppState, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -130,6 +131,11 @@ pub fn spawn_sweeper(state: AppState, every: std::time::Duration) -> tokio::task
                 Ok(r) if r != Default::default() => tracing::info!(?r, "sweep"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "sweep failed; retrying next time"),
+            }
+            match crate::domain::accreditation::expire_certificates(&state.db, state.now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(expired = n, "certificates expired"),
+                Err(e) => tracing::warn!(error = %e, "certificate sweep failed; retrying next time"),
             }
         }
     })

@@ -388,27 +388,32 @@ pub struct BaseFeatureCollection {
 }
 
 fn geojson_page(page: Page<BaseView>) -> Response {
-    let features = page
-        .items
+    let features = page.items.iter().map(|b| (b.id, b.location, serde_json::to_value(b).unwrap_or_default())).collect();
+    feature_collection(features, page.next_cursor)
+}
+
+/// A GeoJSON FeatureCollection (RFC 7946: `[lon, lat]`) of points, each with the item's own
+/// fields (but its location) as properties, and the next page's cursor as a foreign member.
+pub fn feature_collection(items: Vec<(Uuid, LatLon, serde_json::Value)>, next_cursor: Option<String>) -> Response {
+    let features = items
         .into_iter()
-        .map(|b| {
-            let geometry = geojson::Geometry::new_point([b.location.lon, b.location.lat]);
-            let mut properties = match serde_json::to_value(&b) {
-                Ok(serde_json::Value::Object(m)) => m,
+        .map(|(id, at, value)| {
+            let mut properties = match value {
+                serde_json::Value::Object(m) => m,
                 _ => serde_json::Map::new(),
             };
             properties.remove("location");
             geojson::Feature {
                 bbox: None,
-                geometry: Some(geometry),
-                id: Some(geojson::feature::Id::String(b.id.to_string())),
+                geometry: Some(geojson::Geometry::new_point([at.lon, at.lat])),
+                id: Some(geojson::feature::Id::String(id.to_string())),
                 properties: Some(properties),
                 foreign_members: None,
             }
         })
         .collect();
     let mut members = serde_json::Map::new();
-    members.insert("next_cursor".into(), serde_json::to_value(page.next_cursor).unwrap_or_default());
+    members.insert("next_cursor".into(), serde_json::to_value(next_cursor).unwrap_or_default());
     let fc = geojson::FeatureCollection { bbox: None, features, foreign_members: Some(members) };
     let body = serde_json::to_vec(&fc).unwrap_or_default();
     ([(header::CONTENT_TYPE, "application/geo+json")], body).into_response()

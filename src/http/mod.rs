@@ -11,18 +11,21 @@ use crate::domain::page::{PageRequest, Paged};
 use crate::error::{AppError, Result};
 use crate::state::AppState;
 
+pub mod accreditation;
 pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod bases;
 pub mod bookings;
 pub mod districts;
+pub mod evaluation;
 pub mod exhibits;
 pub mod extract;
 pub mod health;
 pub mod pools;
 pub mod schools;
 pub mod sessions;
+pub mod signage;
 pub mod users;
 
 /// Every resource's routes, merged.
@@ -40,6 +43,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(pools::router())
         .merge(bookings::router())
         .merge(admin::router())
+        .merge(accreditation::router())
+        .merge(evaluation::router())
+        .merge(signage::router())
 }
 
 /// A GB/T 2260 code of one of the city's districts (`GET /v1/districts`). Documentation only:
