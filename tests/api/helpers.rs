@@ -123,7 +123,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = Config::new(test_db.url.clone());
     config.db_max_connections = Some(if is_postgres() { 6 } else { 4 });
     // Tests move the clock by days; tokens outlive that unless a test says otherwise.
-    config.token_ttl = std::time::Duration::from_secs(400 * 24 * 3600);
+    config.token_ttl = std::time::Duration::from_secs(20 * 366 * 24 * 3600);
     configure(&mut config);
     let db = kepu::db::connect(&config.database_url, config.db_max_connections.unwrap_or(4)).await.expect("connect");
     kepu::db::migrate(&db).await.expect("migrate");

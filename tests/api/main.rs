@@ -2,12 +2,14 @@
 //! or on PostgreSQL when `TEST_DATABASE_URL` is set.
 
 mod access;
+mod accreditation;
 mod audit;
 mod auth;
 mod bases;
 mod bookings;
 mod demo;
 mod districts;
+mod evaluation;
 mod exhibits;
 mod helpers;
 mod migrations;
@@ -17,4 +19,5 @@ mod pools;
 mod races;
 mod schools;
 mod sessions;
+mod signage;
 mod users;

@@ -1,0 +1,352 @@
+//! Accreditation end to end: application against the standard, district recommendation,
+//! experts, a public notice of five working days across a weekend, objections, the decision,
+//! the certificate and its expiry; every forbidden step and role.
+
+use chrono::{DateTime, Datelike, Duration, Timelike, Utc};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, id, spawn_app};
+
+fn time(v: &Value) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(v.as_str().expect("a time")).expect("RFC 3339").with_timezone(&Utc)
+}
+
+pub fn figures(area: f64, staff: i32) -> Value {
+    json!({"exhibition_area_m2": area, "open_days_per_year": 280, "free_days_for_students": 30,
+           "annual_visitors": 45000, "staff": staff, "interactive_exhibits": 25})
+}
+
+pub struct Cast {
+    pub base: Value,
+    pub operator: String,
+    pub officer: String,
+    pub other_officer: String,
+    pub experts: Vec<(String, String)>,
+}
+
+/// An applicant science venue in Tianhe, its operator, the district officers, two experts.
+pub async fn cast(app: &TestApp) -> Cast {
+    let base = app.base(json!({"name_en": "Applicant venue"})).await;
+    let operator = app.user("applicant-op", json!({"role": "operator", "base_ids": [id(&base)]})).await;
+    let officer = app.user("tianhe-officer", json!({"role": "district_officer", "district_code": "440106"})).await;
+    let other_officer =
+        app.user("yuexiu-officer", json!({"role": "district_officer", "district_code": "440104"})).await;
+    let mut experts = Vec::new();
+    for name in ["expert-a", "expert-b"] {
+        let token = app.user(name, json!({"role": "evaluator"})).await;
+        let me = app.get("/v1/me", Some(&token)).await.body;
+        experts.push((id(&me), token));
+    }
+    Cast { base, operator, officer, other_officer, experts }
+}
+
+/// Moves the server's clock to the next Thursday, 10:00 in Guangzhou.
+fn next_thursday_10(app: &TestApp) -> Duration {
+    let local = app.now() + Duration::hours(8);
+    let ahead = (3 + 7 - i64::from(local.weekday().num_days_from_monday())) % 7;
+    let ahead = if ahead == 0 { 7 } else { ahead };
+    let target_local = (local.date_naive() + Duration::days(ahead)).and_hms_opt(10, 0, 0).unwrap().and_utc();
+    target_local - Duration::hours(8) - app.now()
+}
+
+/// Runs an application from draft to the end of its public notice; answers its id.
+pub async fn through_notice(app: &TestApp, c: &Cast) -> String {
+    let a = app
+        .post(
+            "/v1/accreditations",
+            &json!({"base_id": c.base["id"], "figures": figures(1200.0, 12)}),
+            Some(&c.operator),
+        )
+        .await
+        .expect(201)
+        .body;
+    let path = format!("/v1/accreditations/{}", id(&a));
+    app.post(&format!("{path}/submit"), &json!({}), Some(&c.operator)).await.expect(200);
+    app.post(&format!("{path}/recommend"), &json!({"comment": "ok"}), Some(&c.officer)).await.expect(200);
+    let ids: Vec<&str> = c.experts.iter().map(|(i, _)| i.as_str()).collect();
+    app.post(&format!("{path}/assign"), &json!({"evaluator_ids": ids}), Some(&app.admin)).await.expect(200);
+    for (_, token) in &c.experts {
+        let points = json!({"points": {"facilities": 25, "content": 26, "operations": 16, "schools": 17}});
+        app.send(app.client.put(app.url(&format!("{path}/scores"))).bearer_auth(token).json(&points)).await.expect(200);
+    }
+    app.post(&format!("{path}/start-public-notice"), &json!({}), Some(&app.admin)).await.expect(200);
+    app.clock.advance(Duration::days(8));
+    id(&a)
+}
+
+#[tokio::test]
+async fn an_application_goes_from_draft_to_a_verifiable_certificate() {
+    let app = spawn_app().await;
+    let c = cast(&app).await;
+    let (_, school) = app.school_account("学校").await;
+    let body = json!({"base_id": c.base["id"], "figures": figures(800.0, 4), "evidence_links": ["https://example.cn/report.pdf"]});
+    app.post("/v1/accreditations", &body, Some(&school)).await.expect_problem(403, "forbidden");
+    app.post("/v1/accreditations", &body, Some(&c.other_officer)).await.expect_problem(403, "forbidden");
+    let draft = app.post("/v1/accreditations", &body, Some(&c.operator)).await.expect(201).body;
+    assert_eq!(draft["status"], "draft");
+    app.post("/v1/accreditations", &body, Some(&c.officer)).await.expect_problem(409, "invalid-state");
+    let path = format!("/v1/accreditations/{}", id(&draft));
+
+    // The standard in force (2021) asks a science venue for 1000 m² and 5 staff.
+    let refused = app.post(&format!("{path}/submit"), &json!({}), Some(&c.operator)).await;
+    let refused = refused.expect_problem(422, "validation");
+    assert_eq!(refused.fields(), ["figures.exhibition_area_m2", "figures.staff"]);
+    let submitted = app
+        .post(&format!("{path}/submit"), &json!({"acknowledge_unmet": true}), Some(&c.operator))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(submitted["status"], "submitted");
+    assert_eq!(submitted["unmet"][0], json!({"figure": "exhibition_area_m2", "required": 1000.0, "reported": 800.0}));
+    app.post(&format!("{path}/submit"), &json!({}), Some(&c.operator)).await.expect_problem(409, "invalid-state");
+
+    // Each step only from its state and by its role.
+    let (e1, e1_token) = &c.experts[0];
+    let (e2, e2_token) = &c.experts[1];
+    app.post(&format!("{path}/assign"), &json!({"evaluator_ids": [e1]}), Some(&app.admin))
+        .await
+        .expect_problem(409, "invalid-state");
+    app.post(&format!("{path}/recommend"), &json!({"comment": "x"}), Some(&c.operator))
+        .await
+        .expect_problem(403, "forbidden");
+    app.post(&format!("{path}/recommend"), &json!({"comment": "x"}), Some(&c.other_officer))
+        .await
+        .expect_problem(403, "forbidden");
+    app.post(&format!("{path}/recommend"), &json!({"comment": ""}), Some(&c.officer)).await.expect_invalid("comment");
+    let r =
+        app.post(&format!("{path}/recommend"), &json!({"comment": "fits the district plan"}), Some(&c.officer)).await;
+    assert_eq!(r.expect(200).body["status"], "district_recommended");
+    app.post(&format!("{path}/assign"), &json!({"evaluator_ids": [e1]}), Some(&c.officer))
+        .await
+        .expect_problem(403, "forbidden");
+    let me = app.get("/v1/me", Some(&c.operator)).await.body;
+    app.post(&format!("{path}/assign"), &json!({"evaluator_ids": [me["id"]]}), Some(&app.admin))
+        .await
+        .expect_invalid("evaluator_ids[0]");
+    let assigned = app.post(&format!("{path}/assign"), &json!({"evaluator_ids": [e1, e2]}), Some(&app.admin)).await;
+    assert_eq!(assigned.expect(200).body["status"], "expert_review");
+
+    let scores = |pts: Value| json!({"points": pts, "comment": "visited on site"});
+    let put = |token: &str, body: Value| {
+        let (app, path, token) = (&app, path.clone(), token.to_string());
+        async move { app.send(app.client.put(app.url(&format!("{path}/scores"))).bearer_auth(token).json(&body)).await }
+    };
+    put(&c.operator, scores(json!({"facilities": 20}))).await.expect_problem(403, "forbidden");
+    let outsider = app.user("expert-c", json!({"role": "evaluator"})).await;
+    put(&outsider, scores(json!({"facilities": 20, "content": 20, "operations": 10, "schools": 10})))
+        .await
+        .expect_problem(403, "forbidden");
+    put(e1_token, scores(json!({"facilities": 31, "content": 20, "operations": 10, "schools": 10})))
+        .await
+        .expect_invalid("points.facilities");
+    put(e1_token, scores(json!({"facilities": 20, "content": 20, "operations": 10})))
+        .await
+        .expect_invalid("points.schools");
+    put(e1_token, scores(json!({"facilities": 28, "content": 27, "operations": 18, "schools": 17}))).await.expect(200);
+    app.post(&format!("{path}/start-public-notice"), &json!({}), Some(&app.admin))
+        .await
+        .expect_problem(409, "invalid-state");
+    let scored = put(e2_token, scores(json!({"facilities": 24, "content": 25, "operations": 16, "schools": 15})))
+        .await
+        .expect(200);
+    assert_eq!(scored.body["mean_score"], 85.0, "(90 + 80) / 2");
+
+    // Thursday 10:00: five working days end the Thursday after, 10:00 (the weekend skipped).
+    app.clock.advance(next_thursday_10(&app));
+    app.post(&format!("{path}/start-public-notice"), &json!({}), Some(&c.officer))
+        .await
+        .expect_problem(403, "forbidden");
+    let notice = app.post(&format!("{path}/start-public-notice"), &json!({}), Some(&app.admin)).await.expect(200).body;
+    let (start, end) = (time(&notice["notice_starts_at"]), time(&notice["notice_ends_at"]));
+    assert_eq!(end - start, Duration::days(7));
+    let local_end = end + Duration::hours(8);
+    assert_eq!((local_end.weekday(), local_end.hour()), (chrono::Weekday::Thu, 10));
+
+    // Anyone may object, without signing in; an open objection blocks the decision.
+    let objection = app
+        .post(&format!("{path}/objections"), &json!({"name": "张先生", "reason": "the hall closed in March"}), None)
+        .await
+        .expect(201)
+        .body;
+    app.post(&format!("{path}/objections"), &json!({"reason": " "}), None).await.expect_invalid("reason");
+    let decide = json!({"decision": "accredited", "comment": "bureau meeting"});
+    app.post(&format!("{path}/decide"), &decide, Some(&app.admin)).await.expect_problem(409, "invalid-state");
+    app.clock.advance(Duration::days(7) + Duration::minutes(1));
+    app.post(&format!("{path}/objections"), &json!({"reason": "too late"}), None)
+        .await
+        .expect_problem(409, "invalid-state");
+    app.post(&format!("{path}/decide"), &decide, Some(&app.admin)).await.expect_problem(409, "open-objections");
+    let resolve = format!("{path}/objections/{}/resolve", id(&objection));
+    app.post(&resolve, &json!({"outcome": "dismissed", "resolution": "reopened in May"}), Some(&c.officer))
+        .await
+        .expect_problem(403, "forbidden");
+    app.post(&resolve, &json!({"outcome": "dismissed", "resolution": "reopened in May"}), Some(&app.admin))
+        .await
+        .expect(200);
+    app.post(&resolve, &json!({"outcome": "upheld", "resolution": "again"}), Some(&app.admin))
+        .await
+        .expect_problem(409, "invalid-state");
+    app.post(&format!("{path}/decide"), &decide, Some(&c.operator)).await.expect_problem(403, "forbidden");
+    let decided = app.post(&format!("{path}/decide"), &decide, Some(&app.admin)).await.expect(200).body;
+    assert_eq!(decided["status"], "accredited");
+    let number = decided["certificate_number"].as_str().unwrap().to_string();
+    let year = (app.now() + Duration::hours(8)).year();
+    assert_eq!(number, format!("GZKP-{year}-0001"));
+
+    let base = app.get(&format!("/v1/bases/{}", id(&c.base)), None).await.expect(200).body;
+    assert_eq!(base["status"], "accredited");
+    assert_eq!(base["certificate_number"], number.as_str());
+    let valid_until = time(&base["valid_until"]);
+    assert!((valid_until - app.now() - Duration::days(5 * 365)).num_days().abs() <= 2, "valid 5 years");
+    let cert = app.get(&format!("/v1/certificates/{number}"), None).await.expect(200).body;
+    assert_eq!(cert["status"], "valid");
+    assert_eq!(cert["base_id"], c.base["id"]);
+    app.get("/v1/certificates/GZKP-1999-0001", None).await.expect_problem(404, "not-found");
+    let log = app.get(&format!("/v1/audit?entity=accreditation&entity_id={}", id(&draft)), Some(&app.admin)).await.body;
+    let actions: Vec<&str> = log["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    for step in [
+        "accreditation.create",
+        "accreditation.submit",
+        "accreditation.recommend",
+        "accreditation.assign",
+        "accreditation.score",
+        "accreditation.public_notice",
+        "objection.resolve",
+        "accreditation.decide",
+    ] {
+        assert!(actions.contains(&step), "{step} audited: {actions:?}");
+    }
+
+    // Five years on the certificate lapses: never shown as accredited, even before the sweep.
+    app.clock.advance(Duration::days(5 * 366));
+    let cert = app.get(&format!("/v1/certificates/{number}"), None).await.expect(200).body;
+    assert_eq!(cert["status"], "expired");
+    let base = app.get(&format!("/v1/bases/{}", id(&c.base)), None).await.body;
+    assert_eq!(base["status"], "expired");
+    let listed = app.get("/v1/bases?status=accredited", None).await.body;
+    assert!(listed["items"].as_array().unwrap().iter().all(|b| b["id"] != c.base["id"]));
+    let expired = app.get("/v1/bases?status=expired", None).await.body;
+    assert_eq!(expired["items"].as_array().unwrap().len(), 1);
+    assert_eq!(kepu::domain::accreditation::expire_certificates(&app.db, app.now()).await.unwrap(), 1);
+    assert_eq!(kepu::domain::accreditation::expire_certificates(&app.db, app.now()).await.unwrap(), 0);
+    // It may apply again.
+    app.post(
+        "/v1/accreditations",
+        &json!({"base_id": c.base["id"], "figures": figures(1200.0, 12)}),
+        Some(&c.operator),
+    )
+    .await
+    .expect(201);
+}
+
+#[tokio::test]
+async fn rejections_by_the_district_and_the_bureau_end_an_application() {
+    let app = spawn_app().await;
+    let c = cast(&app).await;
+    let a = app
+        .post("/v1/accreditations", &json!({"base_id": c.base["id"], "figures": figures(1200.0, 12)}), Some(&c.officer))
+        .await
+        .expect(201)
+        .body;
+    let path = format!("/v1/accreditations/{}", id(&a));
+    app.post(&format!("{path}/submit"), &json!({}), Some(&c.officer)).await.expect(200);
+    let rejected = app.post(&format!("{path}/reject"), &json!({"comment": "not in the plan"}), Some(&c.officer)).await;
+    assert_eq!(rejected.expect(200).body["status"], "rejected");
+    app.post(&format!("{path}/recommend"), &json!({"comment": "x"}), Some(&c.officer))
+        .await
+        .expect_problem(409, "invalid-state");
+
+    let second = through_notice(&app, &c).await;
+    let decided = app
+        .post(
+            &format!("/v1/accreditations/{second}/decide"),
+            &json!({"decision": "rejected", "comment": "exhibits outdated"}),
+            Some(&app.admin),
+        )
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(decided["status"], "rejected");
+    assert_eq!(decided["certificate_number"], Value::Null);
+    assert_eq!(app.get(&format!("/v1/bases/{}", id(&c.base)), None).await.body["status"], "applicant");
+}
+
+#[tokio::test]
+async fn objections_are_rate_limited_per_address() {
+    let app = spawn_app().await;
+    let c = cast(&app).await;
+    let a = app
+        .post(
+            "/v1/accreditations",
+            &json!({"base_id": c.base["id"], "figures": figures(1200.0, 12)}),
+            Some(&c.operator),
+        )
+        .await
+        .expect(201)
+        .body;
+    let path = format!("/v1/accreditations/{}", id(&a));
+    app.post(&format!("{path}/objections"), &json!({"reason": "early"}), None)
+        .await
+        .expect_problem(409, "invalid-state");
+    app.post(&format!("{path}/submit"), &json!({}), Some(&c.operator)).await.expect(200);
+    app.post(&format!("{path}/recommend"), &json!({"comment": "ok"}), Some(&c.officer)).await.expect(200);
+    let (e1, t1) = &c.experts[0];
+    app.post(&format!("{path}/assign"), &json!({"evaluator_ids": [e1]}), Some(&app.admin)).await.expect(200);
+    let points = json!({"points": {"facilities": 25, "content": 26, "operations": 16, "schools": 17}});
+    app.send(app.client.put(app.url(&format!("{path}/scores"))).bearer_auth(t1).json(&points)).await.expect(200);
+    app.post(&format!("{path}/start-public-notice"), &json!({}), Some(&app.admin)).await.expect(200);
+    for i in 0..5 {
+        app.post(&format!("{path}/objections"), &json!({"reason": format!("objection {i}")}), None).await.expect(201);
+    }
+    let r = app.post(&format!("{path}/objections"), &json!({"reason": "one too many"}), None).await;
+    r.expect_problem(429, "rate-limited");
+}
+
+#[tokio::test]
+async fn the_bureau_publishes_a_new_accreditation_standard() {
+    let app = spawn_app().await;
+    let list = app.get("/v1/accreditation-standards", None).await.expect(200).body;
+    let first = &list[0];
+    assert_eq!(first["version"], "2021");
+    assert_eq!(first["requirements"]["science_venue"]["min_exhibition_area_m2"], 1000.0);
+    assert_eq!(first["requirements"]["natural_resource"]["min_exhibition_area_m2"], 5000.0);
+    assert_eq!(first["requirements"]["enterprise"]["min_exhibition_area_m2"], 300.0);
+    assert_eq!(first["requirements"]["public_place"]["min_open_days"], 200);
+    let mut body = json!({
+        "version": "2027",
+        "effective_from": (app.now() + Duration::days(30)).to_rfc3339(),
+        "requirements": first["requirements"].clone(),
+        "scoring_sheet": first["scoring_sheet"].clone(),
+    });
+    body["requirements"]["science_venue"]["min_exhibition_area_m2"] = json!(2000.0);
+    let (_, op) = app.accredited_base(json!({})).await;
+    app.post("/v1/accreditation-standards", &body, Some(&op)).await.expect_problem(403, "forbidden");
+    let created = app.post("/v1/accreditation-standards", &body, Some(&app.admin)).await.expect(201).body;
+    assert_eq!(created["validity_years"], 5);
+    app.post("/v1/accreditation-standards", &body, Some(&app.admin)).await.expect_problem(409, "conflict");
+    let mut missing = body.clone();
+    missing["version"] = json!("2028");
+    missing["requirements"].as_object_mut().unwrap().remove("agriculture");
+    app.post("/v1/accreditation-standards", &missing, Some(&app.admin))
+        .await
+        .expect_invalid("requirements.agriculture");
+    let mut bad = body.clone();
+    bad["version"] = json!("2029");
+    bad["scoring_sheet"] = json!([]);
+    app.post("/v1/accreditation-standards", &bad, Some(&app.admin)).await.expect_invalid("scoring_sheet");
+    // The new version applies only once in force.
+    let c = cast(&app).await;
+    let a = app
+        .post(
+            "/v1/accreditations",
+            &json!({"base_id": c.base["id"], "figures": figures(1500.0, 12)}),
+            Some(&c.operator),
+        )
+        .await
+        .expect(201)
+        .body;
+    assert_eq!(a["standard_id"], first["id"]);
+    app.clock.advance(Duration::days(31));
+    let r = app.post(&format!("/v1/accreditations/{}/submit", id(&a)), &json!({}), Some(&c.operator)).await;
+    assert_eq!(r.expect_problem(422, "validation").fields(), ["figures.exhibition_area_m2"]);
+}
