@@ -516,6 +516,69 @@ async fn seed_sessions(
     Ok(count)
 }
 
+/// The accredited demo bases hold certificates issued in 2024 (so that plaques can be
+/// verified) and a plaque at their gate.
+async fn seed_certificates_and_plaques(
+    db: &DatabaseConnection,
+    admin: &Actor,
+    base_ids: &[uuid::Uuid],
+    now: chrono::DateTime<Utc>,
+) -> anyhow::Result<()> {
+    use entity::{accreditation, base};
+    use sea_orm::sea_query::Expr;
+    use sea_orm::{ActiveValue::Set, ColumnTrait, QueryFilter};
+    let standard = crate::domain::accreditation::standard_in_force(db, now).await?;
+    let issued = chrono::DateTime::parse_from_rfc3339("2024-06-18T10:00:00+08:00")?.with_timezone(&Utc);
+    let until = chrono::DateTime::parse_from_rfc3339("2029-06-18T10:00:00+08:00")?.with_timezone(&Utc);
+    for (i, id) in base_ids.iter().enumerate() {
+        if !matches!(status_of(i), BaseStatus::Accredited | BaseStatus::Rectification) {
+            continue;
+        }
+        let number = format!("GZKP-2024-{:04}", i + 1);
+        accreditation::Entity::insert(accreditation::ActiveModel {
+            id: Set(uuid::Uuid::now_v7()),
+            base_id: Set(*id),
+            standard_id: Set(standard.id),
+            applicant_id: Set(admin.user_id),
+            status: Set("accredited".into()),
+            figures: Set(serde_json::json!({"exhibition_area_m2": BASES[i].7, "open_days_per_year": 300, "free_days_for_students": 40, "annual_visitors": 50000, "staff": 10, "interactive_exhibits": 20})),
+            evidence_links: Set(serde_json::json!([])),
+            unmet: Set(Some(serde_json::json!([]))),
+            district_comment: Set(Some("recommended".into())),
+            notice_starts_at: Set(Some(issued - chrono::Duration::days(9))),
+            notice_ends_at: Set(Some(issued - chrono::Duration::days(2))),
+            decision_comment: Set(Some("accredited in the 2024 round".into())),
+            certificate_number: Set(Some(number.clone())),
+            decided_at: Set(Some(issued)),
+            version: Set(1),
+            created_at: Set(issued - chrono::Duration::days(60)),
+            updated_at: Set(issued),
+        })
+        .exec_without_returning(db)
+        .await?;
+        base::Entity::update_many()
+            .col_expr(base::Column::CertificateNumber, Expr::value(number))
+            .col_expr(base::Column::ValidUntil, Expr::value(until))
+            .filter(base::Column::Id.eq(*id))
+            .exec(db)
+            .await?;
+        let b = BASES[i];
+        let plaque = crate::domain::signage::SignApplication {
+            kind: crate::domain::enums::SignKind::Plaque,
+            location: LatLon { lat: b.5 + 0.0003, lon: b.6 },
+            road_name: None,
+            standard_version: None,
+        };
+        let sign = crate::domain::signage::apply(db, admin, *id, plaque, now).await?;
+        // Most plaques are up; a few applications wait for their district.
+        if i % 4 != 3 {
+            crate::domain::signage::decide(db, admin, sign.sign.id, true, None, None, now).await?;
+            crate::domain::signage::install(db, admin, sign.sign.id, now).await?;
+        }
+    }
+    Ok(())
+}
+
 /// Creates the `admin` account unless it exists. Returns it as an actor.
 pub async fn ensure_admin(db: &DatabaseConnection, password: &str) -> anyhow::Result<Actor> {
     let account = match users::find_by_username(db, "admin").await? {
@@ -594,6 +657,7 @@ pub async fn seed(db: &DatabaseConnection, admin_password: &str) -> anyhow::Resu
     }
 
     let sessions = seed_sessions(db, &admin, &base_ids, now).await?;
+    seed_certificates_and_plaques(db, &admin, &base_ids, now).await?;
 
     // One account of each scoped role, sharing the admin's password: demo only.
     let accounts = [
