@@ -2,6 +2,7 @@
 
 pub use sea_orm_migration::prelude::*;
 
+mod helpers;
 mod m20261129_000001_registry;
 mod m20261129_000002_seed_districts;
 mod m20261129_000003_bookings;

@@ -363,25 +363,11 @@ pub async fn list(
         Role::Admin => {}
         Role::Operator => cond = cond.add(accreditation::Column::BaseId.is_in(actor.base_ids.clone())),
         Role::DistrictOfficer => {
-            let ids: Vec<Uuid> = base::Entity::find()
-                .filter(base::Column::DistrictCode.eq(actor.district_code.clone().unwrap_or_default()))
-                .all(db)
-                .await?
-                .into_iter()
-                .map(|b| b.id)
-                .collect();
-            cond = cond.add(accreditation::Column::BaseId.is_in(ids));
+            let district = actor.district_code.as_deref().unwrap_or_default();
+            cond = cond.add(accreditation::Column::BaseId.in_subquery(bases::in_district(district)));
         }
         Role::Evaluator => {
-            let ids: Vec<Uuid> = review::Entity::find()
-                .filter(review::Column::SubjectKind.eq(REVIEW_KIND))
-                .filter(review::Column::EvaluatorId.eq(actor.user_id))
-                .all(db)
-                .await?
-                .into_iter()
-                .map(|r| r.subject_id)
-                .collect();
-            cond = cond.add(accreditation::Column::Id.is_in(ids));
+            cond = cond.add(accreditation::Column::Id.in_subquery(assigned_to(REVIEW_KIND, actor.user_id)));
         }
         Role::School => return Err(AppError::forbidden("a school account cannot read accreditations")),
     }
@@ -619,6 +605,16 @@ pub async fn check_evaluators(conn: &impl ConnectionTrait, ids: &[Uuid]) -> Resu
         }
     }
     Ok(())
+}
+
+/// The subjects (of `kind`) an evaluator is assigned to, as a subquery.
+pub fn assigned_to(kind: &str, evaluator: Uuid) -> sea_orm::sea_query::SelectStatement {
+    sea_orm::sea_query::Query::select()
+        .column(review::Column::SubjectId)
+        .from(review::Entity)
+        .and_where(review::Column::SubjectKind.eq(kind))
+        .and_where(review::Column::EvaluatorId.eq(evaluator))
+        .take()
 }
 
 /// Adds review rows for the evaluators not yet assigned.

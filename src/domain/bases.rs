@@ -455,6 +455,11 @@ pub fn status_condition(s: BaseStatus, now: DateTime<Utc>) -> Condition {
     }
 }
 
+/// The ids of the bases of a district, as a subquery.
+pub fn in_district(code: &str) -> sea_orm::sea_query::SelectStatement {
+    Query::select().column(base::Column::Id).from(base::Entity).and_where(base::Column::DistrictCode.eq(code)).take()
+}
+
 /// Themes are compared case-insensitively: stored and searched in lower case.
 pub fn normalize_theme(t: &str) -> String {
     t.trim().to_lowercase()

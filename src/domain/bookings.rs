@@ -559,14 +559,8 @@ pub async fn list(
         Role::School => cond = cond.add(booking::Column::SchoolId.eq(actor.school_id.unwrap_or_default())),
         Role::Operator => cond = cond.add(booking::Column::BaseId.is_in(actor.base_ids.clone())),
         Role::DistrictOfficer => {
-            let bases: Vec<Uuid> = base::Entity::find()
-                .filter(base::Column::DistrictCode.eq(actor.district_code.clone().unwrap_or_default()))
-                .all(db)
-                .await?
-                .into_iter()
-                .map(|b| b.id)
-                .collect();
-            cond = cond.add(booking::Column::BaseId.is_in(bases));
+            let district = actor.district_code.as_deref().unwrap_or_default();
+            cond = cond.add(booking::Column::BaseId.in_subquery(crate::domain::bases::in_district(district)));
         }
         Role::Evaluator => return Err(AppError::forbidden("an evaluator account cannot read bookings")),
     }

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::db::begin_write;
 use crate::domain::access::{Action, Actor, authorize};
-use crate::domain::accreditation::{assign_reviews, check_evaluators, save_review};
+use crate::domain::accreditation::{assign_reviews, assigned_to, check_evaluators, save_review};
 use crate::domain::audit::{self, Change};
 use crate::domain::enums::{
     BaseStatus, BookingStatus, EvaluationKind, EvaluationStatus, Grade, Role, SessionStatus, SignStatus,
@@ -466,15 +466,7 @@ pub async fn list(
         Role::Admin => {}
         Role::Operator => cond = cond.add(evaluation::Column::BaseId.is_in(actor.base_ids.clone())),
         Role::Evaluator => {
-            let ids: Vec<Uuid> = review::Entity::find()
-                .filter(review::Column::SubjectKind.eq(REVIEW_KIND))
-                .filter(review::Column::EvaluatorId.eq(actor.user_id))
-                .all(db)
-                .await?
-                .into_iter()
-                .map(|r| r.subject_id)
-                .collect();
-            cond = cond.add(evaluation::Column::Id.is_in(ids));
+            cond = cond.add(evaluation::Column::Id.in_subquery(assigned_to(REVIEW_KIND, actor.user_id)));
         }
         _ => return Err(AppError::forbidden(format!("a {} account cannot list evaluations", actor.role))),
     }

@@ -498,15 +498,7 @@ pub async fn search(
     crate::domain::validate::sane_time("inspection_due_before", q.inspection_due_before)?;
     let mut cond = Condition::all();
     if let Some(d) = &q.district {
-        cond = cond.add(
-            sign::Column::BaseId.in_subquery(
-                sea_orm::sea_query::Query::select()
-                    .column(base::Column::Id)
-                    .from(base::Entity)
-                    .and_where(base::Column::DistrictCode.eq(d.as_str()))
-                    .take(),
-            ),
-        );
+        cond = cond.add(sign::Column::BaseId.in_subquery(bases::in_district(d)));
     }
     if let Some(b) = q.base_id {
         cond = cond.add(sign::Column::BaseId.eq(b));
