@@ -324,6 +324,10 @@ async fn run(args: &BenchArgs, bench_db: &BenchDb) -> anyhow::Result<()> {
     let schools_needed = (args.clients * args.seconds as usize * 400).clamp(20_000, 400_000);
     eprintln!("seeding {schools_needed} schools and {} sessions …", SPREAD_SESSIONS + 1);
     let (_admin, fx) = seed(&db, schools_needed).await?;
+    // A live database has planner statistics; a freshly seeded one gets them now.
+    if backend == "postgres" {
+        db.execute_unprepared("ANALYZE").await?;
+    }
     let fx = Arc::new(fx);
     let state = AppState {
         db: db.clone(),
