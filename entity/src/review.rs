@@ -15,6 +15,8 @@ pub struct Model {
     pub total: Option<f64>,
     #[sea_orm(column_type = "Text", nullable)]
     pub comment: Option<String>,
+    /// Comments by criterion or indicator key.
+    pub comments: Option<Json>,
     pub assigned_at: DateTimeUtc,
     pub scored_at: Option<DateTimeUtc>,
 }

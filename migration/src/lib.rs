@@ -7,6 +7,7 @@ mod m20261129_000001_registry;
 mod m20261129_000002_seed_districts;
 mod m20261129_000003_bookings;
 mod m20261129_000004_standing;
+mod m20261129_000005_review_comments;
 
 /// The Guangzhou district reference data (GB/T 2260 codes, names, seat points, city bbox).
 pub const DISTRICTS_JSON: &str = include_str!("../data/guangzhou-districts.json");
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000002_seed_districts::Migration),
             Box::new(m20261129_000003_bookings::Migration),
             Box::new(m20261129_000004_standing::Migration),
+            Box::new(m20261129_000005_review_comments::Migration),
         ]
     }
 }

@@ -635,6 +635,7 @@ pub async fn assign_reviews(
                 points: Set(None),
                 total: Set(None),
                 comment: Set(None),
+                comments: Set(None),
                 assigned_at: Set(now),
                 scored_at: Set(None),
             })
@@ -699,8 +700,7 @@ pub async fn score(
     db: &DatabaseConnection,
     actor: &Actor,
     id: Uuid,
-    points: BTreeMap<String, f64>,
-    comment: Option<String>,
+    input: ScoreInput,
     now: DateTime<Utc>,
 ) -> Result<AccreditationRecord> {
     let txn = begin_write(db).await?;
@@ -720,8 +720,9 @@ pub async fn score(
         .await?
         .map(Standard::of)
         .ok_or_else(|| AppError::not_found("standard"))?;
-    let total = sheet_total(&standard.scoring_sheet, &points)?;
-    save_review(&txn, REVIEW_KIND, id, actor.user_id, &points, total, comment, now).await?;
+    let total = sheet_total(&standard.scoring_sheet, &input.points)?;
+    input.check_comments()?;
+    save_review(&txn, REVIEW_KIND, id, actor.user_id, &input, total, now).await?;
     let after = get_record(&txn, id).await?;
     audit::record(&txn, Some(actor), now, Change::updated("accreditation.score", "accreditation", id, &before, &after))
         .await?;
@@ -729,22 +730,55 @@ pub async fn score(
     Ok(after)
 }
 
-/// Stores an expert's points and total on their review row.
-#[expect(clippy::too_many_arguments, reason = "one row's fields")]
+/// An expert's score: points and comments by criterion (or indicator), and an overall comment.
+#[derive(Debug, Clone, Default)]
+pub struct ScoreInput {
+    pub points: BTreeMap<String, f64>,
+    pub comment: Option<String>,
+    pub comments: BTreeMap<String, String>,
+}
+
+impl ScoreInput {
+    /// Comments only on scored keys, each at most 1000 characters; the overall one 2000.
+    pub fn check_comments(&self) -> Result<()> {
+        let mut v = Validator::new();
+        if let Some(c) = &self.comment {
+            v.opt_text("comment", Some(c), 2000);
+        }
+        for (k, c) in &self.comments {
+            if !self.points.contains_key(k) {
+                v.push(format!("comments.{k}"), "comments only on a scored criterion or indicator");
+            } else {
+                v.opt_text(&format!("comments.{k}"), Some(c), 1000);
+            }
+        }
+        v.finish()
+    }
+}
+
+/// Stores an expert's points, total and comments on their review row.
 pub async fn save_review(
     conn: &impl ConnectionTrait,
     kind: &str,
     subject: Uuid,
     evaluator: Uuid,
-    points: &BTreeMap<String, f64>,
+    score: &ScoreInput,
     total: f64,
-    comment: Option<String>,
     now: DateTime<Utc>,
 ) -> Result<()> {
+    let comment = score.comment.as_deref().map(str::trim).filter(|c| !c.is_empty()).map(str::to_string);
+    let comments = (!score.comments.is_empty())
+        .then(|| serde_json::to_value(&score.comments))
+        .transpose()
+        .map_err(anyhow::Error::from)?;
     review::Entity::update_many()
-        .col_expr(review::Column::Points, Expr::value(serde_json::to_value(points).map_err(anyhow::Error::from)?))
+        .col_expr(
+            review::Column::Points,
+            Expr::value(serde_json::to_value(&score.points).map_err(anyhow::Error::from)?),
+        )
         .col_expr(review::Column::Total, Expr::value(total))
         .col_expr(review::Column::Comment, Expr::value(comment))
+        .col_expr(review::Column::Comments, Expr::value(comments))
         .col_expr(review::Column::ScoredAt, Expr::value(now))
         .filter(review::Column::SubjectKind.eq(kind))
         .filter(review::Column::SubjectId.eq(subject))

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::db::begin_write;
 use crate::domain::access::{Action, Actor, authorize};
-use crate::domain::accreditation::{assign_reviews, assigned_to, check_evaluators, save_review};
+use crate::domain::accreditation::{ScoreInput, assign_reviews, assigned_to, check_evaluators, save_review};
 use crate::domain::audit::{self, Change};
 use crate::domain::enums::{
     BaseStatus, BookingStatus, EvaluationKind, EvaluationStatus, Grade, Role, SessionStatus, SignStatus,
@@ -592,8 +592,7 @@ pub async fn score(
     db: &DatabaseConnection,
     actor: &Actor,
     id: Uuid,
-    points: BTreeMap<String, f64>,
-    comment: Option<String>,
+    input: ScoreInput,
     now: DateTime<Utc>,
 ) -> Result<EvaluationRecord> {
     let txn = begin_write(db).await?;
@@ -602,8 +601,9 @@ pub async fn score(
         return Err(AppError::forbidden("only an evaluator assigned to this evaluation scores it"));
     }
     ensure_open(&before)?;
-    let total = before.cycle.rubric.total(&points)?;
-    save_review(&txn, REVIEW_KIND, id, actor.user_id, &points, total, comment, now).await?;
+    let total = before.cycle.rubric.total(&input.points)?;
+    input.check_comments()?;
+    save_review(&txn, REVIEW_KIND, id, actor.user_id, &input, total, now).await?;
     finish(txn, actor, &before, evaluation::ActiveModel::default(), "evaluation.score", now).await
 }
 

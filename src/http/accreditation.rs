@@ -107,6 +107,8 @@ pub struct ReviewView {
     pub points: Option<BTreeMap<String, f64>>,
     pub total: Option<f64>,
     pub comment: Option<String>,
+    /// Comments by criterion (or indicator).
+    pub comments: Option<BTreeMap<String, String>>,
 }
 
 impl ReviewView {
@@ -118,6 +120,7 @@ impl ReviewView {
             points: r.points.and_then(|p| serde_json::from_value(p).ok()),
             total: r.total,
             comment: r.comment,
+            comments: r.comments.and_then(|c| serde_json::from_value(c).ok()),
         }
     }
 }
@@ -439,13 +442,22 @@ async fn assign_accreditation(
 /// An expert's points.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"points": {"facilities": 26, "content": 25, "operations": 17, "schools": 15}, "comment": "strong school programme"}))]
+#[schema(example = json!({"points": {"facilities": 26, "content": 25, "operations": 17, "schools": 15}, "comment": "strong school programme", "comments": {"facilities": "the planetarium projector is due for replacement"}}))]
 pub struct ScoresBody {
     /// Points by criterion (accreditation) or indicator (evaluation), each within its maximum.
     pub points: BTreeMap<String, f64>,
     #[serde(default)]
     #[schema(max_length = 2000)]
     pub comment: Option<String>,
+    /// Comments by criterion (or indicator) key, each at most 1000 characters.
+    #[serde(default)]
+    pub comments: BTreeMap<String, String>,
+}
+
+impl ScoresBody {
+    pub fn input(self) -> accreditation::ScoreInput {
+        accreditation::ScoreInput { points: self.points, comment: self.comment, comments: self.comments }
+    }
 }
 
 /// Score an application
@@ -469,10 +481,7 @@ async fn score_accreditation(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(b): ApiJson<ScoresBody>,
 ) -> Result<Json<AccreditationView>> {
-    let mut v = Validator::new();
-    let c = v.opt_text("comment", b.comment.as_deref(), 2000);
-    v.finish()?;
-    let r = accreditation::score(&state.db, &actor, id, b.points, c.flatten(), state.now()).await?;
+    let r = accreditation::score(&state.db, &actor, id, b.input(), state.now()).await?;
     Ok(Json(AccreditationView::of(r)))
 }
 

@@ -15,7 +15,6 @@ use uuid::Uuid;
 use crate::domain::enums::{EvaluationKind, EvaluationStatus, Grade};
 use crate::domain::evaluation::{self, Cycle, EvaluationRecord, Measured, Rubric};
 use crate::domain::page::PageRequest;
-use crate::domain::validate::Validator;
 use crate::error::{Problem, Result};
 use crate::http::Page;
 use crate::http::accreditation::{AssignBody, ReviewView, ScoresBody};
@@ -313,10 +312,7 @@ async fn score_evaluation(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(b): ApiJson<ScoresBody>,
 ) -> Result<Json<EvaluationView>> {
-    let mut v = Validator::new();
-    let c = v.opt_text("comment", b.comment.as_deref(), 2000);
-    v.finish()?;
-    Ok(Json(EvaluationView::of(evaluation::score(&state.db, &actor, id, b.points, c.flatten(), state.now()).await?)))
+    Ok(Json(EvaluationView::of(evaluation::score(&state.db, &actor, id, b.input(), state.now()).await?)))
 }
 
 /// Finalise an evaluation

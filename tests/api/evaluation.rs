@@ -100,8 +100,19 @@ async fn a_cycle_evaluates_every_accredited_base_with_measured_figures_and_grade
     assert_eq!(filed["self_report"]["visitors"], 52000);
     app.get(&path, Some(&token)).await.expect_problem(403, "forbidden");
 
-    // Grade bands at their edges: 90 is excellent, 60 is pass.
+    // Experts comment on each indicator they score.
     let experts = experts(&app).await;
+    let (e1, t1) = &experts[0];
+    app.post(&format!("{path}/assign"), &json!({"evaluator_ids": [e1]}), Some(&app.admin)).await.expect(200);
+    let bad = json!({"points": {"exhibits": 9, "visitors": 9, "groups": 9}, "comments": {"nonsense": "x"}});
+    put(format!("{path}/scores"), t1.clone(), bad).await.expect_invalid("comments.nonsense");
+    let commented = json!({"points": {"exhibits": 9, "visitors": 9, "groups": 9}, "comment": "solid year",
+                           "comments": {"visitors": "strong growth in school groups"}});
+    let scored = put(format!("{path}/scores"), t1.clone(), commented).await.expect(200).body;
+    assert_eq!(scored["reviews"][0]["comments"]["visitors"], "strong growth in school groups");
+    assert_eq!(scored["reviews"][0]["total"], 90.0);
+
+    // Grade bands at their edges: 90 is excellent, 60 is pass.
     let fa = score_and_finalize(&app, &ea, &experts, [9.0, 9.0, 9.0]).await;
     assert_eq!((fa["score"].as_f64(), fa["grade"].as_str()), (Some(90.0), Some("excellent")));
     let fb = score_and_finalize(&app, &eb, &experts, [6.0, 6.0, 6.0]).await;
