@@ -152,8 +152,7 @@ async fn insert(
     })
     .exec_without_returning(txn)
     .await?;
-    let mut audiences = input.audiences.clone();
-    audiences.dedup();
+    let audiences = validate::unique(input.audiences.clone());
     session::Entity::insert(session::ActiveModel {
         id: Set(id),
         base_id: Set(base.id),

@@ -91,6 +91,17 @@ impl Validator {
     }
 }
 
+/// The items without repeats, in the order they first appear.
+pub fn unique<T: PartialEq>(items: Vec<T>) -> Vec<T> {
+    let mut out: Vec<T> = Vec::with_capacity(items.len());
+    for item in items {
+        if !out.contains(&item) {
+            out.push(item);
+        }
+    }
+    out
+}
+
 /// Times the service stores and compares: years 2000 to 2999. Anything else is a typo (and
 /// some databases cannot store it).
 pub fn sane_time(field: &str, t: Option<chrono::DateTime<chrono::Utc>>) -> Result<(), AppError> {
@@ -156,6 +167,11 @@ mod tests {
         assert!(text("   ", 10).is_err());
         assert!(text("abcdef", 5).is_err());
         assert!(text("a\u{0}b", 5).is_err());
+    }
+
+    #[test]
+    fn unique_keeps_the_first_of_repeats_anywhere() {
+        assert_eq!(unique(vec![3, 1, 3, 2, 1]), vec![3, 1, 2]);
     }
 
     #[test]

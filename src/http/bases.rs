@@ -155,8 +155,7 @@ impl BaseInput {
         };
         let themes = v.list("themes", &self.themes, 20, |t| validate::text(t, 50).map(|t| bases::normalize_theme(&t)));
         let accessibility = v.opt_text("accessibility", self.accessibility.as_deref(), 1000);
-        let mut audiences = self.audiences;
-        audiences.dedup();
+        let audiences = validate::unique(self.audiences);
         let booking_rules = self.booking_rules.unwrap_or_default();
         v.extend(booking_rules.check("booking_rules"));
         v.finish()?;

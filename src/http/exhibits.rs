@@ -82,12 +82,7 @@ impl ExhibitInput {
         let hall = v.opt_text("hall", self.hall.as_deref(), 100);
         v.finish()?;
         let missing = || AppError::Internal(anyhow::anyhow!("validated field missing"));
-        let mut audiences = Vec::new();
-        for a in self.audiences {
-            if !audiences.contains(&a) {
-                audiences.push(a);
-            }
-        }
+        let audiences = crate::domain::validate::unique(self.audiences);
         Ok(ExhibitData {
             name: name.ok_or_else(missing)?,
             description: description.ok_or_else(missing)?,

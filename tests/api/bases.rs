@@ -34,6 +34,17 @@ async fn admin_creates_a_base_and_anyone_reads_it_with_an_etag() {
 }
 
 #[tokio::test]
+async fn repeated_audiences_and_themes_are_kept_once() {
+    // Found by schemathesis: a repeat that was not next to its twin broke a unique index (500).
+    let app = spawn_app().await;
+    let b = app
+        .base(json!({"audiences": ["junior", "preschool", "senior", "preschool"], "themes": ["Space", "robots", "space"]}))
+        .await;
+    assert_eq!(b["audiences"], json!(["preschool", "junior", "senior"]));
+    assert_eq!(b["themes"], json!(["robots", "space"]));
+}
+
+#[tokio::test]
 async fn each_rule_of_a_base_is_a_422_naming_its_field() {
     let app = spawn_app().await;
     let cases: Vec<(&str, Value, &str)> = vec![
