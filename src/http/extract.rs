@@ -53,7 +53,33 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     if !value.is_object() {
         return Err(AppError::field("body", "must be a JSON object"));
     }
+    if let Some(field) = nul_at(&value, "") {
+        return Err(AppError::field(field, "must not contain a NUL character"));
+    }
     from_value(value)
+}
+
+/// The path of the first string (or key) holding a NUL character, which no database column
+/// should receive (PostgreSQL refuses it in text).
+fn nul_at(v: &serde_json::Value, path: &str) -> Option<String> {
+    let join = |k: &str| if path.is_empty() { k.to_string() } else { format!("{path}.{k}") };
+    match v {
+        serde_json::Value::String(s) if s.contains('\0') => {
+            Some(if path.is_empty() { "body".into() } else { path.into() })
+        }
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| nul_at(item, &format!("{}[{i}]", if path.is_empty() { "body" } else { path }))),
+        serde_json::Value::Object(m) => {
+            m.iter().find_map(
+                |(k, item)| {
+                    if k.contains('\0') { Some(join(k.trim_matches('\0'))) } else { nul_at(item, &join(k)) }
+                },
+            )
+        }
+        _ => None,
+    }
 }
 
 /// Deserializes an already-parsed JSON value, naming the field of an error.
@@ -94,6 +120,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, AppError> {
         let query = parts.uri.query().unwrap_or("");
+        if let Some((k, _)) =
+            form_urlencoded::parse(query.as_bytes()).find(|(k, v)| k.contains('\0') || v.contains('\0'))
+        {
+            return Err(AppError::field(k.replace('\0', ""), "must not contain a NUL character"));
+        }
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         serde_path_to_error::deserialize(de).map(ApiQuery).map_err(|e| {
             let path = e.path().to_string();
@@ -111,11 +142,17 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
-        Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Path(v)| ApiPath(v))
-            .map_err(|_| AppError::not_found("no resource at this path (malformed id)"))
+        let malformed = || AppError::not_found("no resource at this path (malformed id)");
+        // A NUL can name nothing stored (and PostgreSQL refuses it in text).
+        if percent_decoded(parts.uri.path()).contains('\0') {
+            return Err(malformed());
+        }
+        Path::<T>::from_request_parts(parts, state).await.map(|Path(v)| ApiPath(v)).map_err(|_| malformed())
     }
+}
+
+fn percent_decoded(path: &str) -> String {
+    form_urlencoded::parse(format!("p={}", path.replace('+', "%2B")).as_bytes()).map(|(_, v)| v.into_owned()).collect()
 }
 
 fn bearer(parts: &Parts) -> Result<Option<String>, AppError> {

@@ -313,3 +313,20 @@ async fn geojson_is_a_feature_collection_in_lon_lat_order() {
     let near = app.get("/v1/bases?format=geojson&near=23.14,113.33", None).await.expect(200).body;
     assert!(near["features"][0]["properties"]["distance_km"].is_number());
 }
+
+#[tokio::test]
+async fn nul_characters_are_refused_everywhere_not_passed_to_the_database() {
+    let app = spawn_app().await;
+    let mut body = base_body();
+    body["name_zh"] = json!("科普\u{0}基地");
+    app.post("/v1/bases", &body, Some(&app.admin)).await.expect_invalid("name_zh");
+    let mut body = base_body();
+    body["themes"] = json!(["ok", "bad\u{0}"]);
+    app.post("/v1/bases", &body, Some(&app.admin)).await.expect_invalid("themes[1]");
+    app.post("/v1/auth/token", &json!({"username": "ad\u{0}min", "password": "whatever pass"}), None)
+        .await
+        .expect_invalid("username");
+    app.get("/v1/bases?q=a%00b", None).await.expect_invalid("q");
+    app.get("/v1/districts/4401%0006", None).await.expect_problem(404, "not-found");
+    app.get("/v1/certificates/GZKP%00", None).await.expect_problem(404, "not-found");
+}
