@@ -173,33 +173,78 @@ fn fill_problem_examples(op: &mut Operation) {
 /// clients (and stateful API testers) can follow them.
 pub struct Links;
 
-const LINKS: &[(&str, &[&str])] = &[
-    ("create_base", &["get_base", "update_base", "list_exhibits", "create_exhibit"]),
-    ("create_exhibit", &["get_exhibit", "update_exhibit", "delete_exhibit"]),
-    ("create_school", &["get_school", "update_school"]),
-    ("create_user", &["get_user", "update_user"]),
-    ("create_session", &["get_session", "cancel_session"]),
-    ("create_pool", &["get_pool", "attach_session"]),
-    ("create_booking", &["get_booking", "cancel_booking", "check_in_booking"]),
-    ("create_accreditation", &["get_accreditation", "submit_accreditation"]),
-    ("create_sign", &["get_sign", "approve_sign", "install_sign"]),
+/// (operation, its success status, where the id is in its answer, the operations taking it)
+const LINKS: &[(&str, &str, &str, &[&str])] = &[
+    (
+        "create_base",
+        "201",
+        "/id",
+        &[
+            "get_base",
+            "update_base",
+            "list_exhibits",
+            "create_exhibit",
+            "create_session",
+            "create_sign",
+            "list_base_evaluations",
+        ],
+    ),
+    ("create_exhibit", "201", "/id", &["get_exhibit", "update_exhibit", "delete_exhibit"]),
+    ("create_school", "201", "/id", &["get_school", "update_school", "school_calendar", "create_calendar_token"]),
+    ("create_user", "201", "/id", &["get_user", "update_user"]),
+    ("create_session", "201", "/id", &["get_session", "cancel_session"]),
+    ("create_pool", "201", "/id", &["get_pool", "attach_session"]),
+    ("create_booking", "201", "/id", &["get_booking", "cancel_booking", "check_in_booking"]),
+    (
+        "create_accreditation",
+        "201",
+        "/id",
+        &[
+            "get_accreditation",
+            "submit_accreditation",
+            "recommend_accreditation",
+            "reject_accreditation",
+            "assign_accreditation",
+            "score_accreditation",
+            "start_public_notice",
+            "create_objection",
+            "decide_accreditation",
+        ],
+    ),
+    (
+        "create_sign",
+        "201",
+        "/id",
+        &["get_sign", "approve_sign", "reject_sign", "install_sign", "inspect_sign", "replace_sign", "remove_sign"],
+    ),
+    ("list_bases", "200", "/items/0/id", &["get_base", "list_exhibits", "list_base_evaluations"]),
+    ("list_sessions", "200", "/items/0/id", &["get_session"]),
+    (
+        "list_evaluations",
+        "200",
+        "/items/0/id",
+        &["get_evaluation", "put_self_report", "assign_evaluation", "score_evaluation", "finalize_evaluation"],
+    ),
 ];
 
 impl Modify for Links {
     fn modify(&self, openapi: &mut Spec) {
         for item in openapi.paths.paths.values_mut() {
-            let Some(op) = item.post.as_mut() else { continue };
-            let Some((_, targets)) = LINKS.iter().find(|(from, _)| op.operation_id.as_deref() == Some(*from)) else {
-                continue;
-            };
-            let Some(RefOr::T(created)) = op.responses.responses.get_mut("201") else { continue };
-            for target in *targets {
-                let link = LinkBuilder::new()
-                    .operation_id(*target)
-                    .parameter("id", "$response.body#/id")
-                    .description(format!("The new resource's id, for `{target}`"))
-                    .build();
-                created.links.insert(target.to_string(), RefOr::T(link));
+            for op in [item.get.as_mut(), item.post.as_mut()].into_iter().flatten() {
+                let Some((_, status, pointer, targets)) =
+                    LINKS.iter().find(|(from, ..)| op.operation_id.as_deref() == Some(*from))
+                else {
+                    continue;
+                };
+                let Some(RefOr::T(answer)) = op.responses.responses.get_mut(*status) else { continue };
+                for target in *targets {
+                    let link = LinkBuilder::new()
+                        .operation_id(*target)
+                        .parameter("id", format!("$response.body#{pointer}"))
+                        .description(format!("The id in this answer, for `{target}`"))
+                        .build();
+                    answer.links.insert(target.to_string(), RefOr::T(link));
+                }
             }
         }
     }
