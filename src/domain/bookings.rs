@@ -161,30 +161,45 @@ struct Target {
     pools: Vec<PoolRef>,
 }
 
-/// Locks the school (serialising its own bookings, so that its limits hold under
-/// concurrency) and reads the session with its base and pools, keeping the session's pool set
-/// from changing until commit; one query.
-async fn lock_and_load(txn: &DatabaseTransaction, school_id: Uuid, session_id: Uuid) -> Result<Target> {
+/// Locks, before anything is read (a statement reads as of its start, so reads taken in the
+/// statement that waits for a lock could be stale): the school, so that its own bookings
+/// serialise and its limits hold; and the session, shared, so that its pool set cannot change
+/// (attaching, detaching and cancelling take it exclusively). SQLite's write transactions are
+/// serial already.
+async fn lock(txn: &DatabaseTransaction, school_id: Uuid, session_id: Uuid) -> Result<()> {
     let backend = txn.get_database_backend();
-    let lock = if backend == DbBackend::Postgres { " FOR UPDATE OF sc FOR SHARE OF s" } else { "" };
-    let sql = format!(
-        "SELECT s.id, s.base_id, s.starts_at, s.ends_at, s.audiences, s.booking_opens_at, s.booking_closes_at, \
-         s.max_group_size, s.status, b.status AS base_status, b.valid_until AS base_valid_until, b.name_en AS base_name_en, \
-         b.max_group_size AS base_max_group_size, p.id AS pool_id, p.unit AS pool_unit \
-         FROM schools sc CROSS JOIN sessions s JOIN bases b ON b.id = s.base_id \
-         JOIN session_pools sp ON sp.session_id = s.id JOIN capacity_pools p ON p.id = sp.pool_id \
-         WHERE sc.id = $1 AND s.id = $2 ORDER BY p.id{lock}"
-    );
-    let values = [school_id.into(), session_id.into()];
-    let rows = TargetRow::find_by_statement(Statement::from_sql_and_values(backend, sql, values)).all(txn).await?;
-    let pools = rows.iter().map(|r| PoolRef { id: r.pool_id, unit: PoolUnit::from_db(&r.pool_unit) }).collect();
-    match rows.into_iter().next() {
-        Some(row) => Ok(Target { row, pools }),
-        None if school::Entity::find_by_id(school_id).one(txn).await?.is_none() => {
+    let found = if backend == DbBackend::Postgres {
+        let sql = "SELECT sc.id FROM schools sc CROSS JOIN sessions s WHERE sc.id = $1 AND s.id = $2 \
+                   FOR UPDATE OF sc FOR SHARE OF s";
+        let values = [school_id.into(), session_id.into()];
+        !txn.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await?.is_empty()
+    } else {
+        school::Entity::find_by_id(school_id).one(txn).await?.is_some()
+    };
+    match found {
+        true => Ok(()),
+        false if school::Entity::find_by_id(school_id).one(txn).await?.is_none() => {
             Err(AppError::field("school_id", "no such school"))
         }
-        None => Err(AppError::field("session_id", "no such session")),
+        false => Err(AppError::field("session_id", "no such session")),
     }
+}
+
+/// The session with its base and pools (in id order), in one query.
+async fn load_target(txn: &DatabaseTransaction, session_id: Uuid) -> Result<Target> {
+    let backend = txn.get_database_backend();
+    let sql = "SELECT s.id, s.base_id, s.starts_at, s.ends_at, s.audiences, s.booking_opens_at, s.booking_closes_at, \
+               s.max_group_size, s.status, b.status AS base_status, b.valid_until AS base_valid_until, \
+               b.name_en AS base_name_en, b.max_group_size AS base_max_group_size, p.id AS pool_id, p.unit AS pool_unit \
+               FROM sessions s JOIN bases b ON b.id = s.base_id \
+               JOIN session_pools sp ON sp.session_id = s.id JOIN capacity_pools p ON p.id = sp.pool_id \
+               WHERE s.id = $1 ORDER BY p.id";
+    let rows = TargetRow::find_by_statement(Statement::from_sql_and_values(backend, sql, [session_id.into()]))
+        .all(txn)
+        .await?;
+    let pools = rows.iter().map(|r| PoolRef { id: r.pool_id, unit: PoolUnit::from_db(&r.pool_unit) }).collect();
+    let row = rows.into_iter().next().ok_or_else(|| AppError::field("session_id", "no such session"))?;
+    Ok(Target { row, pools })
 }
 
 /// The rules about the session, the base and the group, in the order a school would want to
@@ -371,7 +386,8 @@ async fn attempt(
     now: DateTime<Utc>,
 ) -> Result<Attempt> {
     let txn = begin_write(db).await?;
-    let target = lock_and_load(&txn, req.school_id, req.session_id).await?;
+    lock(&txn, req.school_id, req.session_id).await?;
+    let target = load_target(&txn, req.session_id).await?;
     // A request with the same key that held the lock before us has answered: replay it.
     if let Some(idem) = idem
         && let Some(replay) = find_key(&txn, actor.user_id, idem).await?

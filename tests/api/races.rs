@@ -340,3 +340,43 @@ async fn every_confirmed_booking_survives_a_sigkill_mid_race() {
     restarted.child.kill().ok();
     restarted.child.wait().ok();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn attaching_and_detaching_a_pool_while_schools_book_keeps_the_books_exact() {
+    let app = spawn_app().await;
+    let (base, op) = app.accredited_base(json!({})).await;
+    let s = app.session(&id(&base), &op, 72, json!({"capacity": 5000})).await;
+    let extra = app
+        .post(
+            "/v1/capacity-pools",
+            &json!({"name": "guides", "unit": "visitors", "capacity": 5000, "base_id": base["id"]}),
+            Some(&op),
+        )
+        .await
+        .expect(201)
+        .body;
+    let schools = schools(&app, 48).await;
+    let client = reqwest::Client::new();
+    let bookings = schools.iter().enumerate().map(|(i, school)| {
+        let (client, admin, url) = (client.clone(), app.admin.clone(), app.base_url.clone());
+        let body = booking_body(&s, school, 10 + (i % 5) as i32, 1);
+        tokio::spawn(async move { post_booking(&client, &url, &admin, &body).await.0 })
+    });
+    let attach_path = format!("/v1/capacity-pools/{}/sessions", id(&extra));
+    let detach_path = format!("{attach_path}/{}", id(&s));
+    let toggles = async {
+        for round in 0..6 {
+            let r = if round % 2 == 0 {
+                app.post(&attach_path, &json!({"session_id": s["id"]}), Some(&op)).await
+            } else {
+                app.delete(&detach_path, Some(&op)).await
+            };
+            assert!(r.status.is_success(), "{:?}", r.body);
+        }
+    };
+    let (statuses, ()) = tokio::join!(futures::future::join_all(bookings), toggles);
+    assert!(statuses.into_iter().all(|s| s.unwrap() == 201));
+    assert_consistent(&app, &[&s]).await;
+    let pool = app.get(&format!("/v1/capacity-pools/{}", id(&extra)), None).await.body;
+    assert_eq!(pool["used"], 0, "detached at the end: it holds nothing");
+}
