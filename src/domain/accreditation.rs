@@ -412,7 +412,9 @@ pub async fn apply(
     now: DateTime<Utc>,
 ) -> Result<AccreditationRecord> {
     let txn = begin_write(db).await?;
+    // The base's lock makes "one application at a time" hold under concurrency.
     let b = base::Entity::find_by_id(a.base_id)
+        .lock_exclusive()
         .one(&txn)
         .await?
         .ok_or_else(|| AppError::field("base_id", "no such base"))?;

@@ -350,3 +350,18 @@ async fn the_bureau_publishes_a_new_accreditation_standard() {
     let r = app.post(&format!("/v1/accreditations/{}/submit", id(&a)), &json!({}), Some(&c.operator)).await;
     assert_eq!(r.expect_problem(422, "validation").fields(), ["figures.exhibition_area_m2"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_applications_for_one_base_open_one_draft() {
+    let app = spawn_app().await;
+    let c = cast(&app).await;
+    let body = json!({"base_id": c.base["id"], "figures": figures(1200.0, 12)});
+    let tries = (0..8).map(|i| {
+        let token = if i % 2 == 0 { c.operator.clone() } else { c.officer.clone() };
+        let (app, body) = (&app, body.clone());
+        async move { app.post("/v1/accreditations", &body, Some(&token)).await.status.as_u16() }
+    });
+    let statuses = futures::future::join_all(tries).await;
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 201 || *s == 409), "{statuses:?}");
+}
