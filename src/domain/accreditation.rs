@@ -917,23 +917,23 @@ pub async fn resolve_objection(
 
 /// The next certificate number of a year: `GZKP-<year>-<4 digits>`.
 async fn next_certificate(txn: &DatabaseTransaction, year: i32) -> Result<String> {
-    let current = certificate_counter::Entity::find_by_id(year).lock_exclusive().one(txn).await?;
-    let next = match current {
-        Some(c) => {
-            certificate_counter::Entity::update_many()
-                .col_expr(certificate_counter::Column::Last, Expr::value(c.last + 1))
-                .filter(certificate_counter::Column::Year.eq(year))
-                .exec(txn)
-                .await?;
-            c.last + 1
-        }
-        None => {
-            certificate_counter::Entity::insert(certificate_counter::ActiveModel { year: Set(year), last: Set(1) })
-                .exec_without_returning(txn)
-                .await?;
-            1
-        }
-    };
+    // The year's counter row exists (two first decisions of a year may race to create it),
+    // then is locked and advanced.
+    certificate_counter::Entity::insert(certificate_counter::ActiveModel { year: Set(year), last: Set(0) })
+        .on_conflict(sea_orm::sea_query::OnConflict::column(certificate_counter::Column::Year).do_nothing().to_owned())
+        .exec_without_returning(txn)
+        .await?;
+    let current = certificate_counter::Entity::find_by_id(year)
+        .lock_exclusive()
+        .one(txn)
+        .await?
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("certificate counter of {year} missing")))?;
+    let next = current.last + 1;
+    certificate_counter::Entity::update_many()
+        .col_expr(certificate_counter::Column::Last, Expr::value(next))
+        .filter(certificate_counter::Column::Year.eq(year))
+        .exec(txn)
+        .await?;
     Ok(format!("GZKP-{year}-{next:04}"))
 }
 

@@ -365,3 +365,43 @@ async fn concurrent_applications_for_one_base_open_one_draft() {
     assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
     assert!(statuses.iter().all(|s| *s == 201 || *s == 409), "{statuses:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_decisions_issue_distinct_certificate_numbers() {
+    let app = spawn_app().await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let base = app.base(json!({"name_en": format!("Venue {i}")})).await;
+        let operator = app.user(&format!("op-{i}"), json!({"role": "operator", "base_ids": [id(&base)]})).await;
+        let officer =
+            app.user(&format!("officer-{i}"), json!({"role": "district_officer", "district_code": "440106"})).await;
+        let token = app.user(&format!("expert-{i}"), json!({"role": "evaluator"})).await;
+        let expert = id(&app.get("/v1/me", Some(&token)).await.body);
+        let c = Cast { base, operator, officer, other_officer: String::new(), experts: vec![(expert, token)] };
+        ids.push(through_notice(&app, &c).await);
+    }
+    let decisions = ids.iter().map(|a| {
+        let app = &app;
+        async move {
+            app.post(
+                &format!("/v1/accreditations/{a}/decide"),
+                &json!({"decision": "accredited", "comment": "ok"}),
+                Some(&app.admin),
+            )
+            .await
+            .expect(200)
+            .body["certificate_number"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    });
+    let mut numbers = futures::future::join_all(decisions).await;
+    numbers.sort();
+    numbers.dedup();
+    assert_eq!(numbers.len(), 3, "{numbers:?}");
+    assert!(
+        numbers.iter().all(|n| n.ends_with("-0001") || n.ends_with("-0002") || n.ends_with("-0003")),
+        "{numbers:?}"
+    );
+}
