@@ -132,12 +132,19 @@ async fn main() -> anyhow::Result<()> {
                     line.trim_end_matches(['\r', '\n']).to_string()
                 }
             };
-            kepu::domain::auth::check_password(&password).map_err(|e| anyhow::anyhow!("password {e}"))?;
             let state = startup::build_state(config).await?;
             let scope = Scope { role, district_code, school_id, base_ids };
-            let created = users::create(&state.db, None, username, password, scope, chrono::Utc::now())
-                .await
-                .map_err(|e| anyhow::anyhow!("{}", e.to_problem().detail))?;
+            let created =
+                users::create(&state.db, None, username, password, scope, chrono::Utc::now()).await.map_err(|e| {
+                    let p = e.to_problem();
+                    let fields: Vec<String> = p
+                        .errors
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|f| format!("{}: {}", f.field, f.message))
+                        .collect();
+                    anyhow::anyhow!("{}", if fields.is_empty() { p.detail } else { fields.join("; ") })
+                })?;
             println!("{}", created.user.id);
         }
         Command::Serve { bind, demo, sweep_seconds } => {

@@ -203,6 +203,7 @@ pub async fn create_standard(
     now: DateTime<Utc>,
 ) -> Result<Standard> {
     authorize(actor, Action::ManageStandards)?;
+    crate::domain::validate::sane_time("effective_from", Some(s.effective_from))?;
     let mut v = Validator::new();
     v.text("version", &s.version, 40);
     v.range("validity_years", s.validity_years, 1, 10);

@@ -25,15 +25,18 @@ pub async fn issue_token(
     now: DateTime<Utc>,
 ) -> Result<String> {
     authorize(actor, Action::EditSchool { school_id })?;
-    schools::get(db, school_id).await?;
+    // The new token and its audit entry commit together.
+    let txn = crate::db::begin_write(db).await?;
+    schools::get(&txn, school_id).await?;
     let token = format!("cal_{}", Uuid::new_v4().simple());
     school::Entity::update_many()
         .col_expr(school::Column::FeedTokenHash, Expr::value(token_digest(&token)))
         .filter(school::Column::Id.eq(school_id))
-        .exec(db)
+        .exec(&txn)
         .await?;
     let change = Change::updated("school.feed_token", "school", school_id, &"rotated", &"rotated");
-    audit::record(db, Some(actor), now, change).await?;
+    audit::record(&txn, Some(actor), now, change).await?;
+    txn.commit().await?;
     Ok(token)
 }
 

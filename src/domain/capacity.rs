@@ -19,6 +19,7 @@ use crate::db::begin_write;
 use crate::domain::access::{Action, Actor, authorize};
 use crate::domain::audit::{self, Change};
 use crate::domain::enums::{BookingStatus, PoolUnit};
+use crate::domain::validate::Validator;
 use crate::domain::{bases, sessions};
 use crate::error::{AppError, Result};
 
@@ -140,33 +141,41 @@ pub async fn take(conn: &impl ConnectionTrait, pools: &[PoolRef], party: Party, 
 /// The conditional update that takes a party's places from one pool: it changes no row when
 /// the pool lacks room.
 pub fn take_statement(p: PoolRef, party: Party, now: DateTime<Utc>) -> sea_orm::sea_query::UpdateStatement {
-    let amount = party.amount(p.unit);
+    add_used(p.id, party.amount(p.unit), now)
+}
+
+/// `used += amount` on one pool, only while it stays within capacity: the one conditional
+/// update by which places are ever taken (it changes no row when they do not fit).
+fn add_used(pool: Uuid, amount: i32, now: DateTime<Utc>) -> sea_orm::sea_query::UpdateStatement {
     sea_orm::sea_query::Query::update()
         .table(capacity_pool::Entity)
         .value(capacity_pool::Column::Used, Expr::col(capacity_pool::Column::Used).add(amount))
         .value(capacity_pool::Column::UpdatedAt, now)
-        .and_where(capacity_pool::Column::Id.eq(p.id))
+        .and_where(capacity_pool::Column::Id.eq(pool))
         .and_where(Expr::col(capacity_pool::Column::Used).add(amount).lte(Expr::col(capacity_pool::Column::Capacity)))
         .take()
+}
+
+/// `used -= amount` on one pool, only while at least that much is used; giving back more than
+/// a pool holds is a bookkeeping bug, answered as one (never as a negative count).
+async fn sub_used(conn: &impl ConnectionTrait, pool: Uuid, amount: i32, now: DateTime<Utc>) -> Result<()> {
+    let stmt = sea_orm::sea_query::Query::update()
+        .table(capacity_pool::Entity)
+        .value(capacity_pool::Column::Used, Expr::col(capacity_pool::Column::Used).sub(amount))
+        .value(capacity_pool::Column::UpdatedAt, now)
+        .and_where(capacity_pool::Column::Id.eq(pool))
+        .and_where(capacity_pool::Column::Used.gte(amount))
+        .take();
+    if conn.execute(&stmt).await?.rows_affected() == 0 {
+        return Err(AppError::Internal(anyhow::anyhow!("pool {pool} holds fewer than the {amount} places given back")));
+    }
+    Ok(())
 }
 
 /// Gives the party's places back to every pool.
 pub async fn release(conn: &impl ConnectionTrait, pools: &[PoolRef], party: Party, now: DateTime<Utc>) -> Result<()> {
     for p in pools {
-        let amount = party.amount(p.unit);
-        let res = capacity_pool::Entity::update_many()
-            .col_expr(capacity_pool::Column::Used, Expr::col(capacity_pool::Column::Used).sub(amount))
-            .col_expr(capacity_pool::Column::UpdatedAt, Expr::value(now))
-            .filter(capacity_pool::Column::Id.eq(p.id))
-            .filter(capacity_pool::Column::Used.gte(amount))
-            .exec(conn)
-            .await?;
-        if res.rows_affected == 0 {
-            return Err(AppError::Internal(anyhow::anyhow!(
-                "pool {} holds fewer places than a booking gives back",
-                p.id
-            )));
-        }
+        sub_used(conn, p.id, party.amount(p.unit), now).await?;
     }
     Ok(())
 }
@@ -210,6 +219,10 @@ pub async fn create(db: &DatabaseConnection, actor: &Actor, new: NewPool, now: D
         Some(base_id) => authorize(actor, Action::ManageSessions { base_id })?,
         None => authorize(actor, Action::ManageCityPools)?,
     }
+    let mut v = Validator::new();
+    let name = v.text("name", &new.name, 200);
+    v.range("capacity", new.capacity, 1, 1_000_000);
+    v.finish()?;
     let txn = begin_write(db).await?;
     if let Some(base_id) = new.base_id {
         bases::ensure_exists(&txn, base_id).await.map_err(|_| AppError::field("base_id", "no such base"))?;
@@ -217,7 +230,7 @@ pub async fn create(db: &DatabaseConnection, actor: &Actor, new: NewPool, now: D
     let id = Uuid::now_v7();
     capacity_pool::Entity::insert(capacity_pool::ActiveModel {
         id: Set(id),
-        name: Set(new.name),
+        name: Set(name.unwrap_or_default()),
         unit: Set(new.unit.as_str().into()),
         capacity: Set(new.capacity),
         used: Set(0),
@@ -275,14 +288,7 @@ pub async fn attach(
         return Err(AppError::Conflict("the session already draws on this pool".into()));
     }
     let held = held_by_session(&txn, session_id, unit_of(&before.pool)).await?;
-    let res = capacity_pool::Entity::update_many()
-        .col_expr(capacity_pool::Column::Used, Expr::col(capacity_pool::Column::Used).add(held))
-        .col_expr(capacity_pool::Column::UpdatedAt, Expr::value(now))
-        .filter(capacity_pool::Column::Id.eq(pool_id))
-        .filter(Expr::col(capacity_pool::Column::Used).add(held).lte(Expr::col(capacity_pool::Column::Capacity)))
-        .exec(&txn)
-        .await?;
-    if res.rows_affected == 0 {
+    if txn.execute(&add_used(pool_id, held, now)).await?.rows_affected() == 0 {
         return Err(AppError::conflict_rule(
             "capacity-exhausted",
             format!("the session's bookings take {held} and the pool has {} left", room(&before.pool)),
@@ -319,12 +325,7 @@ pub async fn detach(
         return Err(AppError::not_found("the session does not draw on this pool"));
     }
     let held = held_by_session(&txn, session_id, unit_of(&before.pool)).await?;
-    capacity_pool::Entity::update_many()
-        .col_expr(capacity_pool::Column::Used, Expr::col(capacity_pool::Column::Used).sub(held))
-        .col_expr(capacity_pool::Column::UpdatedAt, Expr::value(now))
-        .filter(capacity_pool::Column::Id.eq(pool_id))
-        .exec(&txn)
-        .await?;
+    sub_used(&txn, pool_id, held, now).await?;
     session_pool::Entity::delete_many()
         .filter(session_pool::Column::SessionId.eq(session_id))
         .filter(session_pool::Column::PoolId.eq(pool_id))

@@ -13,12 +13,22 @@ use uuid::Uuid;
 use crate::db::begin_write;
 use crate::domain::access::{Action, Actor, authorize};
 use crate::domain::audit::{self, Change};
-use crate::domain::auth::hash_password;
+use crate::domain::auth::{check_password, hash_password};
 use crate::domain::districts;
 use crate::domain::enums::Role;
 use crate::domain::page::{Cursor, PageRequest, Paged};
 use crate::domain::validate::Validator;
 use crate::error::{AppError, Result, map_constraint};
+
+/// A username's rules: 2–64 characters of a–z, 0–9, `.`, `_`, `-`, `@`.
+pub fn check_username(name: &str) -> std::result::Result<String, String> {
+    let ok_chars = name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-@".contains(c));
+    if (2..=64).contains(&name.len()) && ok_chars {
+        Ok(name.to_string())
+    } else {
+        Err("must be 2–64 characters of a–z, 0–9, '.', '_', '-', '@'".into())
+    }
+}
 
 /// An account with the bases it operates.
 #[derive(Debug, Clone, Serialize)]
@@ -118,6 +128,11 @@ pub async fn create(
     if let Some(a) = actor {
         authorize(a, Action::ManageUsers)?;
     }
+    let mut v = Validator::new();
+    let username = v.check("username", check_username(username.trim()));
+    v.check("password", check_password(&password));
+    v.finish()?;
+    let username = username.unwrap_or_default();
     let hash = hash_password(password).await?;
     let txn = begin_write(db).await?;
     scope.check(&txn).await?;
@@ -160,6 +175,9 @@ pub async fn update(
     now: DateTime<Utc>,
 ) -> Result<UserRecord> {
     authorize(actor, Action::ManageUsers)?;
+    if let Some(p) = &change.password {
+        check_password(p).map_err(|m| AppError::field("password", m))?;
+    }
     let changed_password = change.password.is_some();
     let hash = match change.password {
         Some(p) => Some(hash_password(p).await?),

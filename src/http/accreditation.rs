@@ -18,7 +18,7 @@ use crate::domain::accreditation::{
 };
 use crate::domain::enums::{AccreditationStatus, ObjectionStatus, Subcategory};
 use crate::domain::page::PageRequest;
-use crate::domain::validate::{self, Validator};
+use crate::domain::validate::Validator;
 use crate::error::{Problem, Result};
 use crate::http::Page;
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser, ClientIp};
@@ -86,7 +86,6 @@ async fn create_accreditation_standard(
     AuthUser(actor): AuthUser,
     ApiJson(b): ApiJson<NewStandardBody>,
 ) -> Result<(StatusCode, Json<Standard>)> {
-    validate::sane_time("effective_from", Some(b.effective_from))?;
     let s = NewStandard {
         version: b.version,
         effective_from: b.effective_from,

@@ -18,7 +18,7 @@ use crate::domain::validate::{self, Validator};
 use crate::error::{AppError, Problem, Result};
 use crate::http::DistrictCode;
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser, IfMatch};
-use crate::http::{Page, apply_patch, with_etag};
+use crate::http::{Page, apply_patch, filter_text, with_etag};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -348,11 +348,6 @@ pub fn parse_near(near: Option<&str>, radius_km: Option<f64>) -> Result<(Option<
     Ok((center, radius_km))
 }
 
-/// Text filters: trimmed; an empty value means "no filter".
-fn opt_filter(s: Option<String>) -> Option<String> {
-    s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
-}
-
 /// A GeoJSON Point geometry (RFC 7946: `[lon, lat]`).
 #[derive(ToSchema)]
 #[expect(dead_code, reason = "documents the GeoJSON shape; the body is built with the geojson crate")]
@@ -449,13 +444,13 @@ async fn list_bases(
     let query = BaseQuery {
         near,
         radius_km,
-        district: opt_filter(p.district),
+        district: filter_text(p.district),
         category: p.category,
         subcategory: p.subcategory,
-        theme: opt_filter(p.theme),
+        theme: filter_text(p.theme),
         audience: p.audience,
         status: p.status,
-        q: opt_filter(p.q),
+        q: filter_text(p.q),
     };
     let paged = bases::search(&state.db, &query, page, state.now()).await?;
     let page = Page::from_paged(paged, |h: BaseHit| BaseView::of(h.record, h.distance_km, state.now()));

@@ -88,6 +88,11 @@ impl PageParams {
     }
 }
 
+/// A text filter of a query: trimmed; an empty value means "no filter".
+pub fn filter_text(s: Option<String>) -> Option<String> {
+    s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+}
+
 /// A JSON response with an `ETag` of the stored version.
 pub fn with_etag(version: i32, body: impl IntoResponse) -> Response {
     let mut res = body.into_response();

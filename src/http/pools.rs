@@ -11,7 +11,6 @@ use uuid::Uuid;
 
 use crate::domain::capacity::{self, NewPool, PoolRecord};
 use crate::domain::enums::PoolUnit;
-use crate::domain::validate::Validator;
 use crate::error::{Problem, Result};
 use crate::http::extract::{ApiJson, ApiPath, AuthUser};
 use crate::state::AppState;
@@ -94,12 +93,7 @@ async fn create_pool(
     AuthUser(actor): AuthUser,
     ApiJson(body): ApiJson<NewPoolBody>,
 ) -> Result<(StatusCode, Json<PoolView>)> {
-    let mut v = Validator::new();
-    let name = v.text("name", &body.name, 200);
-    v.range("capacity", body.capacity, 1, 1_000_000);
-    v.finish()?;
-    let new =
-        NewPool { name: name.unwrap_or_default(), unit: body.unit, capacity: body.capacity, base_id: body.base_id };
+    let new = NewPool { name: body.name, unit: body.unit, capacity: body.capacity, base_id: body.base_id };
     let created = capacity::create(&state.db, &actor, new, state.now()).await?;
     Ok((StatusCode::CREATED, Json(PoolView::of(created))))
 }

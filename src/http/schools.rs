@@ -21,7 +21,7 @@ use crate::error::{AppError, Problem, Result};
 use crate::http::DistrictCode;
 use crate::http::bases::parse_near;
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser, IfMatch};
-use crate::http::{Page, apply_patch, with_etag};
+use crate::http::{Page, apply_patch, filter_text, with_etag};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -184,8 +184,7 @@ async fn list_schools(
 ) -> Result<Json<Page<SchoolView>>> {
     let page = PageRequest::parse(p.limit, p.cursor.as_deref())?;
     let (near, radius_km) = parse_near(p.near.as_deref(), p.radius_km)?;
-    let trim = |s: Option<String>| s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
-    let query = SchoolQuery { near, radius_km, district: trim(p.district), kind: p.kind, q: trim(p.q) };
+    let query = SchoolQuery { near, radius_km, district: filter_text(p.district), kind: p.kind, q: filter_text(p.q) };
     let paged = schools::search(&state.db, &actor, &query, page).await?;
     Ok(Json(Page::from_paged(paged, |(s, d)| SchoolView::of(s, d))))
 }

@@ -15,11 +15,10 @@ use crate::domain::enums::{SignCondition, SignKind, SignStatus};
 use crate::domain::geo::{LatLon, round_km};
 use crate::domain::page::PageRequest;
 use crate::domain::signage::{self, Inspection, SignApplication, SignQuery, SignRecord, SignType, SignageStandard};
-use crate::domain::validate;
 use crate::error::{Problem, Result};
 use crate::http::bases::{ListFormat, parse_near};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser};
-use crate::http::{DistrictCode, Page};
+use crate::http::{DistrictCode, Page, filter_text};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -284,9 +283,8 @@ async fn list_signs(
 ) -> Result<Response> {
     let page = PageRequest::parse(p.limit, p.cursor.as_deref())?;
     let (near, radius_km) = parse_near(p.near.as_deref(), p.radius_km)?;
-    validate::sane_time("inspection_due_before", p.inspection_due_before)?;
     let q = SignQuery {
-        district: p.district.map(|d| d.trim().to_string()).filter(|d| !d.is_empty()),
+        district: filter_text(p.district),
         base_id: p.base_id,
         status: p.status,
         kind: p.kind,
@@ -454,7 +452,6 @@ async fn inspect_sign(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(b): ApiJson<InspectionBody>,
 ) -> Result<(StatusCode, Json<SignView>)> {
-    validate::sane_time("next_due", b.next_due)?;
     let i = Inspection { condition: b.condition, photo_url: b.photo_url, notes: b.notes, next_due: b.next_due };
     Ok((StatusCode::CREATED, Json(SignView::full(signage::inspect(&state.db, &actor, id, i, state.now()).await?))))
 }

@@ -49,17 +49,15 @@ fn next_thursday_10(app: &TestApp) -> Duration {
     target_local - Duration::hours(8) - app.now()
 }
 
+/// Opens a draft application for the cast's base with `area_m2` of exhibition space.
+pub async fn draft(app: &TestApp, c: &Cast, area_m2: f64, token: &str) -> Value {
+    let body = json!({"base_id": c.base["id"], "figures": figures(area_m2, 12)});
+    app.post("/v1/accreditations", &body, Some(token)).await.expect(201).body
+}
+
 /// Runs an application from draft to the end of its public notice; answers its id.
 pub async fn through_notice(app: &TestApp, c: &Cast) -> String {
-    let a = app
-        .post(
-            "/v1/accreditations",
-            &json!({"base_id": c.base["id"], "figures": figures(1200.0, 12)}),
-            Some(&c.operator),
-        )
-        .await
-        .expect(201)
-        .body;
+    let a = draft(app, c, 1200.0, &c.operator).await;
     let path = format!("/v1/accreditations/{}", id(&a));
     app.post(&format!("{path}/submit"), &json!({}), Some(&c.operator)).await.expect(200);
     app.post(&format!("{path}/recommend"), &json!({"comment": "ok"}), Some(&c.officer)).await.expect(200);
@@ -82,10 +80,10 @@ async fn an_application_goes_from_draft_to_a_verifiable_certificate() {
     let body = json!({"base_id": c.base["id"], "figures": figures(800.0, 4), "evidence_links": ["https://example.cn/report.pdf"]});
     app.post("/v1/accreditations", &body, Some(&school)).await.expect_problem(403, "forbidden");
     app.post("/v1/accreditations", &body, Some(&c.other_officer)).await.expect_problem(403, "forbidden");
-    let draft = app.post("/v1/accreditations", &body, Some(&c.operator)).await.expect(201).body;
-    assert_eq!(draft["status"], "draft");
+    let first = app.post("/v1/accreditations", &body, Some(&c.operator)).await.expect(201).body;
+    assert_eq!(first["status"], "draft");
     app.post("/v1/accreditations", &body, Some(&c.officer)).await.expect_problem(409, "invalid-state");
-    let path = format!("/v1/accreditations/{}", id(&draft));
+    let path = format!("/v1/accreditations/{}", id(&first));
 
     // The standard in force (2021) asks a science venue for 1000 m² and 5 staff.
     let refused = app.post(&format!("{path}/submit"), &json!({}), Some(&c.operator)).await;
@@ -202,7 +200,7 @@ async fn an_application_goes_from_draft_to_a_verifiable_certificate() {
     assert_eq!(cert["status"], "valid");
     assert_eq!(cert["base_id"], c.base["id"]);
     app.get("/v1/certificates/GZKP-1999-0001", None).await.expect_problem(404, "not-found");
-    let log = app.get(&format!("/v1/audit?entity=accreditation&entity_id={}", id(&draft)), Some(&app.admin)).await.body;
+    let log = app.get(&format!("/v1/audit?entity=accreditation&entity_id={}", id(&first)), Some(&app.admin)).await.body;
     let actions: Vec<&str> = log["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
     for step in [
         "accreditation.create",
@@ -230,24 +228,14 @@ async fn an_application_goes_from_draft_to_a_verifiable_certificate() {
     assert_eq!(kepu::domain::accreditation::expire_certificates(&app.db, app.now()).await.unwrap(), 1);
     assert_eq!(kepu::domain::accreditation::expire_certificates(&app.db, app.now()).await.unwrap(), 0);
     // It may apply again.
-    app.post(
-        "/v1/accreditations",
-        &json!({"base_id": c.base["id"], "figures": figures(1200.0, 12)}),
-        Some(&c.operator),
-    )
-    .await
-    .expect(201);
+    draft(&app, &c, 1200.0, &c.operator).await;
 }
 
 #[tokio::test]
 async fn rejections_by_the_district_and_the_bureau_end_an_application() {
     let app = spawn_app().await;
     let c = cast(&app).await;
-    let a = app
-        .post("/v1/accreditations", &json!({"base_id": c.base["id"], "figures": figures(1200.0, 12)}), Some(&c.officer))
-        .await
-        .expect(201)
-        .body;
+    let a = draft(&app, &c, 1200.0, &c.officer).await;
     let path = format!("/v1/accreditations/{}", id(&a));
     app.post(&format!("{path}/submit"), &json!({}), Some(&c.officer)).await.expect(200);
     let rejected = app.post(&format!("{path}/reject"), &json!({"comment": "not in the plan"}), Some(&c.officer)).await;
@@ -275,15 +263,7 @@ async fn rejections_by_the_district_and_the_bureau_end_an_application() {
 async fn objections_are_rate_limited_per_address() {
     let app = spawn_app().await;
     let c = cast(&app).await;
-    let a = app
-        .post(
-            "/v1/accreditations",
-            &json!({"base_id": c.base["id"], "figures": figures(1200.0, 12)}),
-            Some(&c.operator),
-        )
-        .await
-        .expect(201)
-        .body;
+    let a = draft(&app, &c, 1200.0, &c.operator).await;
     let path = format!("/v1/accreditations/{}", id(&a));
     app.post(&format!("{path}/objections"), &json!({"reason": "early"}), None)
         .await
@@ -336,15 +316,7 @@ async fn the_bureau_publishes_a_new_accreditation_standard() {
     app.post("/v1/accreditation-standards", &bad, Some(&app.admin)).await.expect_invalid("scoring_sheet");
     // The new version applies only once in force.
     let c = cast(&app).await;
-    let a = app
-        .post(
-            "/v1/accreditations",
-            &json!({"base_id": c.base["id"], "figures": figures(1500.0, 12)}),
-            Some(&c.operator),
-        )
-        .await
-        .expect(201)
-        .body;
+    let a = draft(&app, &c, 1500.0, &c.operator).await;
     assert_eq!(a["standard_id"], first["id"]);
     app.clock.advance(Duration::days(31));
     let r = app.post(&format!("/v1/accreditations/{}/submit", id(&a)), &json!({}), Some(&c.operator)).await;

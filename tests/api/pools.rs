@@ -163,3 +163,19 @@ async fn attaching_counts_existing_bookings_and_detaching_gives_them_back() {
     let consistency = app.get("/v1/admin/consistency", Some(&app.admin)).await.expect(200).body;
     assert_eq!(consistency["consistent"], true, "{consistency}");
 }
+
+#[tokio::test]
+async fn pool_and_cancellation_rules_are_422_after_the_role_check() {
+    let app = spawn_app().await;
+    let (base, op) = app.accredited_base(json!({})).await;
+    let (_, other_op) = app.accredited_base(json!({"name_en": "Other"})).await;
+    let blank = json!({"name": " ", "unit": "visitors", "capacity": 0, "base_id": base["id"]});
+    app.post("/v1/capacity-pools", &blank, Some(&other_op)).await.expect_problem(403, "forbidden");
+    let r = app.post("/v1/capacity-pools", &blank, Some(&op)).await.expect_problem(422, "validation");
+    assert_eq!(r.fields(), ["name", "capacity"]);
+    let s = app.session(&id(&base), &op, 72, json!({})).await;
+    let path = format!("/v1/sessions/{}/cancel", id(&s));
+    app.post(&path, &json!({"reason": " "}), Some(&other_op)).await.expect_problem(403, "forbidden");
+    app.post(&path, &json!({"reason": " "}), Some(&op)).await.expect_invalid("reason");
+    assert_eq!(app.get(&format!("/v1/sessions/{}", id(&s)), None).await.body["status"], "open");
+}

@@ -160,3 +160,25 @@ async fn a_body_that_is_not_an_object_is_422() {
         .expect_invalid("body");
     app.post("/v1/users", &json!("admin"), Some(&app.admin)).await.expect_invalid("body");
 }
+
+#[tokio::test]
+async fn account_rules_hold_for_the_command_line_too() {
+    // `kepu create-user` and the demo call the domain directly, not the HTTP handler.
+    let app = spawn_app().await;
+    let scope = kepu::domain::users::Scope {
+        role: kepu::domain::enums::Role::Evaluator,
+        district_code: None,
+        school_id: None,
+        base_ids: vec![],
+    };
+    let bad = kepu::domain::users::create(&app.db, None, "Not Valid".into(), "short".into(), scope, chrono::Utc::now())
+        .await
+        .expect_err("refused");
+    match bad {
+        kepu::error::AppError::Validation(errors) => {
+            let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+            assert_eq!(fields, ["username", "password"]);
+        }
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+}
