@@ -329,12 +329,7 @@ async fn run(args: &BenchArgs, bench_db: &BenchDb) -> anyhow::Result<()> {
         db.execute_unprepared("ANALYZE").await?;
     }
     let fx = Arc::new(fx);
-    let state = AppState {
-        db: db.clone(),
-        config: Arc::new(config),
-        clock: Arc::new(SystemClock),
-        metrics: crate::telemetry::metrics_handle(),
-    };
+    let state = AppState::new(db.clone(), config, Arc::new(SystemClock));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
     tokio::spawn(startup::serve(listener, state, std::future::pending()));
@@ -356,6 +351,7 @@ async fn run(args: &BenchArgs, bench_db: &BenchDb) -> anyhow::Result<()> {
             let fx = fx.clone();
             move |i: usize| if scenario == "hot_session" { fx.hot } else { fx.spread[i % fx.spread.len()] }
         };
+        eprintln!("{scenario}: bookings over HTTP for {} s …", args.seconds);
         let http = {
             let (client, url, token, fx, next_school, pick) =
                 (client.clone(), url.clone(), token.clone(), fx.clone(), next_school.clone(), pick.clone());
@@ -376,6 +372,7 @@ async fn run(args: &BenchArgs, bench_db: &BenchDb) -> anyhow::Result<()> {
             })
             .await
         };
+        eprintln!("{scenario}: the raw database path for {} s …", args.seconds);
         let raw = {
             let (db, fx, pick) = (db.clone(), fx.clone(), pick.clone());
             drive(args.clients, args.seconds, move |i| {

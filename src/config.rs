@@ -23,6 +23,10 @@ pub struct Config {
     pub body_limit_bytes: usize,
     /// Size of the database connection pool (`None`: 8 for SQLite, 32 for PostgreSQL).
     pub db_max_connections: Option<u32>,
+    /// How long a verified bearer token is trusted without looking it up again (zero: always
+    /// look it up). A revocation or account change made through another kepu process takes
+    /// effect within this time; one made through this process at once.
+    pub auth_cache: Duration,
 }
 
 impl Config {
@@ -36,6 +40,7 @@ impl Config {
             request_timeout: Duration::from_secs(30),
             body_limit_bytes: 256 * 1024,
             db_max_connections: None,
+            auth_cache: Duration::from_secs(5),
         }
     }
 }

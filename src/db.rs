@@ -13,6 +13,9 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
     opts.max_connections(max_connections)
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(10))
+        // A connection is pinged before use only after it sat idle (when a server, proxy or
+        // firewall may have dropped it), not on every checkout: that ping is a round trip.
+        .test_before_acquire_if_idle_for(Duration::from_secs(30))
         .sqlx_logging(false)
         .map_sqlx_sqlite_opts(|o| {
             o.journal_mode(SqliteJournalMode::Wal)
@@ -28,31 +31,71 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     Migrator::up(db, None).await
 }
 
-/// Runs several INSERTs and then an UPDATE in one round trip where the database allows it:
-/// on PostgreSQL as one statement, the UPDATE with the inserts as data-modifying CTEs
-/// (parameterised, not concatenated); on embedded SQLite, where a round trip costs nothing,
-/// one after the other. Answers the rows the UPDATE changed. Every part runs even when the
-/// UPDATE changes nothing: a caller that needs all or nothing rolls back on 0.
-pub async fn inserts_then_update(
+/// Runs several INSERTs, then an optional UPDATE, then a query, in one round trip where the
+/// database allows it: on PostgreSQL as one statement (the writes as data-modifying CTEs, the
+/// query's rows aggregated as JSON; parameterised, not concatenated); on embedded SQLite,
+/// where a round trip costs nothing, one after the other. Answers the rows the UPDATE changed
+/// and the query's rows. The query reads as of the statement's start, after every lock the
+/// transaction already holds, so it must not depend on these writes (PostgreSQL does not show
+/// them to it; SQLite does). Every write runs even when the UPDATE changes nothing: a caller
+/// that needs all or nothing rolls back on 0.
+pub async fn writes_then_read<T>(
     conn: &impl sea_orm::ConnectionTrait,
     inserts: Vec<sea_orm::sea_query::InsertStatement>,
-    update: sea_orm::sea_query::UpdateStatement,
-) -> Result<u64, DbErr> {
-    use sea_orm::sea_query::{CommonTableExpression, PostgresQueryBuilder, WithClause};
-    use sea_orm::{DbBackend, Statement};
+    update: Option<sea_orm::sea_query::UpdateStatement>,
+    read: sea_orm::sea_query::SelectStatement,
+) -> Result<(u64, Vec<T>), DbErr>
+where
+    T: sea_orm::FromQueryResult + serde::de::DeserializeOwned,
+{
+    use sea_orm::sea_query::{
+        Alias, CommonTableExpression, Expr, PostgresQueryBuilder, Query, SubQueryStatement, WithClause,
+    };
+    use sea_orm::{DbBackend, FromQueryResult, Statement};
     let backend = conn.get_database_backend();
     if backend != DbBackend::Postgres {
         for insert in inserts {
             conn.execute(&insert).await?;
         }
-        return Ok(conn.execute(&update).await?.rows_affected());
+        let updated = match update {
+            Some(update) => conn.execute(&update).await?.rows_affected(),
+            None => 0,
+        };
+        return Ok((updated, T::find_by_statement(backend.build(&read)).all(conn).await?));
     }
     let mut with = WithClause::new();
+    let mut writes = !inserts.is_empty();
     for (i, insert) in inserts.into_iter().enumerate() {
-        with.cte(CommonTableExpression::new().query(insert).table_name(format!("w{i}")).to_owned());
+        with.cte(CommonTableExpression::new().query(insert).table_name(Alias::new(format!("w{i}"))).to_owned());
     }
-    let (sql, values) = update.with(with).build(PostgresQueryBuilder);
-    Ok(conn.execute_raw(Statement::from_sql_and_values(backend, sql, values)).await?.rows_affected())
+    let mut main = Query::select();
+    match update {
+        Some(mut update) => {
+            update.returning(Query::returning().expr(Expr::val(1)));
+            with.cte(CommonTableExpression::new().query(update).table_name(Alias::new("u")).to_owned());
+            writes = true;
+            main.expr_as(Expr::cust("(SELECT COUNT(*) FROM u)"), Alias::new("updated"));
+        }
+        None => {
+            main.expr_as(Expr::cust("0::bigint"), Alias::new("updated"));
+        }
+    }
+    let read = Expr::SubQuery(None, Box::new(SubQueryStatement::SelectStatement(read)));
+    main.expr_as(Expr::cust_with_expr("(SELECT COALESCE(json_agg(r), '[]') FROM $1 AS r)", read), Alias::new("rows"));
+    let (sql, values) =
+        if writes { main.with(with).build(PostgresQueryBuilder) } else { main.build(PostgresQueryBuilder) };
+
+    #[derive(FromQueryResult)]
+    struct Out {
+        updated: i64,
+        rows: serde_json::Value,
+    }
+    let out = Out::find_by_statement(Statement::from_sql_and_values(backend, sql, values))
+        .one(conn)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("the statement answered no row".into()))?;
+    let rows = serde_json::from_value(out.rows).map_err(|e| DbErr::Json(e.to_string()))?;
+    Ok((u64::try_from(out.updated).unwrap_or(0), rows))
 }
 
 /// Begins a transaction that will write. On SQLite it takes the write lock up front

@@ -80,7 +80,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let connections = config.db_max_connections.unwrap_or(default);
     let db = db::connect(&config.database_url, connections).await?;
     db::migrate(&db).await?;
-    Ok(AppState { db, config: Arc::new(config), clock: Arc::new(SystemClock), metrics: telemetry::metrics_handle() })
+    Ok(AppState::new(db, config, Arc::new(SystemClock)))
 }
 
 /// Serves until `shutdown` resolves, then finishes in-flight requests.

@@ -1,4 +1,4 @@
-//! AppState: what every handler shares (database, settings, clock, metrics).
+//! AppState: what every handler shares (database, settings, clock, metrics, verified tokens).
 
 use std::sync::Arc;
 
@@ -7,6 +7,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use sea_orm::DatabaseConnection;
 
 use crate::config::Config;
+use crate::domain::auth::TokenCache;
 
 /// The source of "now"; tests and the demo can move it.
 pub trait Clock: Send + Sync + std::fmt::Debug {
@@ -47,9 +48,16 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Option<PrometheusHandle>,
+    pub tokens: Arc<TokenCache>,
 }
 
 impl AppState {
+    /// The state of one kepu process: its pool, settings and clock, with an empty token cache.
+    pub fn new(db: DatabaseConnection, config: Config, clock: Arc<dyn Clock>) -> Self {
+        let tokens = Arc::new(TokenCache::new(config.auth_cache));
+        Self { db, config: Arc::new(config), clock, metrics: crate::telemetry::metrics_handle(), tokens }
+    }
+
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
     }

@@ -2,6 +2,7 @@
 //! throttle that answers 429 to password guessing.
 
 use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
@@ -156,11 +157,67 @@ async fn throttle(
     })
 }
 
+/// Bearer tokens this process verified recently, so that a busy client's requests skip the
+/// token lookup (a database round trip). An entry is trusted for at most the configured time
+/// and never past its token's expiry; a change to accounts or tokens made through this
+/// process ([`accounts_changed`]) sets every entry aside at once.
+pub struct TokenCache {
+    entries: Option<moka::sync::Cache<String, Verified>>,
+}
+
+#[derive(Clone)]
+struct Verified {
+    actor: Actor,
+    expires_at: DateTime<Utc>,
+    /// The [`ACCOUNTS_EPOCH`] before the token was looked up.
+    epoch: u64,
+}
+
+/// Counts changes to accounts and tokens made by this process.
+static ACCOUNTS_EPOCH: AtomicU64 = AtomicU64::new(0);
+
+/// Marks every cached token verification as stale: call after committing a change to an
+/// account, its scopes or its tokens.
+pub fn accounts_changed() {
+    ACCOUNTS_EPOCH.fetch_add(1, Ordering::SeqCst);
+}
+
+impl TokenCache {
+    /// A cache trusting an entry for `ttl` (zero: no cache).
+    pub fn new(ttl: std::time::Duration) -> Self {
+        let entries =
+            (!ttl.is_zero()).then(|| moka::sync::Cache::builder().max_capacity(100_000).time_to_live(ttl).build());
+        Self { entries }
+    }
+
+    fn get(&self, digest: &str, now: DateTime<Utc>) -> Option<Actor> {
+        let v = self.entries.as_ref()?.get(digest)?;
+        (v.epoch == ACCOUNTS_EPOCH.load(Ordering::SeqCst) && v.expires_at > now).then_some(v.actor)
+    }
+
+    fn put(&self, digest: String, v: Verified) {
+        if let Some(entries) = &self.entries {
+            entries.insert(digest, v);
+        }
+    }
+}
+
 /// Resolves a bearer token to its account, or 401.
-pub async fn authenticate(db: &impl ConnectionTrait, token: &str, now: DateTime<Utc>) -> Result<Actor> {
+pub async fn authenticate(
+    db: &impl ConnectionTrait,
+    cache: &TokenCache,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<Actor> {
+    let digest = token_digest(token);
+    if let Some(actor) = cache.get(&digest, now) {
+        return Ok(actor);
+    }
+    // Read before the lookup: a change committed meanwhile makes this entry stale.
+    let epoch = ACCOUNTS_EPOCH.load(Ordering::SeqCst);
     let unauthorized = || AppError::Unauthorized("the bearer token is invalid, expired or revoked".into());
     let (tok, account) = api_token::Entity::find()
-        .filter(api_token::Column::TokenHash.eq(token_digest(token)))
+        .filter(api_token::Column::TokenHash.eq(digest.as_str()))
         .find_also_related(user::Entity)
         .one(db)
         .await?
@@ -171,6 +228,7 @@ pub async fn authenticate(db: &impl ConnectionTrait, token: &str, now: DateTime<
     }
     let mut actor = actor_of(db, account).await?;
     actor.token_id = Some(tok.id);
+    cache.put(digest, Verified { actor: actor.clone(), expires_at: tok.expires_at, epoch });
     Ok(actor)
 }
 
@@ -208,6 +266,7 @@ pub async fn revoke(db: &impl ConnectionTrait, token: &str, now: DateTime<Utc>) 
         .filter(api_token::Column::RevokedAt.is_null())
         .exec(db)
         .await?;
+    accounts_changed();
     Ok(())
 }
 

@@ -3,15 +3,15 @@
 //! cancellation, check-in, promotion of waiting groups, and the sweep that records no-shows.
 
 use chrono::{DateTime, Duration, Utc};
-use entity::{audit_log, base, booking, idempotency_key, notification, school};
+use entity::{audit_log, base, booking, idempotency_key, notification, school, session_pool};
 use rand::Rng;
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, Query, SelectStatement, UnionType};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend,
     EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Statement,
     TransactionTrait,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::db::begin_write;
@@ -161,45 +161,32 @@ struct Target {
     pools: Vec<PoolRef>,
 }
 
-/// Locks, before anything is read (a statement reads as of its start, so reads taken in the
-/// statement that waits for a lock could be stale): the school, so that its own bookings
-/// serialise and its limits hold; and the session, shared, so that its pool set cannot change
-/// (attaching, detaching and cancelling take it exclusively). SQLite's write transactions are
-/// serial already.
-async fn lock(txn: &DatabaseTransaction, school_id: Uuid, session_id: Uuid) -> Result<()> {
+/// Locks, then reads the session with its base and pools (in id order), in one statement: the
+/// school, so that its own bookings serialise and its limits hold; and the session, shared,
+/// so that its pool set cannot change (attaching, detaching and cancelling take it
+/// exclusively). The session's own fields are read as locked; its pool set may be older when
+/// the statement had to wait for the lock (a statement reads as of its start), so the writes
+/// read it again ([`guarded_query`]). SQLite's write transactions are serial already.
+async fn lock_and_load(txn: &DatabaseTransaction, school_id: Uuid, session_id: Uuid) -> Result<Target> {
+    const SQL: &str = "SELECT s.id, s.base_id, s.starts_at, s.ends_at, s.audiences, s.booking_opens_at, \
+        s.booking_closes_at, s.max_group_size, s.status, b.status AS base_status, b.valid_until AS base_valid_until, \
+        b.name_en AS base_name_en, b.max_group_size AS base_max_group_size, p.id AS pool_id, p.unit AS pool_unit \
+        FROM schools sc CROSS JOIN sessions s JOIN bases b ON b.id = s.base_id \
+        JOIN session_pools sp ON sp.session_id = s.id JOIN capacity_pools p ON p.id = sp.pool_id \
+        WHERE sc.id = $1 AND s.id = $2 ORDER BY p.id";
+    const LOCKS: &str = " FOR UPDATE OF sc FOR SHARE OF s";
     let backend = txn.get_database_backend();
-    let found = if backend == DbBackend::Postgres {
-        let sql = "SELECT sc.id FROM schools sc CROSS JOIN sessions s WHERE sc.id = $1 AND s.id = $2 \
-                   FOR UPDATE OF sc FOR SHARE OF s";
-        let values = [school_id.into(), session_id.into()];
-        !txn.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await?.is_empty()
-    } else {
-        school::Entity::find_by_id(school_id).one(txn).await?.is_some()
-    };
-    match found {
-        true => Ok(()),
-        false if school::Entity::find_by_id(school_id).one(txn).await?.is_none() => {
+    let sql = if backend == DbBackend::Postgres { [SQL, LOCKS].concat() } else { SQL.to_string() };
+    let values = [school_id.into(), session_id.into()];
+    let rows = TargetRow::find_by_statement(Statement::from_sql_and_values(backend, sql, values)).all(txn).await?;
+    let pools = rows.iter().map(|r| PoolRef { id: r.pool_id, unit: PoolUnit::from_db(&r.pool_unit) }).collect();
+    match rows.into_iter().next() {
+        Some(row) => Ok(Target { row, pools }),
+        None if school::Entity::find_by_id(school_id).one(txn).await?.is_none() => {
             Err(AppError::field("school_id", "no such school"))
         }
-        false => Err(AppError::field("session_id", "no such session")),
+        None => Err(AppError::field("session_id", "no such session")),
     }
-}
-
-/// The session with its base and pools (in id order), in one query.
-async fn load_target(txn: &DatabaseTransaction, session_id: Uuid) -> Result<Target> {
-    let backend = txn.get_database_backend();
-    let sql = "SELECT s.id, s.base_id, s.starts_at, s.ends_at, s.audiences, s.booking_opens_at, s.booking_closes_at, \
-               s.max_group_size, s.status, b.status AS base_status, b.valid_until AS base_valid_until, \
-               b.name_en AS base_name_en, b.max_group_size AS base_max_group_size, p.id AS pool_id, p.unit AS pool_unit \
-               FROM sessions s JOIN bases b ON b.id = s.base_id \
-               JOIN session_pools sp ON sp.session_id = s.id JOIN capacity_pools p ON p.id = sp.pool_id \
-               WHERE s.id = $1 ORDER BY p.id";
-    let rows = TargetRow::find_by_statement(Statement::from_sql_and_values(backend, sql, [session_id.into()]))
-        .all(txn)
-        .await?;
-    let pools = rows.iter().map(|r| PoolRef { id: r.pool_id, unit: PoolUnit::from_db(&r.pool_unit) }).collect();
-    let row = rows.into_iter().next().ok_or_else(|| AppError::field("session_id", "no such session"))?;
-    Ok(Target { row, pools })
 }
 
 /// The rules about the session, the base and the group, in the order a school would want to
@@ -245,13 +232,16 @@ fn check_session(req: &BookingRequest, t: &Target, now: DateTime<Utc>) -> Result
     if errors.is_empty() { Ok(()) } else { Err(AppError::Validation(errors)) }
 }
 
-#[derive(Debug, FromQueryResult)]
-struct HeldRow {
-    id: Uuid,
-    base_id: Uuid,
-    status: String,
-    starts_at: DateTime<Utc>,
-    ends_at: DateTime<Utc>,
+/// A row of [`guarded_query`]: a booking of the school, or (with only `pool_id`) a pool of the
+/// session.
+#[derive(Debug, FromQueryResult, Deserialize)]
+struct GuardedRow {
+    id: Option<Uuid>,
+    base_id: Option<Uuid>,
+    status: Option<String>,
+    starts_at: Option<DateTime<Utc>>,
+    ends_at: Option<DateTime<Utc>>,
+    pool_id: Option<Uuid>,
 }
 
 /// A booking of the school, as its rules see it.
@@ -263,13 +253,20 @@ struct Held {
     ends_at: DateTime<Utc>,
 }
 
-/// The school's active bookings and recent no-shows. Read after the school's lock is held,
-/// so it sees every booking committed before.
-async fn held_by_school(txn: &DatabaseTransaction, school_id: Uuid, now: DateTime<Utc>) -> Result<Vec<Held>> {
+/// What the locks guard, read after they are held (so it sees everything committed before):
+/// the school's active bookings and recent no-shows, other than `except` (the one being
+/// made), and the session's pool set.
+fn guarded_query(school_id: Uuid, session_id: Uuid, except: Uuid, now: DateTime<Utc>) -> SelectStatement {
     let mut statuses = BookingStatus::names(BookingStatus::ACTIVE);
     statuses.push(BookingStatus::NoShow.as_str());
     let since = now - Duration::days(NO_SHOW_WINDOW_DAYS + SUSPENSION_DAYS);
-    Ok(booking::Entity::find()
+    let pools = Query::select()
+        .exprs([Expr::cust("NULL"), Expr::cust("NULL"), Expr::cust("NULL"), Expr::cust("NULL"), Expr::cust("NULL")])
+        .column(session_pool::Column::PoolId)
+        .from(session_pool::Entity)
+        .and_where(session_pool::Column::SessionId.eq(session_id))
+        .take();
+    booking::Entity::find()
         .select_only()
         .columns([
             booking::Column::Id,
@@ -278,21 +275,31 @@ async fn held_by_school(txn: &DatabaseTransaction, school_id: Uuid, now: DateTim
             booking::Column::StartsAt,
             booking::Column::EndsAt,
         ])
+        .expr_as(Expr::cust("NULL"), "pool_id")
         .filter(booking::Column::SchoolId.eq(school_id))
         .filter(booking::Column::Status.is_in(statuses))
         .filter(booking::Column::EndsAt.gte(since))
-        .into_model::<HeldRow>()
-        .all(txn)
-        .await?
-        .into_iter()
-        .map(|r| Held {
-            id: r.id,
-            base_id: r.base_id,
-            status: BookingStatus::from_db(&r.status),
-            starts_at: r.starts_at,
-            ends_at: r.ends_at,
-        })
-        .collect())
+        .filter(booking::Column::Id.ne(except))
+        .into_query()
+        .union(UnionType::All, pools)
+        .take()
+}
+
+/// The school's bookings and the session's pool ids (sorted) out of [`guarded_query`]'s rows.
+fn split_guarded(rows: Vec<GuardedRow>) -> (Vec<Held>, Vec<Uuid>) {
+    let mut held = Vec::new();
+    let mut pools = Vec::new();
+    for r in rows {
+        match (r.pool_id, r.id, r.base_id, r.status, r.starts_at, r.ends_at) {
+            (Some(pool), ..) => pools.push(pool),
+            (None, Some(id), Some(base_id), Some(status), Some(starts_at), Some(ends_at)) => {
+                held.push(Held { id, base_id, status: BookingStatus::from_db(&status), starts_at, ends_at });
+            }
+            _ => {}
+        }
+    }
+    pools.sort();
+    (held, pools)
 }
 
 /// The rules about the school's other bookings: suspension, the limit per base, overlaps.
@@ -332,10 +339,11 @@ fn check_school(held: &[Held], t: &Target, now: DateTime<Utc>) -> Result<()> {
 
 /// Books a visit. `render` gives the HTTP answer that an `Idempotency-Key` will replay.
 ///
-/// The fast path holds the hot rows (the pools) only for the last statements: the booking,
-/// its notification and audit entry are written first, then the places are taken by
-/// conditional updates, then commit. When a pool lacks room the transaction is rolled back
-/// and, if the school asked to wait, retried as a waiting booking that takes no places.
+/// The fast path is four round trips on PostgreSQL: begin; the locks with the session, its
+/// base and pools; the booking, its notification and audit entry, the first pool's places and
+/// the re-read of what the locks guard; commit. The hot rows (the pools) stay locked only
+/// for the last two. When a pool lacks room the transaction is rolled back and, if the school
+/// asked to wait, retried as a waiting booking that takes no places.
 pub async fn create(
     db: &DatabaseConnection,
     actor: &Actor,
@@ -351,7 +359,7 @@ pub async fn create(
         return Ok(replay);
     }
     check_request(&req)?;
-    match attempt(db, actor, &req, idem.as_ref(), &render, BookingStatus::Confirmed, now).await? {
+    match attempt_fresh(db, actor, &req, idem.as_ref(), &render, BookingStatus::Confirmed, now).await? {
         Attempt::Done(created) => Ok(created),
         Attempt::Full { free } if !req.waitlist => Err(AppError::conflict_rule(
             "capacity-exhausted",
@@ -361,7 +369,7 @@ pub async fn create(
             ),
         )),
         Attempt::Full { .. } => {
-            match attempt(db, actor, &req, idem.as_ref(), &render, BookingStatus::Waitlisted, now).await? {
+            match attempt_fresh(db, actor, &req, idem.as_ref(), &render, BookingStatus::Waitlisted, now).await? {
                 Attempt::Done(created) => Ok(created),
                 Attempt::Full { .. } => Err(AppError::Internal(anyhow::anyhow!("a waiting booking takes no places"))),
             }
@@ -374,9 +382,9 @@ enum Attempt {
     Full { free: i32 },
 }
 
-/// One transaction of [`create`]: every rule, then the writes, then (for a confirmed booking)
-/// the places.
-async fn attempt(
+/// [`attempt`], again when the session's pools changed under it (an operator attached or
+/// detached one at that moment); the next attempt finds the lock free and the set current.
+async fn attempt_fresh(
     db: &DatabaseConnection,
     actor: &Actor,
     req: &BookingRequest,
@@ -385,19 +393,36 @@ async fn attempt(
     status: BookingStatus,
     now: DateTime<Utc>,
 ) -> Result<Attempt> {
+    for _ in 0..3 {
+        if let Some(done) = attempt(db, actor, req, idem, render, status, now).await? {
+            return Ok(done);
+        }
+    }
+    Err(AppError::conflict_rule("session-changing", "the session's capacity pools are being changed; try again"))
+}
+
+/// One transaction of [`create`]: every rule, then the writes, then (for a confirmed booking)
+/// the places. `None` when the session's pool set changed while the attempt waited for its
+/// lock (nothing is written then).
+async fn attempt(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    req: &BookingRequest,
+    idem: Option<&Idempotency>,
+    render: &impl Fn(&BookingRecord) -> (u16, serde_json::Value),
+    status: BookingStatus,
+    now: DateTime<Utc>,
+) -> Result<Option<Attempt>> {
     let txn = begin_write(db).await?;
-    lock(&txn, req.school_id, req.session_id).await?;
-    let target = load_target(&txn, req.session_id).await?;
+    let target = lock_and_load(&txn, req.school_id, req.session_id).await?;
     // A request with the same key that held the lock before us has answered: replay it.
     if let Some(idem) = idem
         && let Some(replay) = find_key(&txn, actor.user_id, idem).await?
     {
         txn.rollback().await?;
-        return Ok(Attempt::Done(replay));
+        return Ok(Some(Attempt::Done(replay)));
     }
     check_session(req, &target, now)?;
-    let held = held_by_school(&txn, req.school_id, now).await?;
-    check_school(&held, &target, now)?;
     let s = &target.row;
     let pools = if status == BookingStatus::Confirmed { target.pools.clone() } else { vec![] };
 
@@ -471,9 +496,14 @@ async fn attempt(
             let conflict = map_constraint(e, || AppError::Conflict("idempotency key taken".into()));
             txn.rollback().await?;
             return match conflict {
-                AppError::Conflict(_) => find_key(db, actor.user_id, idem).await?.map(Attempt::Done).ok_or_else(|| {
-                    AppError::conflict_rule("idempotency-key-in-use", "a request with this key is still in progress")
-                }),
+                AppError::Conflict(_) => {
+                    find_key(db, actor.user_id, idem).await?.map(|c| Some(Attempt::Done(c))).ok_or_else(|| {
+                        AppError::conflict_rule(
+                            "idempotency-key-in-use",
+                            "a request with this key is still in progress",
+                        )
+                    })
+                }
                 other => Err(other),
             };
         }
@@ -485,28 +515,32 @@ async fn attempt(
     inserts.push(notification::Entity::insert(notifications::row(&record.booking, kind, message, now)).into_query());
     let change = Change::created("booking", record.booking.id, &record);
     inserts.push(audit_log::Entity::insert(audit::row(Some(actor), now, change)).into_query());
-    // The booking, its notification and audit entry, and the first pool's places in one round
-    // trip, last: the hot pool rows stay locked only until the commit right after.
+    // The booking, its notification and audit entry, the first pool's places and what the
+    // locks guard in one round trip, last: the hot pool rows stay locked only until the commit
+    // right after. A broken rule found in the re-read rolls all of it back.
     let party = Party { students: req.students, teachers: req.teachers };
+    let take_first = pools.first().map(|first| capacity::take_statement(*first, party, now));
+    let guarded = guarded_query(req.school_id, req.session_id, record.booking.id, now);
+    let (first_taken, rows) = crate::db::writes_then_read::<GuardedRow>(&txn, inserts, take_first, guarded).await?;
+    let (held, current_pools) = split_guarded(rows);
+    let mut loaded_pools: Vec<Uuid> = target.pools.iter().map(|p| p.id).collect();
+    loaded_pools.sort();
+    if current_pools != loaded_pools {
+        txn.rollback().await?;
+        return Ok(None);
+    }
+    check_school(&held, &target, now)?;
     let taken = match pools.split_first() {
-        Some((first, rest)) => {
-            crate::db::inserts_then_update(&txn, inserts, capacity::take_statement(*first, party, now)).await? == 1
-                && capacity::take(&txn, rest, party, now).await?
-        }
-        None => {
-            for insert in inserts {
-                txn.execute(&insert).await?;
-            }
-            true
-        }
+        Some((_, rest)) => first_taken == 1 && capacity::take(&txn, rest, party, now).await?,
+        None => true,
     };
     if !taken {
         txn.rollback().await?;
         let free = capacity::free_places(&capacity::pools_of_session(db, req.session_id).await?);
-        return Ok(Attempt::Full { free });
+        return Ok(Some(Attempt::Full { free }));
     }
     txn.commit().await?;
-    Ok(Attempt::Done(Created::New(Box::new(record))))
+    Ok(Some(Attempt::Done(Created::New(Box::new(record)))))
 }
 
 /// A booking with its waiting-list position.

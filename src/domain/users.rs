@@ -232,6 +232,7 @@ pub async fn update(
     let after = get(&txn, id).await?;
     audit::record(&txn, Some(actor), now, Change::updated("user.update", "user", id, &before, &after)).await?;
     txn.commit().await?;
+    crate::domain::auth::accounts_changed();
     Ok(after)
 }
 

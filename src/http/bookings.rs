@@ -185,7 +185,7 @@ fn answer(status: u16, body: serde_json::Value, replayed: bool) -> Response {
     responses(
         (status = 201, description = "Confirmed", body = BookingView),
         (status = 202, description = "Full: on the waiting list", body = BookingView),
-        (status = 409, description = "`capacity-exhausted` (the detail says how many places are left), `school-booking-limit`, `overlapping-booking`, `school-suspended`, `base-not-accredited` or `session-not-open`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`capacity-exhausted` (the detail says how many places are left), `school-booking-limit`, `overlapping-booking`, `school-suspended`, `base-not-accredited`, `session-not-open`, or `session-changing` (an operator kept changing the session's pools meanwhile: retry)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn create_booking(

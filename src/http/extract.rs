@@ -181,7 +181,7 @@ impl FromRequestParts<AppState> for AuthUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
         let token = bearer(parts)?.ok_or_else(|| AppError::Unauthorized("a bearer token is required".into()))?;
-        let mut actor = auth::authenticate(&state.db, &token, state.now()).await?;
+        let mut actor = auth::authenticate(&state.db, &state.tokens, &token, state.now()).await?;
         actor.request_id = request_id(parts);
         Ok(AuthUser(actor))
     }

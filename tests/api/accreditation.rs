@@ -46,7 +46,8 @@ fn next_thursday_10(app: &TestApp) -> Duration {
     let ahead = (3 + 7 - i64::from(local.weekday().num_days_from_monday())) % 7;
     let ahead = if ahead == 0 { 7 } else { ahead };
     let target_local = (local.date_naive() + Duration::days(ahead)).and_hms_opt(10, 0, 0).unwrap().and_utc();
-    target_local - Duration::hours(8) - app.now()
+    // A second past the hour: the clock keeps whole milliseconds of the offset.
+    target_local - Duration::hours(8) - app.now() + Duration::seconds(1)
 }
 
 /// Opens a draft application for the cast's base with `area_m2` of exhibition space.

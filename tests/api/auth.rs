@@ -1,5 +1,6 @@
 //! Logging in and out, token validity, and the log-in throttle.
 
+use sea_orm::EntityTrait;
 use serde_json::json;
 
 use crate::helpers::{ADMIN_PASSWORD, spawn_app, spawn_app_with};
@@ -42,6 +43,8 @@ async fn missing_bad_or_malformed_tokens_are_401() {
     app.get("/v1/me", Some("")).await.expect_problem(401, "unauthorized");
 }
 
+// The token cache (5 s by default) is emptied by a logout or an account change made through
+// this process: this test and the next see them at once.
 #[tokio::test]
 async fn logout_revokes_only_the_token_in_use() {
     let app = spawn_app().await;
@@ -49,6 +52,21 @@ async fn logout_revokes_only_the_token_in_use() {
     app.delete("/v1/auth/token", Some(&app.admin)).await.expect(204);
     app.get("/v1/me", Some(&app.admin)).await.expect_problem(401, "unauthorized");
     app.get("/v1/me", Some(&other)).await.expect(200);
+}
+
+#[tokio::test]
+async fn a_revocation_made_by_another_process_takes_effect_within_the_cache_time() {
+    let app = spawn_app_with(|c| c.auth_cache = std::time::Duration::from_millis(800)).await;
+    app.get("/v1/me", Some(&app.admin)).await.expect(200);
+    // Another kepu process revokes every token (here: straight in the shared database).
+    let revoked = entity::api_token::Entity::update_many()
+        .col_expr(entity::api_token::Column::RevokedAt, sea_orm::sea_query::Expr::value(chrono::Utc::now()))
+        .exec(&app.db)
+        .await
+        .unwrap();
+    assert!(revoked.rows_affected >= 1);
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    app.get("/v1/me", Some(&app.admin)).await.expect_problem(401, "unauthorized");
 }
 
 #[tokio::test]

@@ -128,12 +128,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     let db = kepu::db::connect(&config.database_url, config.db_max_connections.unwrap_or(4)).await.expect("connect");
     kepu::db::migrate(&db).await.expect("migrate");
     let clock = Arc::new(OffsetClock::default());
-    let state = AppState {
-        db: db.clone(),
-        config: Arc::new(config),
-        clock: clock.clone(),
-        metrics: kepu::telemetry::metrics_handle(),
-    };
+    let state = AppState::new(db.clone(), config, clock.clone());
     let base_url = serve(state.clone()).await;
     let scope = Scope { role: Role::Admin, district_code: None, school_id: None, base_ids: vec![] };
     users::create(&db, None, "admin".into(), ADMIN_PASSWORD.into(), scope, chrono::Utc::now()).await.expect("admin");
@@ -163,7 +158,7 @@ impl TestApp {
         let db = kepu::db::connect(self.database_url(), self.state.config.db_max_connections.unwrap_or(4))
             .await
             .expect("connect");
-        serve(AppState { db, ..self.state.clone() }).await
+        serve(AppState::new(db, (*self.state.config).clone(), self.state.clock.clone())).await
     }
 
     /// The server's "now".
