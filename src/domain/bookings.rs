@@ -200,8 +200,10 @@ fn check_session(req: &BookingRequest, t: &Target, now: DateTime<Utc>) -> Result
             format!("{} is not an accredited base", s.base_name_en),
         ));
     }
-    if SessionStatus::from_db(&s.status) != SessionStatus::Open || s.starts_at <= now {
-        return Err(AppError::conflict_rule("session-not-open", "the session is cancelled or has started"));
+    let status = SessionStatus::from_db(&s.status);
+    if status != SessionStatus::Open || s.starts_at <= now {
+        let why = if status == SessionStatus::Open { "has started".to_string() } else { format!("is {status}") };
+        return Err(AppError::conflict_rule("session-not-open", format!("the session {why}")));
     }
     if now < s.booking_opens_at {
         return Err(AppError::invalid_rule(
@@ -762,7 +764,8 @@ pub async fn offer_freed_places(db: &DatabaseConnection, pools: &[Uuid], now: Da
 pub async fn promote_waitlist(db: &DatabaseConnection, session_id: Uuid, now: DateTime<Utc>) -> Result<usize> {
     let txn = begin_write(db).await?;
     let s = sessions::lock_shared(&txn, session_id).await?;
-    if SessionStatus::from_db(&s.status) != SessionStatus::Open || s.starts_at <= now {
+    // A closed session takes no new bookings but still serves its waiting list.
+    if SessionStatus::from_db(&s.status) == SessionStatus::Cancelled || s.starts_at <= now {
         return Ok(0);
     }
     let waiting = booking::Entity::find()

@@ -128,7 +128,7 @@ string_enum!(
 
 string_enum!(
     /// Whether a session takes bookings.
-    SessionStatus { Open = "open", Cancelled = "cancelled" }
+    SessionStatus { Open = "open", Closed = "closed", Cancelled = "cancelled" }
 );
 
 string_enum!(

@@ -750,7 +750,7 @@ pub async fn revoke(
     set_base_standing(txn, actor, base_id, BaseStatus::Revoked, None, "base.revoke", now).await?;
     let future = session::Entity::find()
         .filter(session::Column::BaseId.eq(base_id))
-        .filter(session::Column::Status.eq(SessionStatus::Open.as_str()))
+        .filter(session::Column::Status.ne(SessionStatus::Cancelled.as_str()))
         .filter(session::Column::StartsAt.gt(now))
         .order_by_asc(session::Column::Id)
         .all(txn)

@@ -364,6 +364,43 @@ pub async fn cancel(
     Ok(after)
 }
 
+/// Closes a session to new bookings (`open: false`; the bookings it has stay, and its waiting
+/// list still moves up as places free), or opens it again before it starts (`open: true`).
+pub async fn set_open(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    id: Uuid,
+    open: bool,
+    now: DateTime<Utc>,
+) -> Result<SessionRecord> {
+    let txn = begin_write(db).await?;
+    let s = lock_exclusive(&txn, id).await?;
+    authorize(actor, Action::ManageSessions { base_id: s.base_id })?;
+    let (from, to, action) = match open {
+        true => (SessionStatus::Closed, SessionStatus::Open, "session.reopen"),
+        false => (SessionStatus::Open, SessionStatus::Closed, "session.close"),
+    };
+    let status = SessionStatus::from_db(&s.status);
+    if status != from {
+        return Err(AppError::conflict_rule("invalid-state", format!("the session is {status}, not {from}")));
+    }
+    if open && s.starts_at <= now {
+        return Err(AppError::conflict_rule("invalid-state", "the session has started"));
+    }
+    let before = get(&txn, id).await?;
+    session::Entity::update_many()
+        .col_expr(session::Column::Status, sea_orm::sea_query::Expr::value(to.as_str()))
+        .col_expr(session::Column::Version, sea_orm::sea_query::Expr::value(s.version + 1))
+        .col_expr(session::Column::UpdatedAt, sea_orm::sea_query::Expr::value(now))
+        .filter(session::Column::Id.eq(id))
+        .exec(&txn)
+        .await?;
+    let after = get(&txn, id).await?;
+    audit::record(&txn, Some(actor), now, Change::updated(action, "session", id, &before, &after)).await?;
+    txn.commit().await?;
+    Ok(after)
+}
+
 /// Cancels a locked session and its bookings inside the caller's transaction (also used when
 /// a base is revoked).
 pub async fn cancel_locked(

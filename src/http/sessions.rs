@@ -29,6 +29,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_sessions))
         .routes(routes!(get_session))
         .routes(routes!(cancel_session))
+        .routes(routes!(close_session))
+        .routes(routes!(reopen_session))
 }
 
 /// A new session.
@@ -465,4 +467,48 @@ async fn cancel_session(
 ) -> Result<Json<SessionView>> {
     let record = sessions::cancel(&state.db, &actor, id, &body.reason, state.now()).await?;
     Ok(Json(SessionView::of(record)))
+}
+
+/// Close a session to new bookings
+///
+/// The base's operators, or an admin. The bookings it has stay (and its waiting list still
+/// moves up when places free); new bookings are answered 409 `session-not-open`, and it no
+/// longer appears among bookable sessions.
+#[utoipa::path(
+    post, path = "/v1/sessions/{id}/close", tag = "sessions", operation_id = "close_session",
+    params(("id" = Uuid, Path, description = "Session id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The closed session", body = SessionView),
+        (status = 404, description = "No such session", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`invalid-state`: the session is not open", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn close_session(
+    State(state): State<AppState>,
+    AuthUser(actor): AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<SessionView>> {
+    Ok(Json(SessionView::of(sessions::set_open(&state.db, &actor, id, false, state.now()).await?)))
+}
+
+/// Open a closed session again
+///
+/// The base's operators, or an admin, before the session starts.
+#[utoipa::path(
+    post, path = "/v1/sessions/{id}/reopen", tag = "sessions", operation_id = "reopen_session",
+    params(("id" = Uuid, Path, description = "Session id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The session, open again", body = SessionView),
+        (status = 404, description = "No such session", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`invalid-state`: the session is not closed, or has started", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn reopen_session(
+    State(state): State<AppState>,
+    AuthUser(actor): AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<SessionView>> {
+    Ok(Json(SessionView::of(sessions::set_open(&state.db, &actor, id, true, state.now()).await?)))
 }

@@ -214,7 +214,7 @@ async fn a_fail_means_rectification_and_a_failed_re_evaluation_revokes() {
 #[tokio::test]
 async fn a_second_consecutive_annual_fail_revokes_and_a_passed_re_evaluation_restores() {
     let app = spawn_app().await;
-    let (base, _op, session, booking, school_token, sign) = busy_base(&app, "Twice failing").await;
+    let (base, op, session, booking, school_token, sign) = busy_base(&app, "Twice failing").await;
     let experts = experts(&app).await;
     let year = (app.now() + Duration::hours(8)).year();
     let last = open_cycle(&app, year - 1).await;
@@ -228,7 +228,9 @@ async fn a_second_consecutive_annual_fail_revokes_and_a_passed_re_evaluation_res
     let b = app.get(&format!("/v1/bases/{}", id(&base)), None).await.body;
     assert_eq!(b["status"], "accredited");
     assert_eq!(b["rectification_until"], Value::Null);
-    // This year's annual evaluation fails again: second consecutive annual fail.
+    // This year's annual evaluation fails again: second consecutive annual fail. The session,
+    // closed to new bookings meanwhile, is cancelled with its booking all the same.
+    app.post(&format!("/v1/sessions/{}/close", id(&session)), &json!({}), Some(&op)).await.expect(200);
     let this = open_cycle(&app, year).await;
     let e2 = evaluation_of(&app, &this, &base, "annual").await;
     score_and_finalize(&app, &e2, &experts, [5.0, 5.0, 5.0]).await;

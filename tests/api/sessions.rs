@@ -230,6 +230,56 @@ async fn cancelling_a_session_cancels_its_bookings_and_tells_the_schools() {
 }
 
 #[tokio::test]
+async fn a_closed_session_keeps_its_bookings_and_takes_no_new_ones_until_reopened() {
+    let app = spawn_app().await;
+    let (base, op) = app.accredited_base(json!({})).await;
+    let (_other, other_op) = app.accredited_base(json!({"name_en": "Other"})).await;
+    let s = app.session(&id(&base), &op, 72, json!({"capacity": 30})).await;
+    let (school, token) = app.school_account("学校").await;
+    let (school2, token2) = app.school_account("学校二").await;
+    let b = app.post("/v1/bookings", &booking_body(&s, &school, 20, 1), Some(&token)).await.expect(201).body;
+    let mut waiting = booking_body(&s, &school2, 20, 1);
+    waiting["waitlist"] = json!(true);
+    let w = app.post("/v1/bookings", &waiting, Some(&token2)).await.expect(202).body;
+    let (close, reopen) = (format!("/v1/sessions/{}/close", id(&s)), format!("/v1/sessions/{}/reopen", id(&s)));
+    app.post(&close, &json!({}), Some(&token)).await.expect_problem(403, "forbidden");
+    app.post(&close, &json!({}), Some(&other_op)).await.expect_problem(403, "forbidden");
+    app.post(&close, &json!({}), None).await.expect_problem(401, "unauthorized");
+    app.post(&reopen, &json!({}), Some(&op)).await.expect_problem(409, "invalid-state");
+    let closed = app.post(&close, &json!({}), Some(&op)).await.expect(200).body;
+    assert_eq!(closed["status"], "closed");
+    assert_eq!(closed["pools"][0]["used"], 21, "the booking keeps its places");
+    app.post(&close, &json!({}), Some(&op)).await.expect_problem(409, "invalid-state");
+
+    // New bookings are refused; the session is no longer offered; the bookings it has stay.
+    let (school3, token3) = app.school_account("学校三").await;
+    let r = app.post("/v1/bookings", &booking_body(&s, &school3, 5, 1), Some(&token3)).await;
+    let r = r.expect_problem(409, "session-not-open");
+    assert!(r.body["detail"].as_str().unwrap().contains("closed"), "{}", r.body);
+    let found = app.get(&format!("/v1/sessions?base_id={}", id(&base)), None).await.expect(200).body;
+    assert!(found["items"].as_array().unwrap().iter().all(|x| x["id"] != s["id"]), "{found}");
+    // Its waiting list still moves up when places free.
+    app.post(&format!("/v1/bookings/{}/cancel", id(&b)), &json!({}), Some(&token)).await.expect(200);
+    let promoted = app.get(&format!("/v1/bookings/{}", id(&w)), Some(&token2)).await.expect(200).body;
+    assert_eq!(promoted["status"], "confirmed");
+
+    let open = app.post(&reopen, &json!({}), Some(&app.admin)).await.expect(200).body;
+    assert_eq!(open["status"], "open");
+    app.post("/v1/bookings", &booking_body(&s, &school3, 5, 1), Some(&token3)).await.expect(201);
+    let log = app.get(&format!("/v1/audit?entity=session&entity_id={}", id(&s)), Some(&app.admin)).await.expect(200);
+    let actions: Vec<&str> =
+        log.body["items"].as_array().unwrap().iter().filter_map(|e| e["action"].as_str()).collect();
+    assert!(actions.contains(&"session.close") && actions.contains(&"session.reopen"), "{actions:?}");
+
+    // A closed session that has started cannot be opened again.
+    app.post(&close, &json!({}), Some(&op)).await.expect(200);
+    app.clock.advance(Duration::hours(73));
+    app.post(&reopen, &json!({}), Some(&op)).await.expect_problem(409, "invalid-state");
+    let consistency = app.get("/v1/admin/consistency", Some(&app.admin)).await.expect(200).body;
+    assert_eq!(consistency["consistent"], true, "{consistency}");
+}
+
+#[tokio::test]
 async fn absurd_times_are_422_not_database_errors() {
     let app = spawn_app().await;
     let (base, op) = app.accredited_base(json!({})).await;
