@@ -179,3 +179,40 @@ async fn pool_and_cancellation_rules_are_422_after_the_role_check() {
     app.post(&path, &json!({"reason": " "}), Some(&op)).await.expect_invalid("reason");
     assert_eq!(app.get(&format!("/v1/sessions/{}", id(&s)), None).await.body["status"], "open");
 }
+
+#[tokio::test]
+async fn a_booking_that_waited_while_a_pool_was_attached_draws_on_it_too() {
+    use sea_orm::{ActiveValue::Set, EntityTrait};
+    let app = spawn_app().await;
+    let (base, op) = app.accredited_base(json!({})).await;
+    let s = app.session(&id(&base), &op, 72, json!({"capacity": 30})).await;
+    let body = json!({"name": "guides", "unit": "groups", "capacity": 5, "base_id": base["id"]});
+    let guides = app.post("/v1/capacity-pools", &body, Some(&op)).await.expect(201).body;
+    let (school, token) = app.school_account("学校").await;
+    let session_id: uuid::Uuid = id(&s).parse().unwrap();
+
+    // Another writer holds the session exclusively (as attaching does) and attaches the pool;
+    // the session has no bookings yet, so the pool's count stays 0.
+    let txn = kepu::db::begin_write(&app.db).await.unwrap();
+    kepu::domain::sessions::lock_exclusive(&txn, session_id).await.unwrap();
+    entity::session_pool::Entity::insert(entity::session_pool::ActiveModel {
+        session_id: Set(session_id),
+        pool_id: Set(id(&guides).parse().unwrap()),
+    })
+    .exec_without_returning(&txn)
+    .await
+    .unwrap();
+    // A booking arrives meanwhile and waits for the session.
+    let booking = {
+        let (client, url, body) = (app.client.clone(), app.url("/v1/bookings"), booking_body(&s, &school, 20, 1));
+        tokio::spawn(async move { client.post(url).bearer_auth(token).json(&body).send().await.unwrap().status() })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    txn.commit().await.unwrap();
+    assert_eq!(booking.await.unwrap(), 201);
+
+    // It took its place from the pool it could not have seen when it started waiting.
+    assert_eq!(pool(&app, guides["id"].as_str().unwrap()).await["used"], 1);
+    let consistency = app.get("/v1/admin/consistency", Some(&app.admin)).await.expect(200).body;
+    assert_eq!(consistency["consistent"], true, "{consistency}");
+}
