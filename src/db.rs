@@ -33,25 +33,22 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
 
 /// Runs several INSERTs, then an optional UPDATE, then a query, in one round trip where the
 /// database allows it: on PostgreSQL as one statement (the writes as data-modifying CTEs, the
-/// query's rows aggregated as JSON; parameterised, not concatenated); on embedded SQLite,
-/// where a round trip costs nothing, one after the other. Answers the rows the UPDATE changed
-/// and the query's rows. The query reads as of the statement's start, after every lock the
-/// transaction already holds, so it must not depend on these writes (PostgreSQL does not show
-/// them to it; SQLite does). Every write runs even when the UPDATE changes nothing: a caller
-/// that needs all or nothing rolls back on 0.
-pub async fn writes_then_read<T>(
+/// query's rows beside the UPDATE's count; parameterised, not concatenated); on embedded
+/// SQLite, where a round trip costs nothing, one after the other. Answers the rows the UPDATE
+/// changed and the query's rows. The query reads as of the statement's start, after every
+/// lock the transaction already holds, so it must not depend on these writes (PostgreSQL does
+/// not show them to it; SQLite does). Every write runs even when the UPDATE changes nothing: a
+/// caller that needs all or nothing rolls back on 0.
+pub async fn writes_then_read<T: sea_orm::FromQueryResult>(
     conn: &impl sea_orm::ConnectionTrait,
     inserts: Vec<sea_orm::sea_query::InsertStatement>,
     update: Option<sea_orm::sea_query::UpdateStatement>,
     read: sea_orm::sea_query::SelectStatement,
-) -> Result<(u64, Vec<T>), DbErr>
-where
-    T: sea_orm::FromQueryResult + serde::de::DeserializeOwned,
-{
+) -> Result<(u64, Vec<T>), DbErr> {
     use sea_orm::sea_query::{
-        Alias, CommonTableExpression, Expr, PostgresQueryBuilder, Query, SubQueryStatement, WithClause,
+        Alias, Asterisk, CommonTableExpression, Expr, JoinType, PostgresQueryBuilder, Query, WithClause,
     };
-    use sea_orm::{DbBackend, FromQueryResult, Statement};
+    use sea_orm::{DbBackend, Statement};
     let backend = conn.get_database_backend();
     if backend != DbBackend::Postgres {
         for insert in inserts {
@@ -68,34 +65,39 @@ where
     for (i, insert) in inserts.into_iter().enumerate() {
         with.cte(CommonTableExpression::new().query(insert).table_name(Alias::new(format!("w{i}"))).to_owned());
     }
+    // One row carries the count even when the query finds nothing: `(SELECT 1) LEFT JOIN
+    // (query)`, its rows marked present.
     let mut main = Query::select();
     match update {
         Some(mut update) => {
             update.returning(Query::returning().expr(Expr::val(1)));
             with.cte(CommonTableExpression::new().query(update).table_name(Alias::new("u")).to_owned());
             writes = true;
-            main.expr_as(Expr::cust("(SELECT COUNT(*) FROM u)"), Alias::new("updated"));
+            main.expr_as(Expr::cust("(SELECT COUNT(*) FROM u)"), Alias::new("_updated"));
         }
         None => {
-            main.expr_as(Expr::cust("0::bigint"), Alias::new("updated"));
+            main.expr_as(Expr::cust("0::bigint"), Alias::new("_updated"));
         }
     }
-    let read = Expr::SubQuery(None, Box::new(SubQueryStatement::SelectStatement(read)));
-    main.expr_as(Expr::cust_with_expr("(SELECT COALESCE(json_agg(r), '[]') FROM $1 AS r)", read), Alias::new("rows"));
+    let rows = Query::select()
+        .expr_as(Expr::cust("TRUE"), Alias::new("_present"))
+        .column((Alias::new("q"), Asterisk))
+        .from_subquery(read, Alias::new("q"))
+        .take();
+    main.column((Alias::new("r"), Asterisk))
+        .from_subquery(Query::select().expr(Expr::cust("1")).take(), Alias::new("one"))
+        .join_subquery(JoinType::LeftJoin, rows, Alias::new("r"), Expr::cust("TRUE"));
     let (sql, values) =
         if writes { main.with(with).build(PostgresQueryBuilder) } else { main.build(PostgresQueryBuilder) };
-
-    #[derive(FromQueryResult)]
-    struct Out {
-        updated: i64,
-        rows: serde_json::Value,
+    let mut updated = 0;
+    let mut out = Vec::new();
+    for row in conn.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await? {
+        updated = row.try_get::<i64>("", "_updated")?;
+        if row.try_get::<Option<bool>>("", "_present")?.is_some() {
+            out.push(T::from_query_result(&row, "")?);
+        }
     }
-    let out = Out::find_by_statement(Statement::from_sql_and_values(backend, sql, values))
-        .one(conn)
-        .await?
-        .ok_or_else(|| DbErr::RecordNotFound("the statement answered no row".into()))?;
-    let rows = serde_json::from_value(out.rows).map_err(|e| DbErr::Json(e.to_string()))?;
-    Ok((u64::try_from(out.updated).unwrap_or(0), rows))
+    Ok((u64::try_from(updated).unwrap_or(0), out))
 }
 
 /// Begins a transaction that will write. On SQLite it takes the write lock up front

@@ -11,7 +11,7 @@ use sea_orm::{
     EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Statement,
     TransactionTrait,
 };
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use uuid::Uuid;
 
 use crate::db::begin_write;
@@ -236,7 +236,7 @@ fn check_session(req: &BookingRequest, t: &Target, now: DateTime<Utc>) -> Result
 
 /// A row of [`guarded_query`]: a booking of the school, or (with only `pool_id`) a pool of the
 /// session.
-#[derive(Debug, FromQueryResult, Deserialize)]
+#[derive(Debug, FromQueryResult)]
 struct GuardedRow {
     id: Option<Uuid>,
     base_id: Option<Uuid>,
