@@ -364,6 +364,23 @@ pub async fn cancel(
     Ok(after)
 }
 
+/// Moves a locked session to `status`, as a new version.
+async fn set_status(
+    conn: &impl ConnectionTrait,
+    s: &session::Model,
+    status: SessionStatus,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    session::Entity::update_many()
+        .col_expr(session::Column::Status, sea_orm::sea_query::Expr::value(status.as_str()))
+        .col_expr(session::Column::Version, sea_orm::sea_query::Expr::value(s.version + 1))
+        .col_expr(session::Column::UpdatedAt, sea_orm::sea_query::Expr::value(now))
+        .filter(session::Column::Id.eq(s.id))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
 /// Closes a session to new bookings (`open: false`; the bookings it has stay, and its waiting
 /// list still moves up as places free), or opens it again before it starts (`open: true`).
 pub async fn set_open(
@@ -388,13 +405,7 @@ pub async fn set_open(
         return Err(AppError::conflict_rule("invalid-state", "the session has started"));
     }
     let before = get(&txn, id).await?;
-    session::Entity::update_many()
-        .col_expr(session::Column::Status, sea_orm::sea_query::Expr::value(to.as_str()))
-        .col_expr(session::Column::Version, sea_orm::sea_query::Expr::value(s.version + 1))
-        .col_expr(session::Column::UpdatedAt, sea_orm::sea_query::Expr::value(now))
-        .filter(session::Column::Id.eq(id))
-        .exec(&txn)
-        .await?;
+    set_status(&txn, &s, to, now).await?;
     let after = get(&txn, id).await?;
     audit::record(&txn, Some(actor), now, Change::updated(action, "session", id, &before, &after)).await?;
     txn.commit().await?;
@@ -414,13 +425,7 @@ pub async fn cancel_locked(
         return Err(AppError::conflict_rule("invalid-state", "the session is already cancelled"));
     }
     let before = get(txn, s.id).await?;
-    session::Entity::update_many()
-        .col_expr(session::Column::Status, sea_orm::sea_query::Expr::value(SessionStatus::Cancelled.as_str()))
-        .col_expr(session::Column::Version, sea_orm::sea_query::Expr::value(s.version + 1))
-        .col_expr(session::Column::UpdatedAt, sea_orm::sea_query::Expr::value(now))
-        .filter(session::Column::Id.eq(s.id))
-        .exec(txn)
-        .await?;
+    set_status(txn, &s, SessionStatus::Cancelled, now).await?;
     let bookings = booking::Entity::find()
         .filter(booking::Column::SessionId.eq(s.id))
         .filter(booking::Column::Status.is_in(BookingStatus::names(BookingStatus::ACTIVE)))
