@@ -22,7 +22,7 @@ use crate::domain::enums::{AccreditationStatus, BaseStatus, ObjectionStatus, Rol
 use crate::domain::page::{Cursor, PageRequest, Paged};
 use crate::domain::sessions::city_offset;
 use crate::domain::validate::Validator;
-use crate::domain::{bases, write_if_version};
+use crate::domain::{Precondition, bases, write_if_version};
 use crate::error::{AppError, FieldError, Result, map_constraint};
 
 /// A public notice (公示) lasts this many working days.
@@ -403,6 +403,65 @@ pub struct Application {
     pub evidence_links: Vec<String>,
 }
 
+/// The self-reported figures and evidence links of an application, each broken rule named.
+fn check_application(figures: &Figures, evidence_links: &[String]) -> Result<()> {
+    let mut v = Validator::new();
+    v.extend(figures.check("figures"));
+    if evidence_links.len() > 20 {
+        v.push("evidence_links", "at most 20 links");
+    }
+    for (i, link) in evidence_links.iter().enumerate() {
+        if !(link.starts_with("https://") || link.starts_with("http://"))
+            || link.len() > 500
+            || link.contains(char::is_whitespace)
+        {
+            v.push(format!("evidence_links[{i}]"), "must be an http(s) URL");
+        }
+    }
+    v.finish()
+}
+
+/// What an edit of a draft replaces (a field left out stays).
+#[derive(Debug, Clone, Default)]
+pub struct DraftChange {
+    pub figures: Option<Figures>,
+    pub evidence_links: Option<Vec<String>>,
+}
+
+/// Edits a draft's figures or evidence links before it is submitted: whoever may apply for
+/// the base, under the version last read.
+pub async fn edit_draft(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    id: Uuid,
+    precondition: Precondition,
+    change: DraftChange,
+    now: DateTime<Utc>,
+) -> Result<AccreditationRecord> {
+    let txn = begin_write(db).await?;
+    let (before, _) = step_start(&txn, actor, id, &[AccreditationStatus::Draft], |b| {
+        authorize(actor, Action::Apply { base_id: b.id, district_code: &b.district_code })
+    })
+    .await?;
+    precondition.check(before.accreditation.version)?;
+    let a = &before.accreditation;
+    let figures = match change.figures {
+        Some(f) => f,
+        None => serde_json::from_value(a.figures.clone()).map_err(anyhow::Error::from)?,
+    };
+    let links = match change.evidence_links {
+        Some(l) => l,
+        None => serde_json::from_value(a.evidence_links.clone()).map_err(anyhow::Error::from)?,
+    };
+    check_application(&figures, &links)?;
+    let row = accreditation::ActiveModel {
+        figures: Set(serde_json::to_value(figures).map_err(anyhow::Error::from)?),
+        evidence_links: Set(serde_json::to_value(&links).map_err(anyhow::Error::from)?),
+        ..Default::default()
+    };
+    step_finish(txn, Some(actor), &before, row, "accreditation.edit", now).await
+}
+
 /// Opens a draft application: an operator for its base, or the district officer of the
 /// base's district. One application at a time per base; a base that is accredited and not
 /// expiring cannot apply.
@@ -420,20 +479,7 @@ pub async fn apply(
         .await?
         .ok_or_else(|| AppError::field("base_id", "no such base"))?;
     authorize(actor, Action::Apply { base_id: b.id, district_code: &b.district_code })?;
-    let mut v = Validator::new();
-    v.extend(a.figures.check("figures"));
-    if a.evidence_links.len() > 20 {
-        v.push("evidence_links", "at most 20 links");
-    }
-    for (i, link) in a.evidence_links.iter().enumerate() {
-        if !(link.starts_with("https://") || link.starts_with("http://"))
-            || link.len() > 500
-            || link.contains(char::is_whitespace)
-        {
-            v.push(format!("evidence_links[{i}]"), "must be an http(s) URL");
-        }
-    }
-    v.finish()?;
+    check_application(&a.figures, &a.evidence_links)?;
     let in_progress = accreditation::Entity::find()
         .filter(accreditation::Column::BaseId.eq(b.id))
         .filter(

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::Response;
 use chrono::{DateTime, Utc};
 use entity::{objection, review};
 use serde::{Deserialize, Serialize};
@@ -13,22 +14,22 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::domain::accreditation::{
-    self, AccreditationFilter, AccreditationRecord, Application, Criterion, Figures, NewObjection, NewStandard,
-    Requirement, Standard, Unmet,
+    self, AccreditationFilter, AccreditationRecord, Application, Criterion, DraftChange, Figures, NewObjection,
+    NewStandard, Requirement, Standard, Unmet,
 };
 use crate::domain::enums::{AccreditationStatus, ObjectionStatus, Subcategory};
 use crate::domain::page::PageRequest;
 use crate::domain::validate::Validator;
 use crate::error::{Problem, Result};
-use crate::http::Page;
-use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser, ClientIp};
+use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser, ClientIp, IfMatch};
+use crate::http::{Page, with_etag};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_accreditation_standards, create_accreditation_standard))
         .routes(routes!(list_accreditations, create_accreditation))
-        .routes(routes!(get_accreditation))
+        .routes(routes!(get_accreditation, edit_accreditation))
         .routes(routes!(submit_accreditation))
         .routes(routes!(recommend_accreditation))
         .routes(routes!(reject_accreditation))
@@ -229,6 +230,17 @@ pub struct NewAccreditation {
     pub evidence_links: Vec<String>,
 }
 
+/// The parts of a draft to replace; a field left out stays.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"figures": {"exhibition_area_m2": 1350.0, "open_days_per_year": 290, "free_days_for_students": 30, "annual_visitors": 47000, "staff": 14, "interactive_exhibits": 28}}))]
+pub struct DraftPatch {
+    pub figures: Option<Figures>,
+    /// Links to evidence (photos, reports): http(s) URLs, at most 20.
+    #[schema(max_items = 20)]
+    pub evidence_links: Option<Vec<String>>,
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AccreditationListParams {
@@ -295,7 +307,8 @@ async fn create_accreditation(
     params(("id" = Uuid, Path, description = "Application id")),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The application", body = AccreditationView),
+        (status = 200, description = "The application", body = AccreditationView,
+            headers(("ETag" = String, description = "Version of the application, for editing a draft"))),
         (status = 404, description = "No such application", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -303,8 +316,42 @@ async fn get_accreditation(
     State(state): State<AppState>,
     AuthUser(actor): AuthUser,
     ApiPath(id): ApiPath<Uuid>,
-) -> Result<Json<AccreditationView>> {
-    Ok(Json(AccreditationView::of(accreditation::get(&state.db, &actor, id).await?)))
+) -> Result<Response> {
+    let record = accreditation::get(&state.db, &actor, id).await?;
+    Ok(with_etag(record.accreditation.version, Json(AccreditationView::of(record))))
+}
+
+/// Edit a draft application
+///
+/// Whoever may apply for the base, while the application is a `draft`: replaces its figures
+/// or evidence links. Requires `If-Match` with the current `ETag`.
+#[utoipa::path(
+    patch, path = "/v1/accreditations/{id}", tag = "accreditation", operation_id = "edit_accreditation",
+    params(
+        ("id" = Uuid, Path, description = "Application id"),
+        ("If-Match" = String, Header, description = "The ETag last read, e.g. `\"1\"`"),
+    ),
+    request_body = DraftPatch,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The edited draft", body = AccreditationView,
+            headers(("ETag" = String, description = "New version of the application"))),
+        (status = 404, description = "No such application", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`invalid-state`: the application is no longer a draft", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The application changed since it was read", body = Problem, content_type = "application/problem+json"),
+        (status = 428, description = "`If-Match` is missing", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn edit_accreditation(
+    State(state): State<AppState>,
+    AuthUser(actor): AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+    if_match: IfMatch,
+    ApiJson(patch): ApiJson<DraftPatch>,
+) -> Result<Response> {
+    let change = DraftChange { figures: patch.figures, evidence_links: patch.evidence_links };
+    let record = accreditation::edit_draft(&state.db, &actor, id, if_match.required()?, change, state.now()).await?;
+    Ok(with_etag(record.accreditation.version, Json(AccreditationView::of(record))))
 }
 
 /// Submitting a draft.

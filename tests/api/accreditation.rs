@@ -233,6 +233,45 @@ async fn an_application_goes_from_draft_to_a_verifiable_certificate() {
 }
 
 #[tokio::test]
+async fn a_draft_is_edited_under_its_etag_until_it_is_submitted() {
+    let app = spawn_app().await;
+    let c = cast(&app).await;
+    let a = draft(&app, &c, 800.0, &c.operator).await;
+    let path = format!("/v1/accreditations/{}", id(&a));
+    let read = app.get(&path, Some(&c.operator)).await.expect(200);
+    let tag = read.etag();
+    let change = json!({"figures": figures(1500.0, 12), "evidence_links": ["https://example.cn/hall.jpg"]});
+    app.patch(&path, &change, Some(&c.operator), None).await.expect_problem(428, "precondition-required");
+    app.patch(&path, &change, Some(&c.other_officer), Some(&tag)).await.expect_problem(403, "forbidden");
+    app.patch(&path, &change, None, Some(&tag)).await.expect_problem(401, "unauthorized");
+    let mut bad = change.clone();
+    bad["evidence_links"] = json!(["not a link"]);
+    app.patch(&path, &bad, Some(&c.operator), Some(&tag)).await.expect_invalid("evidence_links[0]");
+    app.patch(&path, &json!({"status": "accredited"}), Some(&c.operator), Some(&tag)).await.expect(422);
+    let edited = app.patch(&path, &change, Some(&c.operator), Some(&tag)).await.expect(200);
+    assert_eq!(edited.body["figures"]["exhibition_area_m2"], 1500.0);
+    assert_eq!(edited.body["evidence_links"][0], "https://example.cn/hall.jpg");
+    assert_ne!(edited.etag(), tag);
+    // The district's officer may edit too (it may apply for the base); a stale tag is 412.
+    app.patch(&path, &json!({"evidence_links": []}), Some(&c.officer), Some(&tag))
+        .await
+        .expect_problem(412, "precondition-failed");
+    let links = app.patch(&path, &json!({"evidence_links": []}), Some(&c.officer), Some(&edited.etag())).await;
+    let links = links.expect(200);
+    assert_eq!(links.body["evidence_links"], json!([]));
+    assert_eq!(links.body["figures"]["exhibition_area_m2"], 1500.0, "a field left out stays");
+    // The edited figures are what submission checks; then the application is no longer a draft.
+    let submitted = app.post(&format!("{path}/submit"), &json!({}), Some(&c.operator)).await.expect(200).body;
+    assert_eq!(submitted["unmet"], json!([]), "{submitted}");
+    let tag = app.get(&path, Some(&c.operator)).await.expect(200).etag();
+    app.patch(&path, &change, Some(&c.operator), Some(&tag)).await.expect_problem(409, "invalid-state");
+    let log = app.get(&format!("/v1/audit?entity=accreditation&entity_id={}", id(&a)), Some(&app.admin)).await;
+    let actions: Vec<&str> =
+        log.body["items"].as_array().unwrap().iter().filter_map(|e| e["action"].as_str()).collect();
+    assert_eq!(actions.iter().filter(|a| **a == "accreditation.edit").count(), 2, "{actions:?}");
+}
+
+#[tokio::test]
 async fn rejections_by_the_district_and_the_bureau_end_an_application() {
     let app = spawn_app().await;
     let c = cast(&app).await;
