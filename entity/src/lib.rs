@@ -20,6 +20,7 @@ pub mod maintenance_item;
 pub mod notification;
 pub mod objection;
 pub mod operator_base;
+pub mod public_holiday;
 pub mod review;
 pub mod school;
 pub mod session;

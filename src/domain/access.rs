@@ -60,6 +60,8 @@ pub enum Action<'a> {
     /// The bureau's decisions: standards, expert assignments, public notices, decisions,
     /// evaluation cycles and their results.
     ManageStandards,
+    /// Keep the working calendar (public holidays, make-up working days).
+    ManageCalendar,
     /// Apply for accreditation of a base: its operators, or its district's officer.
     Apply {
         base_id: Uuid,
@@ -94,7 +96,8 @@ pub fn authorize(actor: &Actor, action: Action<'_>) -> Result<()> {
         | Action::CreateSchool
         | Action::ManageCityPools
         | Action::ReadConsistency
-        | Action::ManageStandards => false,
+        | Action::ManageStandards
+        | Action::ManageCalendar => false,
         Action::Apply { base_id, district_code } => {
             actor.operates(base_id)
                 || (actor.role == Role::DistrictOfficer && actor.district_code.as_deref() == Some(district_code))
@@ -137,6 +140,7 @@ fn refusal(actor: &Actor, action: Action<'_>) -> String {
         Action::BookFor { school_id } => format!("a {role} account cannot book or cancel for school {school_id}"),
         Action::ReadConsistency => "only an admin reads the consistency report".into(),
         Action::ManageStandards => "only the bureau (admin) takes this step".into(),
+        Action::ManageCalendar => "only the bureau (admin) keeps the working calendar".into(),
         Action::Apply { base_id, .. } => format!("a {role} account cannot apply for base {base_id}"),
         Action::DistrictDecision { district_code } => {
             format!("only the district officer of district {district_code} takes this step")

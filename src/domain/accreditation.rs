@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Datelike, Duration, Utc, Weekday};
+use chrono::{DateTime, Datelike, Duration, Utc};
 use entity::{accreditation, accreditation_standard, base, certificate_counter, objection, review, user};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -22,7 +22,7 @@ use crate::domain::enums::{AccreditationStatus, BaseStatus, ObjectionStatus, Rol
 use crate::domain::page::{Cursor, PageRequest, Paged};
 use crate::domain::sessions::city_offset;
 use crate::domain::validate::Validator;
-use crate::domain::{Precondition, bases, write_if_version};
+use crate::domain::{Precondition, bases, holidays, write_if_version};
 use crate::error::{AppError, FieldError, Result, map_constraint};
 
 /// A public notice (公示) lasts this many working days.
@@ -267,21 +267,6 @@ pub fn check_sheet(v: &mut Validator, field: &str, sheet: &[Criterion]) {
         v.text(&format!("{field}[{i}].name"), &c.name, 200);
         v.range(&format!("{field}[{i}].max_points"), c.max_points, 1, 1000);
     }
-}
-
-/// Adds working days (Monday to Friday, in Asia/Shanghai) to a time: the same local time on
-/// the `n`th working day after the day it starts.
-pub fn add_working_days(start: DateTime<Utc>, n: u32) -> DateTime<Utc> {
-    let tz = city_offset();
-    let mut t = start.with_timezone(&tz);
-    let mut left = n;
-    while left > 0 {
-        t += Duration::days(1);
-        if !matches!(t.weekday(), Weekday::Sat | Weekday::Sun) {
-            left -= 1;
-        }
-    }
-    t.with_timezone(&Utc)
 }
 
 /// An application with its reviews and objections.
@@ -857,7 +842,7 @@ pub async fn start_notice(
     let row = accreditation::ActiveModel {
         status: Set(AccreditationStatus::PublicNotice.as_str().into()),
         notice_starts_at: Set(Some(now)),
-        notice_ends_at: Set(Some(add_working_days(now, NOTICE_WORKING_DAYS))),
+        notice_ends_at: Set(Some(holidays::calendar_from(&txn, now).await?.add_working_days(now, NOTICE_WORKING_DAYS))),
         ..Default::default()
     };
     step_finish(txn, Some(actor), &before, row, "accreditation.public_notice", now).await
@@ -1137,14 +1122,15 @@ mod tests {
 
     #[test]
     fn five_working_days_skip_the_weekend() {
+        let cal = holidays::WorkCalendar::default();
         // Thursday 26 Nov 2026, 10:00 → Thursday 3 Dec, 10:00.
-        assert_eq!(add_working_days(local(2026, 11, 26, 10), 5), local(2026, 12, 3, 10));
+        assert_eq!(cal.add_working_days(local(2026, 11, 26, 10), 5), local(2026, 12, 3, 10));
         // Monday → next Monday.
-        assert_eq!(add_working_days(local(2026, 11, 23, 9), 5), local(2026, 11, 30, 9));
+        assert_eq!(cal.add_working_days(local(2026, 11, 23, 9), 5), local(2026, 11, 30, 9));
         // Saturday → the Friday after.
-        assert_eq!(add_working_days(local(2026, 11, 28, 9), 5), local(2026, 12, 4, 9));
+        assert_eq!(cal.add_working_days(local(2026, 11, 28, 9), 5), local(2026, 12, 4, 9));
         // 23:00 local on a Friday is still Friday in Shanghai (15:00 UTC).
-        assert_eq!(add_working_days(local(2026, 11, 27, 23), 1), local(2026, 11, 30, 23));
+        assert_eq!(cal.add_working_days(local(2026, 11, 27, 23), 1), local(2026, 11, 30, 23));
     }
 
     #[test]

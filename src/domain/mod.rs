@@ -13,6 +13,7 @@ pub mod enums;
 pub mod evaluation;
 pub mod exhibits;
 pub mod geo;
+pub mod holidays;
 pub mod notifications;
 pub mod page;
 pub mod schools;

@@ -22,6 +22,7 @@ pub mod evaluation;
 pub mod exhibits;
 pub mod extract;
 pub mod health;
+pub mod holidays;
 pub mod pools;
 pub mod schools;
 pub mod sessions;
@@ -46,6 +47,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(accreditation::router())
         .merge(evaluation::router())
         .merge(signage::router())
+        .merge(holidays::router())
 }
 
 /// A GB/T 2260 code of one of the city's districts (`GET /v1/districts`). Documentation only:

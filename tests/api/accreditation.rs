@@ -233,6 +233,64 @@ async fn an_application_goes_from_draft_to_a_verifiable_certificate() {
 }
 
 #[tokio::test]
+async fn the_bureau_keeps_the_working_calendar_and_notices_count_by_it() {
+    let app = spawn_app().await;
+    let c = cast(&app).await;
+    // Roles and input.
+    let body = json!({"name": "试验假日 Test holiday"});
+    app.send(app.client.put(app.url("/v1/calendar/days/2026-12-25")).json(&body))
+        .await
+        .expect_problem(401, "unauthorized");
+    for token in [&c.operator, &c.officer] {
+        let r = app.client.put(app.url("/v1/calendar/days/2026-12-25")).bearer_auth(token).json(&body);
+        app.send(r).await.expect_problem(403, "forbidden");
+    }
+    let put = |day: &str, body: Value| {
+        app.client.put(app.url(&format!("/v1/calendar/days/{day}"))).bearer_auth(&app.admin).json(&body)
+    };
+    app.send(put("2026-12-25", json!({"name": ""}))).await.expect_invalid("name");
+    let r = app.send(put("2026-13-01", json!({"name": "x"}))).await;
+    assert!(r.status.is_client_error(), "{}", r.status);
+    app.get("/v1/calendar/days?year=1999", None).await.expect_invalid("year");
+
+    // Move to Thursday 10:00, with the application ready for its notice.
+    let a = draft(&app, &c, 1200.0, &c.operator).await;
+    let path = format!("/v1/accreditations/{}", id(&a));
+    app.post(&format!("{path}/submit"), &json!({}), Some(&c.operator)).await.expect(200);
+    app.post(&format!("{path}/recommend"), &json!({"comment": "ok"}), Some(&c.officer)).await.expect(200);
+    let ids: Vec<&str> = c.experts.iter().map(|(i, _)| i.as_str()).collect();
+    app.post(&format!("{path}/assign"), &json!({"evaluator_ids": ids}), Some(&app.admin)).await.expect(200);
+    for (_, token) in &c.experts {
+        let points = json!({"points": {"facilities": 25, "content": 26, "operations": 16, "schools": 17}});
+        app.send(app.client.put(app.url(&format!("{path}/scores"))).bearer_auth(token).json(&points)).await.expect(200);
+    }
+    app.clock.advance(next_thursday_10(&app));
+    let thursday = (app.now() + Duration::hours(8)).date_naive();
+    // Friday and Monday off, the Saturday between worked: Sat, Tue, Wed, Thu, Fri.
+    let day = |n: i64| (thursday + Duration::days(n)).to_string();
+    app.send(put(&day(1), json!({"name": "假日 holiday"}))).await.expect(200);
+    app.send(put(&day(4), json!({"name": "假日 holiday"}))).await.expect(200);
+    let sat = app.send(put(&day(2), json!({"name": "调休 worked", "working": true}))).await.expect(200).body;
+    assert_eq!(sat["working"], true);
+    let year = (app.now() + Duration::hours(8)).year();
+    let listed = app.get(&format!("/v1/calendar/days?year={year}"), None).await.expect(200).body;
+    let next_year = app.get(&format!("/v1/calendar/days?year={}", year + 1), None).await.expect(200).body;
+    let marked = listed.as_array().unwrap().len() + next_year.as_array().unwrap().len();
+    assert_eq!(marked, 3, "{listed} {next_year}");
+
+    let notice = app.post(&format!("{path}/start-public-notice"), &json!({}), Some(&app.admin)).await.expect(200).body;
+    let (start, end) = (time(&notice["notice_starts_at"]), time(&notice["notice_ends_at"]));
+    assert_eq!(end - start, Duration::days(8), "ends the Friday after, 10:00");
+    // Unmarking needs the bureau; an unmarked day is 404.
+    let del = |day: &str, token: &str| {
+        app.client.delete(app.url(&format!("/v1/calendar/days/{day}"))).bearer_auth(token.to_string())
+    };
+    app.send(del(&day(1), &c.officer)).await.expect_problem(403, "forbidden");
+    app.send(del(&day(1), &app.admin)).await.expect(204);
+    app.send(del(&day(1), &app.admin)).await.expect_problem(404, "not-found");
+}
+
+#[tokio::test]
 async fn a_draft_is_edited_under_its_etag_until_it_is_submitted() {
     let app = spawn_app().await;
     let c = cast(&app).await;
