@@ -88,7 +88,10 @@ pub struct MarkDay {
     params(("day" = String, Path, format = Date, description = "The day, `YYYY-MM-DD`")),
     request_body = MarkDay,
     security(("bearer" = [])),
-    responses((status = 200, description = "The marked day", body = CalendarDay))
+    responses(
+        (status = 200, description = "The marked day", body = CalendarDay),
+        (status = 404, description = "The path is not a day (`YYYY-MM-DD`)", body = Problem, content_type = "application/problem+json"),
+    )
 )]
 async fn mark_calendar_day(
     State(state): State<AppState>,
