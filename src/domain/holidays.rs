@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc, Weekday};
 use entity::public_holiday;
+use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
 };
@@ -93,10 +94,19 @@ pub async fn put(
     let before = public_holiday::Entity::find_by_id(day).one(&txn).await?;
     let row =
         public_holiday::ActiveModel { day: Set(day), name: Set(name), working: Set(working), updated_at: Set(now) };
-    let after = match &before {
-        Some(_) => public_holiday::Entity::update(row).exec(&txn).await?,
-        None => public_holiday::Entity::insert(row).exec_with_returning(&txn).await?,
-    };
+    // An upsert: two marks of one day at once both succeed, the later one winning.
+    let upsert = OnConflict::column(public_holiday::Column::Day)
+        .update_columns([
+            public_holiday::Column::Name,
+            public_holiday::Column::Working,
+            public_holiday::Column::UpdatedAt,
+        ])
+        .to_owned();
+    public_holiday::Entity::insert(row).on_conflict(upsert).exec_without_returning(&txn).await?;
+    let after = public_holiday::Entity::find_by_id(day)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("{day} vanished while being marked")))?;
     let change = match &before {
         Some(b) => Change::updated("calendar.update", "public_holiday", day, b, &after),
         None => Change::created("public_holiday", day, &after),

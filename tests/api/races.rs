@@ -380,3 +380,25 @@ async fn attaching_and_detaching_a_pool_while_schools_book_keeps_the_books_exact
     let pool = app.get(&format!("/v1/capacity-pools/{}", id(&extra)), None).await.body;
     assert_eq!(pool["used"], 0, "detached at the end: it holds nothing");
 }
+
+#[tokio::test]
+async fn marking_calendar_days_at_once_from_many_clients_keeps_one_mark_each() {
+    let app = spawn_app().await;
+    let second = app.second_server().await;
+    // 48 clients over two servers, on four days.
+    let tasks: Vec<_> = (0..48)
+        .map(|i| {
+            let (client, token) = (app.client.clone(), app.admin.clone());
+            let base = if i % 2 == 0 { app.base_url.clone() } else { second.clone() };
+            tokio::spawn(async move {
+                let body = json!({"name": format!("holiday {i}"), "working": i % 3 == 0});
+                let url = format!("{base}/v1/calendar/days/2027-05-0{}", 3 + i % 4);
+                client.put(url).bearer_auth(token).json(&body).send().await.unwrap().status().as_u16()
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = futures::future::join_all(tasks).await.into_iter().map(|r| r.unwrap()).collect();
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let days = app.get("/v1/calendar/days?year=2027", None).await.expect(200).body;
+    assert_eq!(days.as_array().unwrap().len(), 4, "{days}");
+}
