@@ -21,7 +21,7 @@ use crate::domain::audit::{self, Change};
 use crate::domain::enums::{AccreditationStatus, BaseStatus, ObjectionStatus, Role, Subcategory};
 use crate::domain::page::{Cursor, PageRequest, Paged};
 use crate::domain::sessions::city_offset;
-use crate::domain::validate::Validator;
+use crate::domain::validate::{Validator, required_text};
 use crate::domain::{Precondition, bases, holidays, write_if_version};
 use crate::error::{AppError, FieldError, Result, map_constraint};
 
@@ -424,7 +424,7 @@ pub async fn edit_draft(
     now: DateTime<Utc>,
 ) -> Result<AccreditationRecord> {
     let txn = begin_write(db).await?;
-    let (before, _) = step_start(&txn, actor, id, &[AccreditationStatus::Draft], |b| {
+    let (before, _) = step_start(&txn, id, &[AccreditationStatus::Draft], |b| {
         authorize(actor, Action::Apply { base_id: b.id, district_code: &b.district_code })
     })
     .await?;
@@ -505,10 +505,9 @@ pub async fn apply(
     Ok(created)
 }
 
-/// Loads an application for a step: it must be in `from`, and the actor allowed by `allow`.
+/// Loads an application for a step: it must be in `from`, and the caller allowed by `allow`.
 async fn step_start(
     txn: &DatabaseTransaction,
-    actor: &Actor,
     id: Uuid,
     from: &[AccreditationStatus],
     allow: impl FnOnce(&base::Model) -> Result<()>,
@@ -517,7 +516,6 @@ async fn step_start(
     let b = bases::ensure_exists(txn, r.accreditation.base_id).await?;
     allow(&b)?;
     let status = r.status();
-    let _ = actor;
     if !from.contains(&status) {
         let allowed: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
         return Err(AppError::conflict_rule(
@@ -565,7 +563,7 @@ pub async fn submit(
     now: DateTime<Utc>,
 ) -> Result<AccreditationRecord> {
     let txn = begin_write(db).await?;
-    let (before, b) = step_start(&txn, actor, id, &[AccreditationStatus::Draft], |b| {
+    let (before, b) = step_start(&txn, id, &[AccreditationStatus::Draft], |b| {
         authorize(actor, Action::Apply { base_id: b.id, district_code: &b.district_code })
     })
     .await?;
@@ -607,10 +605,11 @@ pub async fn district_review(
     now: DateTime<Utc>,
 ) -> Result<AccreditationRecord> {
     let txn = begin_write(db).await?;
-    let (before, _) = step_start(&txn, actor, id, &[AccreditationStatus::Submitted], |b| {
+    let (before, _) = step_start(&txn, id, &[AccreditationStatus::Submitted], |b| {
         authorize(actor, Action::DistrictDecision { district_code: &b.district_code })
     })
     .await?;
+    let comment = required_text("comment", &comment, 2000)?;
     let (to, action) = if recommend {
         (AccreditationStatus::DistrictRecommended, "accreditation.recommend")
     } else {
@@ -692,7 +691,6 @@ pub async fn assign(
     let txn = begin_write(db).await?;
     let (before, _) = step_start(
         &txn,
-        actor,
         id,
         &[AccreditationStatus::DistrictRecommended, AccreditationStatus::ExpertReview],
         |_| Ok(()),
@@ -738,7 +736,7 @@ pub async fn score(
     now: DateTime<Utc>,
 ) -> Result<AccreditationRecord> {
     let txn = begin_write(db).await?;
-    let (before, _) = step_start(&txn, actor, id, &[AccreditationStatus::ExpertReview], |_| {
+    let (before, _) = step_start(&txn, id, &[AccreditationStatus::ExpertReview], |_| {
         if actor.role == Role::Evaluator {
             Ok(())
         } else {
@@ -831,7 +829,7 @@ pub async fn start_notice(
 ) -> Result<AccreditationRecord> {
     authorize(actor, Action::ManageStandards)?;
     let txn = begin_write(db).await?;
-    let (before, _) = step_start(&txn, actor, id, &[AccreditationStatus::ExpertReview], |_| Ok(())).await?;
+    let (before, _) = step_start(&txn, id, &[AccreditationStatus::ExpertReview], |_| Ok(())).await?;
     let waiting = before.reviews.iter().filter(|r| r.total.is_none()).count();
     if before.reviews.is_empty() || waiting > 0 {
         return Err(AppError::conflict_rule(
@@ -920,6 +918,7 @@ pub async fn resolve_objection(
     now: DateTime<Utc>,
 ) -> Result<AccreditationRecord> {
     authorize(actor, Action::ManageStandards)?;
+    let resolution = required_text("resolution", &resolution, 2000)?;
     let txn = begin_write(db).await?;
     let before = get_record(&txn, id).await?;
     let o = before
@@ -981,8 +980,9 @@ pub async fn decide(
     now: DateTime<Utc>,
 ) -> Result<AccreditationRecord> {
     authorize(actor, Action::ManageStandards)?;
+    let comment = required_text("comment", &comment, 2000)?;
     let txn = begin_write(db).await?;
-    let (before, b) = step_start(&txn, actor, id, &[AccreditationStatus::PublicNotice], |_| Ok(())).await?;
+    let (before, b) = step_start(&txn, id, &[AccreditationStatus::PublicNotice], |_| Ok(())).await?;
     if before.accreditation.notice_ends_at.is_none_or(|end| now < end) {
         return Err(AppError::conflict_rule(
             "invalid-state",

@@ -330,7 +330,7 @@ pub async fn open_cycle(
 ) -> Result<(Cycle, usize)> {
     authorize(actor, Action::ManageStandards)?;
     let mut v = Validator::new();
-    v.range("year", year, 2000, 2999);
+    v.year("year", year);
     rubric.check(&mut v);
     if self_report_deadline <= now {
         v.push("self_report_deadline", "must be in the future");

@@ -58,8 +58,16 @@ pub async fn calendar_from(conn: &impl ConnectionTrait, from: DateTime<Utc>) -> 
     Ok(WorkCalendar::new(days.into_iter().map(|d| (d.day, d.working))))
 }
 
-/// The marked days of a year, in order.
-pub async fn list(conn: &impl ConnectionTrait, year: i32) -> Result<Vec<public_holiday::Model>> {
+/// The marked days of a year (default: this year in the city), in order.
+pub async fn list(
+    conn: &impl ConnectionTrait,
+    year: Option<i32>,
+    now: DateTime<Utc>,
+) -> Result<Vec<public_holiday::Model>> {
+    let year = year.unwrap_or_else(|| now.with_timezone(&city_offset()).year());
+    let mut v = Validator::new();
+    v.year("year", year);
+    v.finish()?;
     let (Some(first), Some(next)) = (NaiveDate::from_ymd_opt(year, 1, 1), NaiveDate::from_ymd_opt(year + 1, 1, 1))
     else {
         return Err(AppError::field("year", "not a calendar year"));
@@ -85,9 +93,7 @@ pub async fn put(
     authorize(actor, Action::ManageCalendar)?;
     let mut v = Validator::new();
     let name = v.text("name", name, 100);
-    if !(2000..=2999).contains(&day.year()) {
-        v.push("day", "a day between 2000 and 2999");
-    }
+    v.year("day", day.year());
     v.finish()?;
     let name = name.unwrap_or_default();
     let txn = begin_write(db).await?;

@@ -357,7 +357,7 @@ pub async fn cancel(
     let txn = begin_write(db).await?;
     let s = lock_exclusive(&txn, id).await?;
     authorize(actor, Action::ManageSessions { base_id: s.base_id })?;
-    let reason = validate::text(reason, 500).map_err(|m| AppError::field("reason", m))?;
+    let reason = validate::required_text("reason", reason, 500)?;
     cancel_locked(&txn, Some(actor), s, &reason, now).await?;
     let after = get(&txn, id).await?;
     txn.commit().await?;

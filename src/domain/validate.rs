@@ -44,6 +44,11 @@ impl Validator {
         }
     }
 
+    /// A year within [`YEARS`].
+    pub fn year(&mut self, field: &str, year: i32) -> Option<i32> {
+        self.range(field, year, *YEARS.start(), *YEARS.end())
+    }
+
     /// A number within `[min, max]`.
     pub fn range<T: PartialOrd + std::fmt::Display + Copy>(&mut self, field: &str, v: T, min: T, max: T) -> Option<T> {
         if v >= min && v <= max {
@@ -102,16 +107,25 @@ pub fn unique<T: PartialEq>(items: Vec<T>) -> Vec<T> {
     out
 }
 
-/// Times the service stores and compares: years 2000 to 2999. Anything else is a typo (and
-/// some databases cannot store it).
+/// The years the service stores and compares. Anything else is a typo (and some databases
+/// cannot store it).
+pub const YEARS: std::ops::RangeInclusive<i32> = 2000..=2999;
+
+/// A time within [`YEARS`].
 pub fn sane_time(field: &str, t: Option<chrono::DateTime<chrono::Utc>>) -> Result<(), AppError> {
     use chrono::Datelike;
     match t {
-        Some(t) if !(2000..=2999).contains(&t.year()) => {
-            Err(AppError::field(field, "must be a time between the years 2000 and 2999"))
-        }
+        Some(t) if !YEARS.contains(&t.year()) => Err(AppError::field(
+            field,
+            format!("must be a time between the years {} and {}", YEARS.start(), YEARS.end()),
+        )),
         _ => Ok(()),
     }
+}
+
+/// A trimmed, non-blank text of at most `max` characters, or a 422 naming `field`.
+pub fn required_text(field: &str, value: &str, max: usize) -> Result<String, AppError> {
+    text(value, max).map_err(|m| AppError::field(field, m))
 }
 
 /// A trimmed, non-blank text of at most `max` characters.

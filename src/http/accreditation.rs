@@ -19,7 +19,7 @@ use crate::domain::accreditation::{
 };
 use crate::domain::enums::{AccreditationStatus, ObjectionStatus, Subcategory};
 use crate::domain::page::PageRequest;
-use crate::domain::validate::Validator;
+
 use crate::error::{Problem, Result};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser, ClientIp, IfMatch};
 use crate::http::{Page, with_etag};
@@ -399,13 +399,6 @@ pub struct CommentBody {
     pub comment: String,
 }
 
-fn comment(c: &str) -> Result<String> {
-    let mut v = Validator::new();
-    let c = v.text("comment", c, 2000);
-    v.finish()?;
-    Ok(c.unwrap_or_default())
-}
-
 /// Recommend an application
 ///
 /// The district officer of the base's district, on a `submitted` application.
@@ -426,8 +419,8 @@ async fn recommend_accreditation(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(b): ApiJson<CommentBody>,
 ) -> Result<Json<AccreditationView>> {
-    let c = comment(&b.comment)?;
-    Ok(Json(AccreditationView::of(accreditation::district_review(&state.db, &actor, id, true, c, state.now()).await?)))
+    let r = accreditation::district_review(&state.db, &actor, id, true, b.comment, state.now()).await?;
+    Ok(Json(AccreditationView::of(r)))
 }
 
 /// Reject an application at district level
@@ -450,8 +443,8 @@ async fn reject_accreditation(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(b): ApiJson<CommentBody>,
 ) -> Result<Json<AccreditationView>> {
-    let c = comment(&b.comment)?;
-    Ok(Json(AccreditationView::of(accreditation::district_review(&state.db, &actor, id, false, c, state.now()).await?)))
+    let r = accreditation::district_review(&state.db, &actor, id, false, b.comment, state.now()).await?;
+    Ok(Json(AccreditationView::of(r)))
 }
 
 /// Experts to assign.
@@ -630,20 +623,9 @@ async fn resolve_objection(
     ApiPath((id, objection_id)): ApiPath<(Uuid, Uuid)>,
     ApiJson(b): ApiJson<ResolveBody>,
 ) -> Result<Json<AccreditationView>> {
-    let mut v = Validator::new();
-    let resolution = v.text("resolution", &b.resolution, 2000);
-    v.finish()?;
     let upheld = b.outcome == Outcome::Upheld;
-    let r = accreditation::resolve_objection(
-        &state.db,
-        &actor,
-        id,
-        objection_id,
-        upheld,
-        resolution.unwrap_or_default(),
-        state.now(),
-    )
-    .await?;
+    let r = accreditation::resolve_objection(&state.db, &actor, id, objection_id, upheld, b.resolution, state.now())
+        .await?;
     Ok(Json(AccreditationView::of(r)))
 }
 
@@ -687,8 +669,8 @@ async fn decide_accreditation(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(b): ApiJson<DecideBody>,
 ) -> Result<Json<AccreditationView>> {
-    let c = comment(&b.comment)?;
-    let r = accreditation::decide(&state.db, &actor, id, b.decision == Decision::Accredited, c, state.now()).await?;
+    let accredit = b.decision == Decision::Accredited;
+    let r = accreditation::decide(&state.db, &actor, id, accredit, b.comment, state.now()).await?;
     Ok(Json(AccreditationView::of(r)))
 }
 

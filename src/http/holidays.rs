@@ -5,15 +5,14 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::domain::holidays;
-use crate::domain::sessions::city_offset;
-use crate::error::{AppError, Problem, Result};
+use crate::error::{Problem, Result};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser};
 use crate::state::AppState;
 
@@ -60,11 +59,7 @@ async fn list_calendar_days(
     State(state): State<AppState>,
     ApiQuery(p): ApiQuery<CalendarParams>,
 ) -> Result<Json<Vec<CalendarDay>>> {
-    let year = p.year.unwrap_or_else(|| state.now().with_timezone(&city_offset()).year());
-    if !(2000..=2999).contains(&year) {
-        return Err(AppError::field("year", "a year between 2000 and 2999"));
-    }
-    Ok(Json(holidays::list(&state.db, year).await?.into_iter().map(CalendarDay::of).collect()))
+    Ok(Json(holidays::list(&state.db, p.year, state.now()).await?.into_iter().map(CalendarDay::of).collect()))
 }
 
 /// How a day is marked.

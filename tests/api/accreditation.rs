@@ -56,8 +56,9 @@ pub async fn draft(app: &TestApp, c: &Cast, area_m2: f64, token: &str) -> Value 
     app.post("/v1/accreditations", &body, Some(token)).await.expect(201).body
 }
 
-/// Runs an application from draft to the end of its public notice; answers its id.
-pub async fn through_notice(app: &TestApp, c: &Cast) -> String {
+/// Runs an application from draft to scored by every expert, ready for its public notice;
+/// answers its id.
+pub async fn scored(app: &TestApp, c: &Cast) -> String {
     let a = draft(app, c, 1200.0, &c.operator).await;
     let path = format!("/v1/accreditations/{}", id(&a));
     app.post(&format!("{path}/submit"), &json!({}), Some(&c.operator)).await.expect(200);
@@ -68,9 +69,15 @@ pub async fn through_notice(app: &TestApp, c: &Cast) -> String {
         let points = json!({"points": {"facilities": 25, "content": 26, "operations": 16, "schools": 17}});
         app.send(app.client.put(app.url(&format!("{path}/scores"))).bearer_auth(token).json(&points)).await.expect(200);
     }
-    app.post(&format!("{path}/start-public-notice"), &json!({}), Some(&app.admin)).await.expect(200);
-    app.clock.advance(Duration::days(8));
     id(&a)
+}
+
+/// Runs an application from draft to the end of its public notice; answers its id.
+pub async fn through_notice(app: &TestApp, c: &Cast) -> String {
+    let a = scored(app, c).await;
+    app.post(&format!("/v1/accreditations/{a}/start-public-notice"), &json!({}), Some(&app.admin)).await.expect(200);
+    app.clock.advance(Duration::days(8));
+    a
 }
 
 #[tokio::test]
@@ -109,6 +116,10 @@ async fn an_application_goes_from_draft_to_a_verifiable_certificate() {
         .await
         .expect_problem(403, "forbidden");
     app.post(&format!("{path}/recommend"), &json!({"comment": "x"}), Some(&c.other_officer))
+        .await
+        .expect_problem(403, "forbidden");
+    // The role is checked before the input: a blank comment from the wrong officer is 403.
+    app.post(&format!("{path}/recommend"), &json!({"comment": ""}), Some(&c.other_officer))
         .await
         .expect_problem(403, "forbidden");
     app.post(&format!("{path}/recommend"), &json!({"comment": ""}), Some(&c.officer)).await.expect_invalid("comment");
@@ -176,6 +187,12 @@ async fn an_application_goes_from_draft_to_a_verifiable_certificate() {
         .expect_problem(409, "invalid-state");
     app.post(&format!("{path}/decide"), &decide, Some(&app.admin)).await.expect_problem(409, "open-objections");
     let resolve = format!("{path}/objections/{}/resolve", id(&objection));
+    app.post(&resolve, &json!({"outcome": "dismissed", "resolution": " "}), Some(&c.officer))
+        .await
+        .expect_problem(403, "forbidden");
+    app.post(&resolve, &json!({"outcome": "dismissed", "resolution": " "}), Some(&app.admin))
+        .await
+        .expect_invalid("resolution");
     app.post(&resolve, &json!({"outcome": "dismissed", "resolution": "reopened in May"}), Some(&c.officer))
         .await
         .expect_problem(403, "forbidden");
@@ -249,21 +266,12 @@ async fn the_bureau_keeps_the_working_calendar_and_notices_count_by_it() {
         app.client.put(app.url(&format!("/v1/calendar/days/{day}"))).bearer_auth(&app.admin).json(&body)
     };
     app.send(put("2026-12-25", json!({"name": ""}))).await.expect_invalid("name");
-    let r = app.send(put("2026-13-01", json!({"name": "x"}))).await;
-    assert!(r.status.is_client_error(), "{}", r.status);
+    app.send(put("2026-13-01", json!({"name": "x"}))).await.expect_problem(404, "not-found");
+    app.send(put("1999-12-31", json!({"name": "x"}))).await.expect_invalid("day");
     app.get("/v1/calendar/days?year=1999", None).await.expect_invalid("year");
 
     // Move to Thursday 10:00, with the application ready for its notice.
-    let a = draft(&app, &c, 1200.0, &c.operator).await;
-    let path = format!("/v1/accreditations/{}", id(&a));
-    app.post(&format!("{path}/submit"), &json!({}), Some(&c.operator)).await.expect(200);
-    app.post(&format!("{path}/recommend"), &json!({"comment": "ok"}), Some(&c.officer)).await.expect(200);
-    let ids: Vec<&str> = c.experts.iter().map(|(i, _)| i.as_str()).collect();
-    app.post(&format!("{path}/assign"), &json!({"evaluator_ids": ids}), Some(&app.admin)).await.expect(200);
-    for (_, token) in &c.experts {
-        let points = json!({"points": {"facilities": 25, "content": 26, "operations": 16, "schools": 17}});
-        app.send(app.client.put(app.url(&format!("{path}/scores"))).bearer_auth(token).json(&points)).await.expect(200);
-    }
+    let path = format!("/v1/accreditations/{}", scored(&app, &c).await);
     app.clock.advance(next_thursday_10(&app));
     let thursday = (app.now() + Duration::hours(8)).date_naive();
     // Friday and Monday off, the Saturday between worked: Sat, Tue, Wed, Thu, Fri.
