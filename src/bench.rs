@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::Utc;
-use entity::{capacity_pool, school, session};
+use entity::{booking, capacity_pool, school, session, session_pool};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, ExprTrait, QueryFilter, Statement,
@@ -104,6 +104,7 @@ async fn seed(db: &DatabaseConnection, schools_needed: usize) -> anyhow::Result<
     let admin = users::create(db, None, "admin".into(), PASSWORD.into(), scope, now).await?;
     let admin = auth::actor_of(db, admin.user).await?;
     let mut all_sessions = Vec::new();
+    let mut base_ids = Vec::new();
     for b in 0..16 {
         let data = BaseData {
             name_zh: format!("基准基地{b}"),
@@ -125,6 +126,7 @@ async fn seed(db: &DatabaseConnection, schools_needed: usize) -> anyhow::Result<
             booking_rules: BookingRules::default(),
         };
         let base = bases::create(db, &admin, data, now).await?;
+        base_ids.push(base.base.id);
         for k in 0..=(SPREAD_SESSIONS / 16) {
             let starts = now + chrono::Duration::days(2) + chrono::Duration::hours(k as i64 * 2);
             let input = SessionInput {
@@ -177,15 +179,139 @@ async fn seed(db: &DatabaseConnection, schools_needed: usize) -> anyhow::Result<
             .collect();
         school::Entity::insert_many(rows).exec_without_returning(db).await?;
     }
+    seed_history(db, &base_ids, &schools, now).await?;
     Ok((admin, Fixture { hot, spread, schools, pools }))
 }
 
-/// Throughput and latency of one load.
+/// Days of past visits the benchmark's database starts with.
+const HISTORY_DAYS: i64 = 365;
+/// Checked-in visits per past session.
+const HISTORY_VISITS: usize = 4;
+
+/// A year of past visits, a session a day at every base with a few checked-in school groups
+/// each: a live database is not empty, and its planner statistics describe tables of that
+/// size (on empty tables PostgreSQL plans scans that stay cached while the tables grow).
+async fn seed_history(
+    db: &DatabaseConnection,
+    base_ids: &[Uuid],
+    schools: &[Uuid],
+    now: chrono::DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let (mut sessions, mut pools, mut links, mut visits) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (b, base_id) in base_ids.iter().enumerate() {
+        for day in 1..=HISTORY_DAYS {
+            let starts = now - chrono::Duration::days(day) + chrono::Duration::hours(b as i64 % 8);
+            let ends = starts + chrono::Duration::hours(1);
+            let (id, pool) = (Uuid::now_v7(), Uuid::now_v7());
+            let used = HISTORY_VISITS as i32 * (STUDENTS + TEACHERS);
+            pools.push(capacity_pool::ActiveModel::from(capacity_pool::Model {
+                id: pool,
+                name: format!("session {id}"),
+                unit: "visitors".into(),
+                capacity: 100,
+                used,
+                base_id: Some(*base_id),
+                session_id: Some(id),
+                created_at: starts,
+                updated_at: starts,
+            }));
+            sessions.push(session::ActiveModel::from(session::Model {
+                id,
+                base_id: *base_id,
+                starts_at: starts,
+                ends_at: ends,
+                capacity: 100,
+                audiences: json!(["junior"]),
+                booking_opens_at: starts - chrono::Duration::days(30),
+                booking_closes_at: starts - chrono::Duration::hours(24),
+                max_group_size: None,
+                status: "open".into(),
+                own_pool_id: pool,
+                version: 1,
+                created_at: starts,
+                updated_at: starts,
+            }));
+            links.push(session_pool::ActiveModel::from(session_pool::Model { session_id: id, pool_id: pool }));
+            for v in 0..HISTORY_VISITS {
+                let school_id = schools[(visits.len() * 7919 + v) % schools.len()];
+                visits.push(booking::ActiveModel::from(booking::Model {
+                    id: Uuid::now_v7(),
+                    session_id: id,
+                    base_id: *base_id,
+                    school_id,
+                    students: STUDENTS,
+                    teachers: TEACHERS,
+                    audience: "junior".into(),
+                    contact_name: "bench".into(),
+                    contact_phone: "020 0000 0000".into(),
+                    needs: None,
+                    status: "checked_in".into(),
+                    code: "HIST01".into(),
+                    starts_at: starts,
+                    ends_at: ends,
+                    created_by: None,
+                    cancelled_at: None,
+                    cancel_reason: None,
+                    late_cancellation: false,
+                    checked_in_at: Some(starts),
+                    students_present: Some(STUDENTS),
+                    teachers_present: Some(TEACHERS),
+                    created_at: starts - chrono::Duration::days(7),
+                    updated_at: starts,
+                }));
+            }
+        }
+    }
+    for chunk in pools.chunks(1000) {
+        capacity_pool::Entity::insert_many(chunk.to_vec()).exec_without_returning(db).await?;
+    }
+    for chunk in sessions.chunks(1000) {
+        session::Entity::insert_many(chunk.to_vec()).exec_without_returning(db).await?;
+    }
+    for chunk in links.chunks(1000) {
+        session_pool::Entity::insert_many(chunk.to_vec()).exec_without_returning(db).await?;
+    }
+    for chunk in visits.chunks(1000) {
+        booking::Entity::insert_many(chunk.to_vec()).exec_without_returning(db).await?;
+    }
+    Ok(())
+}
+
+/// What one or more stretches of load did.
+#[derive(Default)]
+struct Load {
+    /// Latencies of the operations that succeeded, in ms.
+    latencies: Vec<f64>,
+    /// Failures by kind (an HTTP status, or `transport`).
+    errors: std::collections::BTreeMap<String, usize>,
+    seconds: f64,
+}
+
+impl Load {
+    fn add(&mut self, other: Load) {
+        self.latencies.extend(other.latencies);
+        for (k, n) in other.errors {
+            *self.errors.entry(k).or_default() += n;
+        }
+        self.seconds += other.seconds;
+    }
+
+    fn measured(mut self) -> Measured {
+        self.latencies.sort_by(f64::total_cmp);
+        Measured {
+            per_s: if self.seconds > 0.0 { self.latencies.len() as f64 / self.seconds } else { 0.0 },
+            p50_ms: percentile(&self.latencies, 0.5),
+            p99_ms: percentile(&self.latencies, 0.99),
+            errors: self.errors,
+        }
+    }
+}
+
+/// Throughput and latency of a load.
 struct Measured {
     per_s: f64,
     p50_ms: f64,
     p99_ms: f64,
-    /// Failures by kind (an HTTP status, or `transport`).
     errors: std::collections::BTreeMap<String, usize>,
 }
 
@@ -201,16 +327,15 @@ fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
-/// Runs `op` from `clients` tasks until `seconds` pass; `op(i)` succeeds or names its failure.
-async fn drive<F, Fut>(clients: usize, seconds: u64, op: F) -> Measured
+/// Runs `op` from `clients` tasks for `span`; `op(i)` succeeds or names its failure (`i`
+/// counts up across calls sharing `counter`).
+async fn drive<F, Fut>(clients: usize, span: Duration, counter: Arc<AtomicUsize>, op: Arc<F>) -> Load
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<(), String>> + Send,
 {
-    let op = Arc::new(op);
-    let counter = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
-    let deadline = start + Duration::from_secs(seconds);
+    let deadline = start + span;
     let tasks: Vec<_> = (0..clients)
         .map(|_| {
             let (op, counter) = (op.clone(), counter.clone());
@@ -229,24 +354,45 @@ where
             })
         })
         .collect();
-    let mut all = Vec::new();
-    let mut errors = std::collections::BTreeMap::<String, usize>::new();
+    let mut load = Load::default();
     for t in tasks {
-        if let Ok((l, e)) = t.await {
-            all.extend(l);
-            for (k, n) in e {
-                *errors.entry(k).or_default() += n;
-            }
+        if let Ok((latencies, errors)) = t.await {
+            load.add(Load { latencies, errors, seconds: 0.0 });
         }
     }
-    let elapsed = start.elapsed().as_secs_f64();
-    all.sort_by(f64::total_cmp);
-    Measured {
-        per_s: all.len() as f64 / elapsed,
-        p50_ms: percentile(&all, 0.5),
-        p99_ms: percentile(&all, 0.99),
-        errors,
+    load.seconds = start.elapsed().as_secs_f64();
+    load
+}
+
+/// Runs `op` for `seconds` in all.
+async fn drive_for<F, Fut>(clients: usize, seconds: u64, op: F) -> Measured
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), String>> + Send,
+{
+    drive(clients, Duration::from_secs(seconds), Arc::new(AtomicUsize::new(0)), Arc::new(op)).await.measured()
+}
+
+/// Runs two loads by turns, `seconds` each in all, in stretches of about two seconds: a
+/// machine whose speed drifts during the run (other work on it, CPU frequency) slows both
+/// alike, so their ratio holds.
+async fn drive_by_turns<A, AF, B, BF>(clients: usize, seconds: u64, a: A, b: B) -> (Measured, Measured)
+where
+    A: Fn(usize) -> AF + Send + Sync + 'static,
+    AF: std::future::Future<Output = Result<(), String>> + Send,
+    B: Fn(usize) -> BF + Send + Sync + 'static,
+    BF: std::future::Future<Output = Result<(), String>> + Send,
+{
+    let turns = std::cmp::max(seconds / 2, 1);
+    let span = Duration::from_secs(seconds).div_f64(turns as f64);
+    let (a, b) = (Arc::new(a), Arc::new(b));
+    let (a_count, b_count) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (mut a_load, mut b_load) = (Load::default(), Load::default());
+    for _ in 0..turns {
+        a_load.add(drive(clients, span, a_count.clone(), a.clone()).await);
+        b_load.add(drive(clients, span, b_count.clone(), b.clone()).await);
     }
+    (a_load.measured(), b_load.measured())
 }
 
 /// The raw database path: the same conditional pool updates and booking insert, in one
@@ -352,11 +498,11 @@ async fn run(args: &BenchArgs, bench_db: &BenchDb) -> anyhow::Result<()> {
             let fx = fx.clone();
             move |i: usize| if scenario == "hot_session" { fx.hot } else { fx.spread[i % fx.spread.len()] }
         };
-        eprintln!("{scenario}: bookings over HTTP for {} s …", args.seconds);
+        eprintln!("{scenario}: bookings over HTTP and on the raw database path, {} s each, by turns …", args.seconds);
         let http = {
             let (client, url, token, fx, next_school, pick) =
                 (client.clone(), url.clone(), token.clone(), fx.clone(), next_school.clone(), pick.clone());
-            drive(args.clients, args.seconds, move |i| {
+            move |i| {
                 let (client, url, token, fx, next_school) =
                     (client.clone(), url.clone(), token.clone(), fx.clone(), next_school.clone());
                 let session = pick(i);
@@ -370,22 +516,20 @@ async fn run(args: &BenchArgs, bench_db: &BenchDb) -> anyhow::Result<()> {
                     outcome(client.post(format!("{url}/v1/bookings")).bearer_auth(&token).json(&body).send().await, 201)
                         .await
                 }
-            })
-            .await
+            }
         };
-        eprintln!("{scenario}: the raw database path for {} s …", args.seconds);
         let raw = {
             let (db, fx, pick) = (db.clone(), fx.clone(), pick.clone());
-            drive(args.clients, args.seconds, move |i| {
+            move |i| {
                 let (db, fx) = (db.clone(), fx.clone());
                 let session = pick(i);
                 async move {
                     let pools = fx.pools.get(&session).cloned().unwrap_or_default();
                     raw_booking(&db, session, &pools, *fx.schools.last().unwrap_or(&fx.hot)).await
                 }
-            })
-            .await
+            }
         };
+        let (http, raw) = drive_by_turns(args.clients, args.seconds, http, raw).await;
         let violations = capacity::violations(&db).await?.len();
         let over: u64 = capacity_pool::Entity::find()
             .filter(Expr::col(capacity_pool::Column::Used).gt(Expr::col(capacity_pool::Column::Capacity)))
@@ -412,7 +556,7 @@ async fn run(args: &BenchArgs, bench_db: &BenchDb) -> anyhow::Result<()> {
 
     let search = {
         let (client, url) = (client.clone(), url.clone());
-        drive(args.clients, args.seconds.div_ceil(2), move |i| {
+        drive_for(args.clients, args.seconds.div_ceil(2), move |i| {
             let (client, url) = (client.clone(), url.clone());
             async move {
                 let path = if i % 2 == 0 {
