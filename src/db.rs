@@ -45,9 +45,7 @@ pub async fn writes_then_read<T: sea_orm::FromQueryResult>(
     update: Option<sea_orm::sea_query::UpdateStatement>,
     read: sea_orm::sea_query::SelectStatement,
 ) -> Result<(u64, Vec<T>), DbErr> {
-    use sea_orm::sea_query::{
-        Alias, Asterisk, CommonTableExpression, Expr, JoinType, PostgresQueryBuilder, Query, WithClause,
-    };
+    use sea_orm::sea_query::{PostgresQueryBuilder, QueryBuilder, SqlWriterValues, Write};
     use sea_orm::{DbBackend, Statement};
     let backend = conn.get_database_backend();
     if backend != DbBackend::Postgres {
@@ -60,35 +58,36 @@ pub async fn writes_then_read<T: sea_orm::FromQueryResult>(
         };
         return Ok((updated, T::find_by_statement(backend.build(&read)).all(conn).await?));
     }
-    let mut with = WithClause::new();
-    let mut writes = !inserts.is_empty();
-    for (i, insert) in inserts.into_iter().enumerate() {
-        with.cte(CommonTableExpression::new().query(insert).table_name(Alias::new(format!("w{i}"))).to_owned());
+    // Written straight into one buffer (the parameters numbered on across the parts), not
+    // through a WITH statement tree, which sea-query copies whole while building.
+    let pg = PostgresQueryBuilder;
+    let mut sql = SqlWriterValues::new("$", true);
+    let mut ctes = 0;
+    for insert in &inserts {
+        let _ = write!(sql, "{} w{ctes} AS (", if ctes == 0 { "WITH" } else { "," });
+        pg.prepare_insert_statement(insert, &mut sql);
+        sql.write_char(')').ok();
+        ctes += 1;
     }
+    let counted = match update {
+        Some(mut update) => {
+            update.returning(sea_orm::sea_query::Query::returning().expr(sea_orm::sea_query::Expr::val(1)));
+            let _ = write!(sql, "{} u AS (", if ctes == 0 { "WITH" } else { "," });
+            pg.prepare_update_statement(&update, &mut sql);
+            sql.write_char(')').ok();
+            "(SELECT COUNT(*) FROM u)"
+        }
+        None => "0::bigint",
+    };
     // One row carries the count even when the query finds nothing: `(SELECT 1) LEFT JOIN
     // (query)`, its rows marked present.
-    let mut main = Query::select();
-    match update {
-        Some(mut update) => {
-            update.returning(Query::returning().expr(Expr::val(1)));
-            with.cte(CommonTableExpression::new().query(update).table_name(Alias::new("u")).to_owned());
-            writes = true;
-            main.expr_as(Expr::cust("(SELECT COUNT(*) FROM u)"), Alias::new("_updated"));
-        }
-        None => {
-            main.expr_as(Expr::cust("0::bigint"), Alias::new("_updated"));
-        }
-    }
-    let rows = Query::select()
-        .expr_as(Expr::cust("TRUE"), Alias::new("_present"))
-        .column((Alias::new("q"), Asterisk))
-        .from_subquery(read, Alias::new("q"))
-        .take();
-    main.column((Alias::new("r"), Asterisk))
-        .from_subquery(Query::select().expr(Expr::cust("1")).take(), Alias::new("one"))
-        .join_subquery(JoinType::LeftJoin, rows, Alias::new("r"), Expr::cust("TRUE"));
-    let (sql, values) =
-        if writes { main.with(with).build(PostgresQueryBuilder) } else { main.build(PostgresQueryBuilder) };
+    let _ = write!(
+        sql,
+        " SELECT {counted} AS _updated, r.* FROM (SELECT 1) AS one LEFT JOIN (SELECT TRUE AS _present, q.* FROM ("
+    );
+    pg.prepare_select_statement(&read, &mut sql);
+    sql.write_str(") AS q) AS r ON TRUE").ok();
+    let (sql, values) = sql.into_parts();
     let mut updated = 0;
     let mut out = Vec::new();
     for row in conn.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await? {

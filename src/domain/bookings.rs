@@ -18,7 +18,7 @@ use crate::db::begin_write;
 use crate::domain::access::{Action, Actor, authorize};
 use crate::domain::audit::{self, Change};
 use crate::domain::capacity::{self, Party, PoolRef};
-use crate::domain::enums::{Audience, BaseStatus, BookingStatus, PoolUnit, Role, SessionStatus};
+use crate::domain::enums::{Audience, BaseStatus, BookingStatus, Role, SessionStatus};
 use crate::domain::notifications;
 use crate::domain::page::{Cursor, PageRequest, Paged};
 use crate::domain::sessions::{self, local_time};
@@ -152,7 +152,6 @@ struct TargetRow {
     base_name_en: String,
     base_max_group_size: Option<i32>,
     pool_id: Uuid,
-    pool_unit: String,
 }
 
 /// A session as a booking sees it.
@@ -161,27 +160,27 @@ struct Target {
     pools: Vec<PoolRef>,
 }
 
-/// Locks, then reads the session with its base and pools (in id order), in one statement: the
-/// school, so that its own bookings serialise and its limits hold; and the session, shared,
-/// so that its pool set cannot change (attaching, detaching and cancelling take it
-/// exclusively). The session's own fields are read as locked; its pool set may be older when
+/// Locks, then reads the session with its base and pool ids, in one statement: the school, so
+/// that its own bookings serialise and its limits hold; and the session, shared, so that its
+/// pool set cannot change (attaching, detaching and cancelling take it exclusively). The
+/// pools' units come from [`capacity::refs_by_id`] (they never change). The session's own fields are read as locked; its pool set may be older when
 /// the statement had to wait for the lock (a statement reads as of its start), so the writes
 /// read it again ([`guarded_query`]). SQLite's write transactions are serial already.
 async fn lock_and_load(txn: &DatabaseTransaction, school_id: Uuid, session_id: Uuid) -> Result<Target> {
     const SQL: &str = "SELECT s.id, s.base_id, s.starts_at, s.ends_at, s.audiences, s.booking_opens_at, \
         s.booking_closes_at, s.max_group_size, s.status, b.status AS base_status, b.valid_until AS base_valid_until, \
-        b.name_en AS base_name_en, b.max_group_size AS base_max_group_size, p.id AS pool_id, p.unit AS pool_unit \
+        b.name_en AS base_name_en, b.max_group_size AS base_max_group_size, sp.pool_id \
         FROM schools sc CROSS JOIN sessions s JOIN bases b ON b.id = s.base_id \
-        JOIN session_pools sp ON sp.session_id = s.id JOIN capacity_pools p ON p.id = sp.pool_id \
-        WHERE sc.id = $1 AND s.id = $2 ORDER BY p.id";
+        JOIN session_pools sp ON sp.session_id = s.id \
+        WHERE sc.id = $1 AND s.id = $2";
     const LOCKS: &str = " FOR UPDATE OF sc FOR SHARE OF s";
     let backend = txn.get_database_backend();
     let sql = if backend == DbBackend::Postgres { [SQL, LOCKS].concat() } else { SQL.to_string() };
     let values = [school_id.into(), session_id.into()];
     let rows = TargetRow::find_by_statement(Statement::from_sql_and_values(backend, sql, values)).all(txn).await?;
-    let pools = rows.iter().map(|r| PoolRef { id: r.pool_id, unit: PoolUnit::from_db(&r.pool_unit) }).collect();
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.pool_id).collect();
     match rows.into_iter().next() {
-        Some(row) => Ok(Target { row, pools }),
+        Some(row) => Ok(Target { row, pools: capacity::refs_by_id(txn, &ids).await? }),
         None if school::Entity::find_by_id(school_id).one(txn).await?.is_none() => {
             Err(AppError::field("school_id", "no such school"))
         }

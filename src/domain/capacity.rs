@@ -10,7 +10,7 @@ use entity::{booking, capacity_pool, session_pool};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, ExprTrait, FromQueryResult,
-    QueryFilter, QueryOrder, Statement,
+    QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use serde::Serialize;
 use uuid::Uuid;
@@ -62,6 +62,33 @@ pub fn refs(pools: &[capacity_pool::Model]) -> Vec<PoolRef> {
 
 fn unit_of(p: &capacity_pool::Model) -> PoolUnit {
     PoolUnit::from_db(&p.unit)
+}
+
+/// Units of pools read so far. A pool's unit is set when it is created and never changes (and
+/// pools are not deleted), so a unit once read stays right in every process.
+static UNITS: std::sync::LazyLock<moka::sync::Cache<Uuid, PoolUnit>> =
+    std::sync::LazyLock::new(|| moka::sync::Cache::new(100_000));
+
+/// The references of the pools `ids`, in the fixed order every writer takes them (by id);
+/// units not seen before are read in one query. An id that names no pool is left out.
+pub async fn refs_by_id(conn: &impl ConnectionTrait, ids: &[Uuid]) -> Result<Vec<PoolRef>> {
+    let missing: Vec<Uuid> = ids.iter().filter(|id| !UNITS.contains_key(*id)).copied().collect();
+    if !missing.is_empty() {
+        for (id, unit) in capacity_pool::Entity::find()
+            .select_only()
+            .columns([capacity_pool::Column::Id, capacity_pool::Column::Unit])
+            .filter(capacity_pool::Column::Id.is_in(missing))
+            .into_tuple::<(Uuid, String)>()
+            .all(conn)
+            .await?
+        {
+            UNITS.insert(id, PoolUnit::from_db(&unit));
+        }
+    }
+    let mut refs: Vec<PoolRef> =
+        ids.iter().filter_map(|id| UNITS.get(id).map(|unit| PoolRef { id: *id, unit })).collect();
+    refs.sort_by_key(|p| p.id);
+    Ok(refs)
 }
 
 /// Room left in a pool.
