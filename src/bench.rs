@@ -35,6 +35,8 @@ pub struct BenchArgs {
     pub database: Option<String>,
     pub clients: usize,
     pub seconds: u64,
+    /// Connections of kepu's pool, which the raw path uses too (`None`: kepu's default).
+    pub connections: Option<u32>,
 }
 
 const PASSWORD: &str = "bench-password-1";
@@ -463,8 +465,9 @@ pub async fn booking(args: BenchArgs) -> anyhow::Result<()> {
 async fn run(args: &BenchArgs, bench_db: &BenchDb) -> anyhow::Result<()> {
     let backend = if bench_db.url.starts_with("postgres") { "postgres" } else { "sqlite" };
     let mut config = Config::new(bench_db.url.clone());
-    let connections = std::cmp::max(u32::try_from(args.clients).unwrap_or(32), 4);
-    config.db_max_connections = Some(connections);
+    config.db_max_connections = args.connections;
+    // kepu and the raw path share one pool: the same connections, as many as kepu would open.
+    let connections = config.pool_size();
     let db = db::connect(&config.database_url, connections).await?;
     db::migrate(&db).await?;
     let schools_needed = (args.clients * args.seconds as usize * 400).clamp(20_000, 400_000);
@@ -548,6 +551,7 @@ async fn run(args: &BenchArgs, bench_db: &BenchDb) -> anyhow::Result<()> {
                 "scenario": scenario,
                 "database": backend,
                 "clients": args.clients,
+                "connections": connections,
                 "seconds": args.seconds,
                 "bookings_per_s": round2(http.per_s),
                 "raw_db_per_s": round2(raw.per_s),

