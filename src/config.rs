@@ -60,3 +60,19 @@ impl Config {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Config;
+
+    #[test]
+    fn the_pool_follows_the_backend_and_the_cores_unless_set() {
+        assert_eq!(Config::new("sqlite://kepu.db?mode=rwc").pool_size(), 8);
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get) as u32;
+        let pg = Config::new("postgres://kepu@db/kepu").pool_size();
+        assert_eq!(pg, (cores * 4).clamp(4, 32));
+        let mut set = Config::new("postgres://kepu@db/kepu");
+        set.db_max_connections = Some(3);
+        assert_eq!(set.pool_size(), 3);
+    }
+}

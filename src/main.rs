@@ -86,7 +86,7 @@ enum BenchCommand {
         /// a temporary SQLite file.
         #[arg(long)]
         database: Option<String>,
-        /// Concurrent clients (and database connections).
+        /// Concurrent clients (the database connections are kepu's pool: `--db-max-connections`).
         #[arg(long, default_value_t = 32)]
         clients: usize,
         /// Seconds per measurement.
