@@ -163,9 +163,10 @@ struct Target {
 /// Locks, then reads the session with its base and pool ids, in one statement: the school, so
 /// that its own bookings serialise and its limits hold; and the session, shared, so that its
 /// pool set cannot change (attaching, detaching and cancelling take it exclusively). The
-/// pools' units come from [`capacity::refs_by_id`] (they never change). The session's own fields are read as locked; its pool set may be older when
-/// the statement had to wait for the lock (a statement reads as of its start), so the writes
-/// read it again ([`guarded_query`]). SQLite's write transactions are serial already.
+/// pools' units come from [`capacity::refs_by_id`] (they never change). The session's own
+/// fields are read as locked; its pool set may be older when the statement had to wait for the
+/// lock (a statement reads as of its start), so the writes read it again ([`guarded_query`]).
+/// SQLite's write transactions are serial already.
 async fn lock_and_load(txn: &DatabaseTransaction, school_id: Uuid, session_id: Uuid) -> Result<Target> {
     const SQL: &str = "SELECT s.id, s.base_id, s.starts_at, s.ends_at, s.audiences, s.booking_opens_at, \
         s.booking_closes_at, s.max_group_size, s.status, b.status AS base_status, b.valid_until AS base_valid_until, \
