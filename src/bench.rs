@@ -454,6 +454,16 @@ async fn outcome(res: reqwest::Result<reqwest::Response>, expected: u16) -> Resu
     }
 }
 
+/// Prints one result line. A closed stdout (`| head -1`) is an error the caller sees, not a
+/// panic that would skip dropping the benchmark's database.
+fn emit(result: &serde_json::Value) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{result}")?;
+    out.flush()?;
+    Ok(())
+}
+
 /// Runs the booking benchmark and prints one JSON object per scenario.
 pub async fn booking(args: BenchArgs) -> anyhow::Result<()> {
     let bench_db = fresh_db(args.database.as_deref()).await?;
@@ -545,9 +555,7 @@ async fn run(args: &BenchArgs, bench_db: &BenchDb) -> anyhow::Result<()> {
             .all(&db)
             .await?
             .len() as u64;
-        println!(
-            "{}",
-            json!({
+        emit(&json!({
                 "scenario": scenario,
                 "database": backend,
                 "clients": args.clients,
@@ -560,8 +568,7 @@ async fn run(args: &BenchArgs, bench_db: &BenchDb) -> anyhow::Result<()> {
                 "p99_ms": round2(http.p99_ms),
                 "http_errors": http.errors,
                 "overbooked": over + violations as u64,
-            })
-        );
+        }))?;
     }
 
     let search = {
@@ -579,9 +586,7 @@ async fn run(args: &BenchArgs, bench_db: &BenchDb) -> anyhow::Result<()> {
         })
         .await
     };
-    println!(
-        "{}",
-        json!({
+    emit(&json!({
             "scenario": "search_near",
             "database": backend,
             "clients": args.clients,
@@ -590,8 +595,7 @@ async fn run(args: &BenchArgs, bench_db: &BenchDb) -> anyhow::Result<()> {
             "p50_ms": round2(search.p50_ms),
             "p99_ms": round2(search.p99_ms),
             "http_errors": search.errors,
-        })
-    );
+    }))?;
     db.close().await.ok();
     Ok(())
 }
