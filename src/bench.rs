@@ -556,18 +556,18 @@ async fn run(args: &BenchArgs, bench_db: &BenchDb) -> anyhow::Result<()> {
             .await?
             .len() as u64;
         emit(&json!({
-                "scenario": scenario,
-                "database": backend,
-                "clients": args.clients,
-                "connections": connections,
-                "seconds": args.seconds,
-                "bookings_per_s": round2(http.per_s),
-                "raw_db_per_s": round2(raw.per_s),
-                "ratio": round2(if raw.per_s > 0.0 { http.per_s / raw.per_s } else { 0.0 }),
-                "p50_ms": round2(http.p50_ms),
-                "p99_ms": round2(http.p99_ms),
-                "http_errors": http.errors,
-                "overbooked": over + violations as u64,
+            "scenario": scenario,
+            "database": backend,
+            "clients": args.clients,
+            "connections": connections,
+            "seconds": args.seconds,
+            "bookings_per_s": round2(http.per_s),
+            "raw_db_per_s": round2(raw.per_s),
+            "ratio": round2(if raw.per_s > 0.0 { http.per_s / raw.per_s } else { 0.0 }),
+            "p50_ms": round2(http.p50_ms),
+            "p99_ms": round2(http.p99_ms),
+            "http_errors": http.errors,
+            "overbooked": over + violations as u64,
         }))?;
     }
 
@@ -587,14 +587,14 @@ async fn run(args: &BenchArgs, bench_db: &BenchDb) -> anyhow::Result<()> {
         .await
     };
     emit(&json!({
-            "scenario": "search_near",
-            "database": backend,
-            "clients": args.clients,
-            "seconds": args.seconds.div_ceil(2),
-            "requests_per_s": round2(search.per_s),
-            "p50_ms": round2(search.p50_ms),
-            "p99_ms": round2(search.p99_ms),
-            "http_errors": search.errors,
+        "scenario": "search_near",
+        "database": backend,
+        "clients": args.clients,
+        "seconds": args.seconds.div_ceil(2),
+        "requests_per_s": round2(search.per_s),
+        "p50_ms": round2(search.p50_ms),
+        "p99_ms": round2(search.p99_ms),
+        "http_errors": search.errors,
     }))?;
     db.close().await.ok();
     Ok(())
