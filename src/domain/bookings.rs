@@ -361,7 +361,9 @@ pub async fn create(
         return Ok(replay);
     }
     check_request(&req)?;
-    match attempt_fresh(db, actor, &req, idem.as_ref(), &render, BookingStatus::Confirmed, now).await? {
+    let (r, key, show) = (&req, idem.as_ref(), &render);
+    let fresh = move |status| attempt_fresh(move || attempt(db, actor, r, key, show, status, now));
+    match fresh(BookingStatus::Confirmed).await? {
         Attempt::Done(created) => Ok(created),
         Attempt::Full { free } if !req.waitlist => Err(AppError::conflict_rule(
             "capacity-exhausted",
@@ -370,12 +372,10 @@ pub async fn create(
                 req.students + req.teachers
             ),
         )),
-        Attempt::Full { .. } => {
-            match attempt_fresh(db, actor, &req, idem.as_ref(), &render, BookingStatus::Waitlisted, now).await? {
-                Attempt::Done(created) => Ok(created),
-                Attempt::Full { .. } => Err(AppError::Internal(anyhow::anyhow!("a waiting booking takes no places"))),
-            }
-        }
+        Attempt::Full { .. } => match fresh(BookingStatus::Waitlisted).await? {
+            Attempt::Done(created) => Ok(created),
+            Attempt::Full { .. } => Err(AppError::Internal(anyhow::anyhow!("a waiting booking takes no places"))),
+        },
     }
 }
 
@@ -384,19 +384,13 @@ enum Attempt {
     Full { free: i32 },
 }
 
-/// [`attempt`], again when the session's pools changed under it (an operator attached or
-/// detached one at that moment); the next attempt finds the lock free and the set current.
-async fn attempt_fresh(
-    db: &DatabaseConnection,
-    actor: &Actor,
-    req: &BookingRequest,
-    idem: Option<&Idempotency>,
-    render: &impl Fn(&BookingRecord) -> (u16, serde_json::Value),
-    status: BookingStatus,
-    now: DateTime<Utc>,
+/// Runs an [`attempt`], again when the session's pools changed under it (an operator attached
+/// or detached one at that moment); the next attempt finds the lock free and the set current.
+async fn attempt_fresh<F: std::future::Future<Output = Result<Option<Attempt>>>>(
+    attempt: impl Fn() -> F,
 ) -> Result<Attempt> {
     for _ in 0..3 {
-        if let Some(done) = attempt(db, actor, req, idem, render, status, now).await? {
+        if let Some(done) = attempt().await? {
             return Ok(done);
         }
     }

@@ -114,7 +114,7 @@ pub async fn put(
         .await?
         .ok_or_else(|| AppError::Internal(anyhow::anyhow!("{day} vanished while being marked")))?;
     let change = match &before {
-        Some(b) => Change::updated("calendar.update", "public_holiday", day, b, &after),
+        Some(b) => Change::updated("public_holiday.update", "public_holiday", day, b, &after),
         None => Change::created("public_holiday", day, &after),
     };
     audit::record(&txn, Some(actor), now, change).await?;

@@ -19,7 +19,6 @@ use crate::domain::accreditation::{
 };
 use crate::domain::enums::{AccreditationStatus, ObjectionStatus, Subcategory};
 use crate::domain::page::PageRequest;
-
 use crate::error::{Problem, Result};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser, ClientIp, IfMatch};
 use crate::http::{Page, with_etag};
