@@ -9,6 +9,9 @@ pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 #[derive(Debug, Clone)]
 pub struct Config {
     pub database_url: String,
+    /// A read-only replica of the database (a PostgreSQL streaming replica) for searches and
+    /// public lists; `None`: the primary serves them.
+    pub database_read_url: Option<String>,
     /// Lifetime of a bearer token.
     pub token_ttl: Duration,
     /// Failed log-ins are counted over this window.
@@ -33,6 +36,7 @@ impl Config {
     pub fn new(database_url: impl Into<String>) -> Self {
         Self {
             database_url: database_url.into(),
+            database_read_url: None,
             token_ttl: Duration::from_secs(12 * 3600),
             login_window: Duration::from_secs(15 * 60),
             login_max_per_user: 5,

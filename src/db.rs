@@ -110,3 +110,76 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<sea_orm::DatabaseTra
     })
     .await
 }
+
+/// Begins a read-only transaction whose statements all see one snapshot, so that a list's
+/// page and what is read beside it (pools, tags) agree. On PostgreSQL `REPEATABLE READ READ
+/// ONLY` (which a streaming replica serves too); SQLite's deferred read transaction is a
+/// snapshot already.
+pub async fn begin_read(db: &DatabaseConnection) -> Result<sea_orm::DatabaseTransaction, DbErr> {
+    use sea_orm::{AccessMode, DbBackend, IsolationLevel, TransactionTrait};
+    match db.get_database_backend() {
+        DbBackend::Postgres => {
+            db.begin_with_config(Some(IsolationLevel::RepeatableRead), Some(AccessMode::ReadOnly)).await
+        }
+        _ => db.begin().await,
+    }
+}
+
+/// A hand-written statement and its parameters, numbered `$1`, `$2`, … as both PostgreSQL and
+/// SQLite read them, into which sea-query expressions (the domain's conditions) are rendered
+/// with the backend's own builder. For the few queries that sea-query cannot say plainly
+/// (unions of ordered, limited subqueries; correlated aggregates used as filters).
+#[derive(Debug)]
+pub struct RawSql {
+    backend: sea_orm::DbBackend,
+    sql: sea_orm::sea_query::SqlWriterValues,
+}
+
+impl RawSql {
+    pub fn new(backend: sea_orm::DbBackend) -> Self {
+        Self { backend, sql: sea_orm::sea_query::SqlWriterValues::new("$", true) }
+    }
+
+    /// Appends SQL text.
+    pub fn push(&mut self, text: &str) -> &mut Self {
+        use std::fmt::Write;
+        let _ = self.sql.write_str(text);
+        self
+    }
+
+    /// Appends a parameter's placeholder.
+    pub fn bind(&mut self, value: impl Into<sea_orm::Value>) -> &mut Self {
+        use sea_orm::sea_query::{PostgresQueryBuilder, SqlWriter};
+        self.sql.push_param(value.into(), &PostgresQueryBuilder);
+        self
+    }
+
+    /// Appends an expression or condition, written by the backend's query builder.
+    pub fn expr(&mut self, e: impl Into<sea_orm::sea_query::Expr>) -> &mut Self {
+        use sea_orm::sea_query::{PostgresQueryBuilder, QueryBuilder, SqliteQueryBuilder};
+        let e = e.into();
+        match self.backend {
+            sea_orm::DbBackend::Postgres => PostgresQueryBuilder.prepare_expr(&e, &mut self.sql),
+            _ => SqliteQueryBuilder.prepare_expr(&e, &mut self.sql),
+        }
+        self
+    }
+
+    /// `col IN (ids)` with the ids as one text parameter, however many there are: a PostgreSQL
+    /// array literal, or a JSON array of hex strings on SQLite (which stores UUIDs as blobs).
+    pub fn in_ids(&mut self, col: &str, ids: &[uuid::Uuid]) -> &mut Self {
+        if self.backend == sea_orm::DbBackend::Postgres {
+            let list: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+            self.push(col).push(" = ANY(CAST(").bind(format!("{{{}}}", list.join(","))).push(" AS uuid[]))")
+        } else {
+            let list: Vec<String> = ids.iter().map(|id| id.simple().to_string()).collect();
+            let json = serde_json::to_string(&list).unwrap_or_default();
+            self.push(col).push(" IN (SELECT unhex(value) FROM json_each(").bind(json).push("))")
+        }
+    }
+
+    pub fn statement(self) -> sea_orm::Statement {
+        let (sql, values) = self.sql.into_parts();
+        sea_orm::Statement::from_sql_and_values(self.backend, sql, values)
+    }
+}

@@ -21,6 +21,10 @@ struct Cli {
     /// Database URL: sqlite://FILE?mode=rwc (default) or postgres://…
     #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
     database_url: String,
+    /// A read-only replica (PostgreSQL streaming replica) for searches and public lists;
+    /// writes, and the reads that decide them, always go to DATABASE_URL.
+    #[arg(long, env = "DATABASE_READ_URL", global = true)]
+    database_read_url: Option<String>,
     /// Connections in the database pool (default: 8 for SQLite; for PostgreSQL 4 per CPU core,
     /// 4 to 32).
     #[arg(long, env = "KEPU_DB_MAX_CONNECTIONS", global = true)]
@@ -112,6 +116,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     telemetry::init_tracing();
     let mut config = Config::new(cli.database_url);
+    config.database_read_url = cli.database_read_url.filter(|u| !u.is_empty());
     config.db_max_connections = cli.db_max_connections;
     config.token_ttl = std::time::Duration::from_secs(cli.token_ttl_hours.max(1) * 3600);
     config.auth_cache = std::time::Duration::from_secs(cli.auth_cache_seconds);

@@ -78,7 +78,15 @@ pub fn app(state: AppState) -> Router {
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let db = db::connect(&config.database_url, config.pool_size()).await?;
     db::migrate(&db).await?;
-    Ok(AppState::new(db, config, Arc::new(SystemClock)))
+    let read_db = match &config.database_read_url {
+        Some(url) => Some(db::connect(url, config.pool_size()).await?),
+        None => None,
+    };
+    let state = AppState::new(db, config, Arc::new(SystemClock));
+    Ok(match read_db {
+        Some(read_db) => state.with_read_db(read_db),
+        None => state,
+    })
 }
 
 /// Serves until `shutdown` resolves, then finishes in-flight requests.

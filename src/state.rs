@@ -44,7 +44,11 @@ impl Clock for OffsetClock {
 
 #[derive(Clone)]
 pub struct AppState {
+    /// The primary: every write, and every read that decides one.
     pub db: DatabaseConnection,
+    /// Where searches and public lists read: a streaming replica when `DATABASE_READ_URL` is
+    /// set, else the primary. Never trusted for a write's decision (free places, rules).
+    pub read_db: DatabaseConnection,
     pub config: Arc<Config>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Option<PrometheusHandle>,
@@ -55,7 +59,14 @@ impl AppState {
     /// The state of one kepu process: its pool, settings and clock, with an empty token cache.
     pub fn new(db: DatabaseConnection, config: Config, clock: Arc<dyn Clock>) -> Self {
         let tokens = Arc::new(TokenCache::new(config.auth_cache));
-        Self { db, config: Arc::new(config), clock, metrics: crate::telemetry::metrics_handle(), tokens }
+        let read_db = db.clone();
+        Self { db, read_db, config: Arc::new(config), clock, metrics: crate::telemetry::metrics_handle(), tokens }
+    }
+
+    /// Searches and public lists read from `read_db` (a replica) instead of the primary.
+    pub fn with_read_db(mut self, read_db: DatabaseConnection) -> Self {
+        self.read_db = read_db;
+        self
     }
 
     pub fn now(&self) -> DateTime<Utc> {

@@ -9,6 +9,7 @@ mod m20261129_000003_bookings;
 mod m20261129_000004_standing;
 mod m20261129_000005_review_comments;
 mod m20261129_000006_public_holidays;
+mod m20261129_000007_search_indexes;
 
 /// The Guangzhou district reference data (GB/T 2260 codes, names, seat points, city bbox).
 pub const DISTRICTS_JSON: &str = include_str!("../data/guangzhou-districts.json");
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000004_standing::Migration),
             Box::new(m20261129_000005_review_comments::Migration),
             Box::new(m20261129_000006_public_holidays::Migration),
+            Box::new(m20261129_000007_search_indexes::Migration),
         ]
     }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Datelike, Duration, Utc};
 use entity::{accreditation, accreditation_standard, base, certificate_counter, objection, review, user};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, Order};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
     ExprTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -19,7 +19,7 @@ use crate::db::begin_write;
 use crate::domain::access::{Action, Actor, authorize};
 use crate::domain::audit::{self, Change};
 use crate::domain::enums::{AccreditationStatus, BaseStatus, ObjectionStatus, Role, Subcategory};
-use crate::domain::page::{Cursor, PageRequest, Paged};
+use crate::domain::page::{self, Cursor, PageRequest, Paged};
 use crate::domain::sessions::city_offset;
 use crate::domain::validate::{Validator, required_text};
 use crate::domain::{Precondition, bases, holidays, write_if_version};
@@ -174,14 +174,16 @@ pub struct NewStandard {
     pub validity_years: i32,
 }
 
-pub async fn standards(conn: &impl ConnectionTrait) -> Result<Vec<Standard>> {
-    Ok(accreditation_standard::Entity::find()
-        .order_by_asc(accreditation_standard::Column::EffectiveFrom)
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(Standard::of)
-        .collect())
+/// Every version, oldest first (by when it takes effect, then id).
+pub async fn standards(conn: &impl ConnectionTrait, page: PageRequest) -> Result<Paged<Standard>> {
+    use accreditation_standard::Column as C;
+    let mut q = accreditation_standard::Entity::find();
+    if let Some(after) = page.after {
+        let at = after.at.unwrap_or(DateTime::<Utc>::MIN_UTC);
+        q = q.filter(page::after(C::EffectiveFrom, at, C::Id, after.id, Order::Asc));
+    }
+    let rows = q.order_by_asc(C::EffectiveFrom).order_by_asc(C::Id).limit(page.limit + 1).all(conn).await?;
+    Ok(Paged::from_overfetch(rows, page.limit, |s| Cursor::at(s.effective_from, s.id)).map(Standard::of))
 }
 
 /// The standard in force at `now`: the latest that has taken effect.
@@ -372,7 +374,7 @@ pub async fn list(
         .limit(page.limit + 1)
         .all(db)
         .await?;
-    let paged = Paged::from_overfetch(rows, page.limit, |a| Cursor { id: a.id, distance_km: None, at: None });
+    let paged = Paged::from_overfetch(rows, page.limit, |a| Cursor::id(a.id));
     let mut items = Vec::with_capacity(paged.items.len());
     for a in paged.items {
         items.push(get_record(db, a.id).await?);

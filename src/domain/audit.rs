@@ -117,5 +117,5 @@ pub async fn list(
         q = q.filter(audit_log::Column::Id.lt(after.id));
     }
     let rows = q.order_by_desc(audit_log::Column::Id).limit(page.limit + 1).all(conn).await?;
-    Ok(Paged::from_overfetch(rows, page.limit, |r| Cursor { id: r.id, distance_km: None, at: None }))
+    Ok(Paged::from_overfetch(rows, page.limit, |r| Cursor::id(r.id)))
 }

@@ -8,17 +8,18 @@ use entity::{base, base_audience, base_theme};
 use sea_orm::sea_query::{Expr, Func, LikeExpr, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, ExprTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    QueryOrder, QuerySelect,
 };
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::db::begin_write;
+use crate::db::{begin_read, begin_write};
 use crate::domain::access::{Action, Actor, authorize};
 use crate::domain::audit::{self, Change};
 use crate::domain::enums::{Audience, BaseStatus, Category, Subcategory};
 use crate::domain::geo::LatLon;
-use crate::domain::page::{Cursor, PageRequest, Paged, page_by_distance};
+use crate::domain::nearest;
+use crate::domain::page::{Cursor, PageRequest, Paged};
 use crate::domain::{Precondition, districts, like_escape, write_if_version};
 use crate::error::{AppError, Result};
 
@@ -93,8 +94,13 @@ impl BookingRules {
 /// The status a base has at `now`: an accredited base whose certificate has lapsed is
 /// `expired`, even before the sweep records it, so that it is never shown as accredited.
 pub fn effective_status(b: &base::Model, now: DateTime<Utc>) -> BaseStatus {
-    let stored = BaseStatus::from_db(&b.status);
-    match (stored, b.valid_until) {
+    status_at(&b.status, b.valid_until, now)
+}
+
+/// The status at `now` of a base stored with `status` and a certificate valid until
+/// `valid_until` (the rule of [`effective_status`], and of [`status_condition`] in SQL).
+pub fn status_at(status: &str, valid_until: Option<DateTime<Utc>>, now: DateTime<Utc>) -> BaseStatus {
+    match (BaseStatus::from_db(status), valid_until) {
         (BaseStatus::Accredited, Some(until)) if until <= now => BaseStatus::Expired,
         (s, _) => s,
     }
@@ -346,7 +352,8 @@ pub struct BaseHit {
 }
 
 /// Searches bases. With `near` the result is sorted by great-circle distance (then id) and
-/// cut at `radius_km`; otherwise by id (creation order).
+/// cut at `radius_km`, walking outwards in rings ([`nearest::page`]); otherwise by id
+/// (creation order). Filters, order and page are the database's.
 pub async fn search(
     db: &DatabaseConnection,
     query: &BaseQuery,
@@ -397,26 +404,19 @@ pub async fn search(
     }
 
     // A read-only snapshot, so that the page and its tags agree.
-    let txn = db.begin().await?;
+    let txn = begin_read(db).await?;
     let result = match query.near {
         Some(center) => {
-            if let Some(r) = query.radius_km {
-                let b = center.enclosing_box(r);
-                cond = cond
-                    .add(base::Column::Lat.between(b.min_lat, b.max_lat))
-                    .add(base::Column::Lon.between(b.min_lon, b.max_lon));
-            }
-            let rows = base::Entity::find().filter(cond).all(&txn).await?;
-            let paged =
-                page_by_distance(rows, center, query.radius_km, |b| (LatLon { lat: b.lat, lon: b.lon }, b.id), page);
-            let (bases, dists): (Vec<base::Model>, Vec<f64>) = paged.items.into_iter().unzip();
-            let hits = with_tags(&txn, bases)
-                .await?
+            let cols = [base::Column::Id, base::Column::Lat, base::Column::Lon];
+            let near = nearest::page::<base::Entity>(&txn, cond, cols, center, query.radius_km, page).await?;
+            let ids: Vec<Uuid> = near.items.iter().map(|n| n.id).collect();
+            let rows = base::Entity::find().filter(base::Column::Id.is_in(ids)).all(&txn).await?;
+            let records = with_tags(&txn, rows).await?;
+            let hits = nearest::in_order(&near.items, records, |r| r.base.id)
                 .into_iter()
-                .zip(dists)
                 .map(|(record, d)| BaseHit { record, distance_km: Some(d) })
                 .collect();
-            Paged { items: hits, next: paged.next }
+            Paged { items: hits, next: near.next }
         }
         None => {
             if let Some(after) = page.after {
@@ -430,11 +430,7 @@ pub async fn search(
                 .await?;
             let hits =
                 with_tags(&txn, rows).await?.into_iter().map(|record| BaseHit { record, distance_km: None }).collect();
-            Paged::from_overfetch(hits, page.limit, |h: &BaseHit| Cursor {
-                id: h.record.base.id,
-                distance_km: None,
-                at: None,
-            })
+            Paged::from_overfetch(hits, page.limit, |h: &BaseHit| Cursor::id(h.record.base.id))
         }
     };
     txn.commit().await?;

@@ -630,7 +630,7 @@ pub async fn list(
     }
     let rows =
         booking::Entity::find().filter(cond).order_by_asc(booking::Column::Id).limit(page.limit + 1).all(db).await?;
-    let paged = Paged::from_overfetch(rows, page.limit, |b| Cursor { id: b.id, distance_km: None, at: None });
+    let paged = Paged::from_overfetch(rows, page.limit, |b| Cursor::id(b.id));
     let mut items = Vec::with_capacity(paged.items.len());
     for b in paged.items {
         let waiting = BookingStatus::from_db(&b.status) == BookingStatus::Waitlisted;

@@ -105,6 +105,19 @@ pub fn free_places(pools: &[capacity_pool::Model]) -> i32 {
     pools.iter().filter(|p| unit_of(p) == PoolUnit::Visitors).map(room).min().unwrap_or(0)
 }
 
+/// [`free_places`] in SQL: the free places of the session whose id is the SQL expression
+/// `session_id`, from every pool it draws on (a correlated subquery over the
+/// `session_pools` primary key).
+pub fn free_places_sql(session_id: &str) -> String {
+    let (groups, visitors) = (PoolUnit::Groups.as_str(), PoolUnit::Visitors.as_str());
+    format!(
+        "(SELECT CASE WHEN MAX(CASE WHEN p.unit = '{groups}' AND p.used >= p.capacity THEN 1 ELSE 0 END) = 1 THEN 0 \
+         ELSE COALESCE(MIN(CASE WHEN p.unit = '{visitors}' THEN \
+         (CASE WHEN p.capacity > p.used THEN p.capacity - p.used ELSE 0 END) END), 0) END \
+         FROM session_pools sp JOIN capacity_pools p ON p.id = sp.pool_id WHERE sp.session_id = {session_id})"
+    )
+}
+
 /// The pools a session draws on, in the fixed order every writer takes them (by id).
 pub async fn pools_of_session(conn: &impl ConnectionTrait, session_id: Uuid) -> Result<Vec<capacity_pool::Model>> {
     Ok(capacity_pool::Entity::find()

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Datelike, Duration, Months, TimeZone, Utc};
 use entity::{base, booking, evaluation, evaluation_cycle, exhibit, review, session, sign};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, Order};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
     ExprTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -22,7 +22,7 @@ use crate::domain::audit::{self, Change};
 use crate::domain::enums::{
     BaseStatus, BookingStatus, EvaluationKind, EvaluationStatus, Grade, Role, SessionStatus, SignStatus,
 };
-use crate::domain::page::{Cursor, PageRequest, Paged};
+use crate::domain::page::{self, Cursor, PageRequest, Paged};
 use crate::domain::sessions::city_offset;
 use crate::domain::validate::Validator;
 use crate::domain::{bases, sessions, write_if_version};
@@ -309,14 +309,17 @@ pub async fn get_cycle(conn: &impl ConnectionTrait, id: Uuid) -> Result<Cycle> {
         .ok_or_else(|| AppError::not_found(format!("no evaluation cycle with id {id}")))
 }
 
-pub async fn cycles(conn: &impl ConnectionTrait) -> Result<Vec<Cycle>> {
-    Ok(evaluation_cycle::Entity::find()
-        .order_by_desc(evaluation_cycle::Column::Year)
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(Cycle::of)
-        .collect())
+/// Every cycle, newest year first.
+pub async fn cycles(conn: &impl ConnectionTrait, page: PageRequest) -> Result<Paged<Cycle>> {
+    use evaluation_cycle::Column as C;
+    let mut q = evaluation_cycle::Entity::find();
+    if let Some(after) = page.after {
+        let year = i32::try_from(after.num.unwrap_or(i64::from(i32::MAX))).unwrap_or(i32::MAX);
+        q = q.filter(page::after(C::Year, year, C::Id, after.id, Order::Desc));
+    }
+    let rows = q.order_by_desc(C::Year).order_by_desc(C::Id).limit(page.limit + 1).all(conn).await?;
+    Ok(Paged::from_overfetch(rows, page.limit, |c| Cursor { num: Some(i64::from(c.year)), ..Cursor::id(c.id) })
+        .map(Cycle::of))
 }
 
 /// Opens a cycle (admin): one annual evaluation for every base accredited at `now`.
@@ -485,7 +488,7 @@ pub async fn list(
         .limit(page.limit + 1)
         .all(db)
         .await?;
-    Ok(Paged::from_overfetch(rows, page.limit, |e| Cursor { id: e.id, distance_km: None, at: None }))
+    Ok(Paged::from_overfetch(rows, page.limit, |e| Cursor::id(e.id)))
 }
 
 /// Published results of a base: finalised evaluations, newest first. Public for accredited
@@ -494,8 +497,9 @@ pub async fn results(
     db: &DatabaseConnection,
     actor: Option<&Actor>,
     base_id: Uuid,
+    page: PageRequest,
     now: DateTime<Utc>,
-) -> Result<Vec<evaluation::Model>> {
+) -> Result<Paged<evaluation::Model>> {
     let b = bases::ensure_exists(db, base_id).await?;
     let public = matches!(bases::effective_status(&b, now), BaseStatus::Accredited | BaseStatus::Rectification);
     let privileged = actor.is_some_and(|a| a.is_admin() || a.operates(base_id));
@@ -505,12 +509,22 @@ pub async fn results(
             Some(a) => AppError::forbidden(format!("a {} account cannot read this base's results", a.role)),
         });
     }
-    Ok(evaluation::Entity::find()
+    let mut q = evaluation::Entity::find()
         .filter(evaluation::Column::BaseId.eq(base_id))
-        .filter(evaluation::Column::Status.eq(EvaluationStatus::Finalized.as_str()))
+        .filter(evaluation::Column::Status.eq(EvaluationStatus::Finalized.as_str()));
+    if let Some(after) = page.after {
+        let at = after.at.unwrap_or(DateTime::<Utc>::MAX_UTC);
+        q = q.filter(page::after(evaluation::Column::FinalizedAt, at, evaluation::Column::Id, after.id, Order::Desc));
+    }
+    let rows = q
         .order_by_desc(evaluation::Column::FinalizedAt)
+        .order_by_desc(evaluation::Column::Id)
+        .limit(page.limit + 1)
         .all(db)
-        .await?)
+        .await?;
+    Ok(Paged::from_overfetch(rows, page.limit, |e| {
+        Cursor::at(e.finalized_at.unwrap_or(DateTime::<Utc>::MIN_UTC), e.id)
+    }))
 }
 
 fn ensure_open(r: &EvaluationRecord) -> Result<()> {

@@ -86,7 +86,7 @@ pub async fn list(db: &DatabaseConnection, base_id: Uuid, page: PageRequest) -> 
         q = q.filter(exhibit::Column::Id.gt(after.id));
     }
     let rows = q.order_by_asc(exhibit::Column::Id).limit(page.limit + 1).all(db).await?;
-    Ok(Paged::from_overfetch(rows, page.limit, |e| Cursor { id: e.id, distance_km: None, at: None }))
+    Ok(Paged::from_overfetch(rows, page.limit, |e| Cursor::id(e.id)))
 }
 
 pub async fn create(

@@ -39,7 +39,7 @@ pub static CITY_BBOX: LazyLock<BoundingBox> = LazyLock::new(|| {
 });
 
 /// A WGS84 point.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"lat": 23.1291, "lon": 113.2644}))]
 pub struct LatLon {
     /// Latitude in degrees (WGS84), inside the city's bounding box.

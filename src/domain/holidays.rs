@@ -3,11 +3,15 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc, Weekday};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Utc, Weekday};
 use entity::public_holiday;
 use sea_orm::sea_query::OnConflict;
+use uuid::Uuid;
+
+use crate::domain::page::{Cursor, PageRequest, Paged};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 
 use crate::db::begin_write;
@@ -62,8 +66,9 @@ pub async fn calendar_from(conn: &impl ConnectionTrait, from: DateTime<Utc>) -> 
 pub async fn list(
     conn: &impl ConnectionTrait,
     year: Option<i32>,
+    page: PageRequest,
     now: DateTime<Utc>,
-) -> Result<Vec<public_holiday::Model>> {
+) -> Result<Paged<public_holiday::Model>> {
     let year = year.unwrap_or_else(|| now.with_timezone(&city_offset()).year());
     let mut v = Validator::new();
     v.year("year", year);
@@ -72,12 +77,19 @@ pub async fn list(
     else {
         return Err(AppError::field("year", "not a calendar year"));
     };
-    Ok(public_holiday::Entity::find()
+    // Days are unique: the cursor carries the last day as its midnight (UTC).
+    let first = match page.after.and_then(|c| c.at) {
+        Some(at) => first.max(at.date_naive().succ_opt().unwrap_or(next)),
+        None => first,
+    };
+    let rows = public_holiday::Entity::find()
         .filter(public_holiday::Column::Day.gte(first))
         .filter(public_holiday::Column::Day.lt(next))
         .order_by_asc(public_holiday::Column::Day)
+        .limit(page.limit + 1)
         .all(conn)
-        .await?)
+        .await?;
+    Ok(Paged::from_overfetch(rows, page.limit, |d| Cursor::at(d.day.and_time(NaiveTime::MIN).and_utc(), Uuid::nil())))
 }
 
 /// Marks a day as a holiday (`working: false`) or a make-up working day (`working: true`),

@@ -14,6 +14,7 @@ pub mod evaluation;
 pub mod exhibits;
 pub mod geo;
 pub mod holidays;
+pub mod nearest;
 pub mod notifications;
 pub mod page;
 pub mod schools;

@@ -58,5 +58,5 @@ pub async fn list(
         q = q.filter(notification::Column::Id.gt(after.id));
     }
     let rows = q.order_by_asc(notification::Column::Id).limit(page.limit + 1).all(conn).await?;
-    Ok(Paged::from_overfetch(rows, page.limit, |n| Cursor { id: n.id, distance_km: None, at: None }))
+    Ok(Paged::from_overfetch(rows, page.limit, |n| Cursor::id(n.id)))
 }

@@ -2,10 +2,11 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sea_orm::sea_query::{Expr, ExprTrait, Order};
+use sea_orm::{ColumnTrait, Value};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::domain::geo::LatLon;
 use crate::error::AppError;
 
 pub const DEFAULT_LIMIT: u64 = 50;
@@ -21,6 +22,33 @@ pub struct Cursor {
     /// The last item's time, for lists ordered by time.
     #[serde(rename = "t", default, skip_serializing_if = "Option::is_none")]
     pub at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The last item's number, for lists ordered by a number (a year).
+    #[serde(rename = "n", default, skip_serializing_if = "Option::is_none")]
+    pub num: Option<i64>,
+}
+
+impl Cursor {
+    /// The cursor of a list ordered by id alone.
+    pub fn id(id: Uuid) -> Self {
+        Self { id, distance_km: None, at: None, num: None }
+    }
+
+    /// The cursor of a list ordered by a time, then id.
+    pub fn at(at: chrono::DateTime<chrono::Utc>, id: Uuid) -> Self {
+        Self { id, distance_km: None, at: Some(at), num: None }
+    }
+}
+
+/// The keyset condition of a list ordered by (`key`, `id`), ascending or descending: the rows
+/// after the cursor's `(key_value, cursor_id)`. With an index on (`key`, `id`) the next page
+/// starts where the last ended, however deep the page.
+pub fn after<C: ColumnTrait>(key: C, key_value: impl Into<Value>, id: C, cursor_id: Uuid, order: Order) -> Expr {
+    let row = Expr::tuple([Expr::col(key.as_column_ref()), Expr::col(id.as_column_ref())]);
+    let cursor = Expr::tuple([Expr::val(key_value), Expr::val(cursor_id)]);
+    match order {
+        Order::Desc => row.lt(cursor),
+        _ => row.gt(cursor),
+    }
 }
 
 impl Cursor {
@@ -74,41 +102,18 @@ impl<T> Paged<T> {
     }
 }
 
-/// Sorts rows by distance from `center` (ties by id), drops those beyond `radius_km`, and cuts
-/// the page after the cursor. Used by every `near=` search.
-pub fn page_by_distance<T>(
-    rows: Vec<T>,
-    center: LatLon,
-    radius_km: Option<f64>,
-    locate: impl Fn(&T) -> (LatLon, Uuid),
-    page: PageRequest,
-) -> Paged<(T, f64)> {
-    let mut hits: Vec<(T, f64, Uuid)> = rows
-        .into_iter()
-        .map(|row| {
-            let (at, id) = locate(&row);
-            let d = center.distance_km(at);
-            (row, d, id)
-        })
-        .filter(|(_, d, _)| radius_km.is_none_or(|r| *d <= r))
-        .collect();
-    hits.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.2.cmp(&b.2)));
-    if let Some(after) = page.after {
-        let ad = after.distance_km.unwrap_or(f64::NEG_INFINITY);
-        hits.retain(|(_, d, id)| d.total_cmp(&ad).then(id.cmp(&after.id)).is_gt());
-    }
-    let rows = hits.into_iter().map(|(row, d, id)| ((row, d), id)).collect();
-    Paged::from_overfetch(rows, page.limit, |((_, d), id)| Cursor { id: *id, distance_km: Some(*d), at: None })
-        .map(|(hit, _)| hit)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn cursor_round_trips_exactly() {
-        let c = Cursor { id: Uuid::now_v7(), distance_km: Some(1.234_567_890_123), at: Some(chrono::Utc::now()) };
+        let c = Cursor {
+            id: Uuid::now_v7(),
+            distance_km: Some(1.234_567_890_123),
+            at: Some(chrono::Utc::now()),
+            num: Some(2026),
+        };
         assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
     }
 

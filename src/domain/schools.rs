@@ -13,7 +13,8 @@ use crate::domain::access::{Action, Actor, authorize};
 use crate::domain::audit::{self, Change};
 use crate::domain::enums::SchoolKind;
 use crate::domain::geo::LatLon;
-use crate::domain::page::{Cursor, PageRequest, Paged, page_by_distance};
+use crate::domain::nearest;
+use crate::domain::page::{Cursor, PageRequest, Paged};
 use crate::domain::{Precondition, districts, like_escape, write_if_version};
 use crate::error::{AppError, Result};
 
@@ -141,16 +142,12 @@ pub async fn search(
     }
     match query.near {
         Some(center) => {
-            if let Some(r) = query.radius_km {
-                let b = center.enclosing_box(r);
-                cond = cond
-                    .add(school::Column::Lat.between(b.min_lat, b.max_lat))
-                    .add(school::Column::Lon.between(b.min_lon, b.max_lon));
-            }
-            let rows = school::Entity::find().filter(cond).all(db).await?;
-            let paged =
-                page_by_distance(rows, center, query.radius_km, |s| (LatLon { lat: s.lat, lon: s.lon }, s.id), page);
-            Ok(paged.map(|(s, d)| (s, Some(d))))
+            let cols = [school::Column::Id, school::Column::Lat, school::Column::Lon];
+            let near = nearest::page::<school::Entity>(db, cond, cols, center, query.radius_km, page).await?;
+            let ids: Vec<Uuid> = near.items.iter().map(|n| n.id).collect();
+            let rows = school::Entity::find().filter(school::Column::Id.is_in(ids)).all(db).await?;
+            let items = nearest::in_order(&near.items, rows, |s| s.id).into_iter().map(|(s, d)| (s, Some(d))).collect();
+            Ok(Paged { items, next: near.next })
         }
         None => {
             if let Some(after) = page.after {
@@ -162,8 +159,7 @@ pub async fn search(
                 .limit(page.limit + 1)
                 .all(db)
                 .await?;
-            Ok(Paged::from_overfetch(rows, page.limit, |s| Cursor { id: s.id, distance_km: None, at: None })
-                .map(|s| (s, None)))
+            Ok(Paged::from_overfetch(rows, page.limit, |s| Cursor::id(s.id)).map(|s| (s, None)))
         }
     }
 }

@@ -2,27 +2,26 @@
 //! one or from a weekly pattern, found by place and free places, and cancelled with their
 //! bookings.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
 use entity::{base, booking, capacity_pool, session, session_pool};
+use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, Order};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    FromQueryResult, QueryFilter, QueryOrder, QuerySelect,
 };
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::db::begin_write;
+use crate::db::{RawSql, begin_read, begin_write};
 use crate::domain::access::{Action, Actor, authorize};
 use crate::domain::audit::{self, Change};
 use crate::domain::bases::BookingRules;
 use crate::domain::capacity::{self, Party};
 use crate::domain::enums::{Audience, BaseStatus, BookingStatus, PoolUnit, SessionStatus};
 use crate::domain::geo::LatLon;
-use crate::domain::page::{Cursor, PageRequest, Paged};
+use crate::domain::page::{self, Cursor, PageRequest, Paged};
 use crate::domain::validate::{self, Validator};
-use crate::domain::{bases, notifications};
+use crate::domain::{bases, nearest, notifications};
 use crate::error::{AppError, Result};
 
 /// The city's time zone: Asia/Shanghai has been UTC+08:00 all year since 1991.
@@ -49,6 +48,36 @@ pub struct SessionRecord {
     #[serde(flatten)]
     pub session: session::Model,
     pub pools: Vec<capacity_pool::Model>,
+    /// Its base, in short.
+    #[serde(skip)]
+    pub base: BaseBrief,
+}
+
+/// What a session shows of its base: who and where, and whether it is accredited.
+#[derive(Debug, Clone, Default)]
+pub struct BaseBrief {
+    pub id: Uuid,
+    pub name_zh: String,
+    pub name_en: String,
+    pub district_code: String,
+    pub location: LatLon,
+    /// Stored status and certificate end, read with [`bases::status_at`].
+    pub status: String,
+    pub valid_until: Option<DateTime<Utc>>,
+}
+
+impl BaseBrief {
+    fn of(b: base::Model) -> Self {
+        Self {
+            id: b.id,
+            location: LatLon { lat: b.lat, lon: b.lon },
+            name_zh: b.name_zh,
+            name_en: b.name_en,
+            district_code: b.district_code,
+            status: b.status,
+            valid_until: b.valid_until,
+        }
+    }
 }
 
 impl SessionRecord {
@@ -59,6 +88,27 @@ impl SessionRecord {
     pub fn audiences(&self) -> Vec<Audience> {
         audiences_of(&self.session)
     }
+
+    /// Whether a school may book it at `now`: its base accredited, the session open and its
+    /// booking window open (the window closes before the start). The booking rules check the
+    /// same conditions one at a time, to say which one fails; [`bookable_condition`] is this
+    /// rule in SQL.
+    pub fn bookable_now(&self, now: DateTime<Utc>) -> bool {
+        let s = &self.session;
+        bases::status_at(&self.base.status, self.base.valid_until, now) == BaseStatus::Accredited
+            && SessionStatus::from_db(&s.status) == SessionStatus::Open
+            && s.booking_opens_at <= now
+            && now < s.booking_closes_at
+    }
+}
+
+/// [`SessionRecord::bookable_now`] as a condition on `sessions` joined with `bases`.
+pub fn bookable_condition(now: DateTime<Utc>) -> Condition {
+    Condition::all()
+        .add(bases::status_condition(BaseStatus::Accredited, now))
+        .add(session::Column::Status.eq(SessionStatus::Open.as_str()))
+        .add(session::Column::BookingOpensAt.lte(now))
+        .add(session::Column::BookingClosesAt.gt(now))
 }
 
 pub fn audiences_of(s: &session::Model) -> Vec<Audience> {
@@ -82,8 +132,9 @@ pub async fn lock_shared(conn: &impl ConnectionTrait, id: Uuid) -> Result<sessio
 
 pub async fn get(conn: &impl ConnectionTrait, id: Uuid) -> Result<SessionRecord> {
     let session = session::Entity::find_by_id(id).one(conn).await?.ok_or_else(|| not_found(id))?;
+    let base = base::Entity::find_by_id(session.base_id).one(conn).await?.map(BaseBrief::of).unwrap_or_default();
     let pools = capacity::pools_of_session(conn, id).await?;
-    Ok(SessionRecord { session, pools })
+    Ok(SessionRecord { session, pools, base })
 }
 
 /// How far ahead sessions may be scheduled.
@@ -484,18 +535,27 @@ pub struct SessionQuery {
     pub min_free: Option<i32>,
     pub audience: Option<Audience>,
     pub district: Option<String>,
+    /// Only sessions a school can book now (`true`), or only those it cannot yet or any more.
+    pub bookable: Option<bool>,
 }
 
-/// A search hit: the session, its base and the distance from `near`.
+/// A search hit: the session (with its base) and the distance from `near`.
 #[derive(Debug, Clone)]
 pub struct SessionHit {
     pub record: SessionRecord,
-    pub base: base::Model,
     pub distance_km: Option<f64>,
 }
 
-/// Finds open sessions; free places are read live from the pools. With `near`, sorted by
-/// distance then start; otherwise by start.
+/// Bases whose sessions one union query reads at most, in a `near` search (more when bases
+/// share a distance): the first batch is small because the nearest bases usually fill a page.
+const NEAR_BATCHES: [usize; 4] = [4, 16, 64, 64];
+
+/// Finds open sessions, filtering, ordering and cutting the page in the database; free
+/// places are computed live in the query from every pool of each session. With `near`,
+/// sorted by distance, then start, then id: bases are walked nearest first in rings
+/// ([`nearest::Rings`]) and each batch of bases answers one query that reads, per base, at
+/// most what the page still needs. Otherwise sorted by start, then id, off the
+/// `(starts_at, id)` index. Every read is in one snapshot.
 pub async fn search(
     db: &DatabaseConnection,
     q: &SessionQuery,
@@ -509,66 +569,196 @@ pub async fn search(
     if to <= from {
         return Err(AppError::field("to", "must be after from"));
     }
+    let filter = search_condition(q, from, to, now);
+    let need = page.limit + 1;
+    let txn = begin_read(db).await?;
+    let rows = match q.near {
+        None => {
+            let mut cond = filter;
+            if let Some(after) = page.after {
+                cond = cond.add(keyset(after));
+            }
+            hit_rows(&txn, &[HitSelect { cond, need }], q.min_free).await?.into_iter().map(|r| (r, None)).collect()
+        }
+        Some(center) => near_rows(&txn, q, center, filter, page, need, now).await?,
+    };
+    let paged = Paged::from_overfetch(rows, page.limit, |(r, d): &(HitRow, Option<f64>)| Cursor {
+        distance_km: *d,
+        ..Cursor::at(r.session.starts_at, r.session.id)
+    });
+    let ids: Vec<Uuid> = paged.items.iter().map(|(r, _)| r.session.id).collect();
+    let mut pools = capacity::pools_of_sessions(&txn, &ids).await?;
+    txn.commit().await?;
+    Ok(paged.map(|(r, distance_km)| SessionHit {
+        record: SessionRecord {
+            pools: pools.remove(&r.session.id).unwrap_or_default(),
+            session: r.session,
+            base: r.base,
+        },
+        distance_km,
+    }))
+}
+
+/// The filters of a search, but for the place, as one condition on `sessions` joined with
+/// `bases`.
+fn search_condition(q: &SessionQuery, from: DateTime<Utc>, to: DateTime<Utc>, now: DateTime<Utc>) -> Condition {
+    let mut cond = Condition::all()
+        .add(session::Column::Status.eq(SessionStatus::Open.as_str()))
+        .add(session::Column::StartsAt.gte(from))
+        .add(session::Column::StartsAt.lt(to));
+    cond = match q.base_id {
+        Some(id) => cond.add(session::Column::BaseId.eq(id)),
+        None => cond.add(bases::status_condition(BaseStatus::Accredited, now)),
+    };
+    if let Some(d) = &q.district {
+        cond = cond.add(base::Column::DistrictCode.eq(d.as_str()));
+    }
+    if let Some(a) = q.audience {
+        // `audiences` is a JSON array of names; a name in quotes matches that element only.
+        let pattern = format!("%\"{}\"%", crate::domain::like_escape(a.as_str()));
+        cond = cond.add(
+            Expr::col((session::Entity, session::Column::Audiences))
+                .cast_as("TEXT")
+                .like(LikeExpr::new(pattern).escape('\\')),
+        );
+    }
+    match q.bookable {
+        Some(true) => cond = cond.add(bookable_condition(now)),
+        Some(false) => cond = cond.add(bookable_condition(now).not()),
+        None => {}
+    }
+    cond
+}
+
+/// Sessions after a cursor in (start, id) order.
+fn keyset(after: Cursor) -> Expr {
+    let at = after.at.unwrap_or(DateTime::<Utc>::MIN_UTC);
+    page::after(session::Column::StartsAt, at, session::Column::Id, after.id, Order::Asc)
+}
+
+/// The sessions of a `near` search: bases in distance order, a batch at a time, each batch's
+/// sessions in one query, until the page is full. Batches never split bases of equal distance,
+/// so every row of a batch sorts after every row of the batches before it.
+async fn near_rows(
+    txn: &DatabaseTransaction,
+    q: &SessionQuery,
+    center: LatLon,
+    filter: Condition,
+    page: PageRequest,
+    need: u64,
+    now: DateTime<Utc>,
+) -> Result<Vec<(HitRow, Option<f64>)>> {
     let mut bases_cond = Condition::all();
     match q.base_id {
         Some(id) => bases_cond = bases_cond.add(base::Column::Id.eq(id)),
-        None => bases_cond = bases_cond.add(crate::domain::bases::status_condition(BaseStatus::Accredited, now)),
+        None => bases_cond = bases_cond.add(bases::status_condition(BaseStatus::Accredited, now)),
     }
     if let Some(d) = &q.district {
         bases_cond = bases_cond.add(base::Column::DistrictCode.eq(d.as_str()));
     }
-    if let (Some(c), Some(r)) = (q.near, q.radius_km) {
-        let b = c.enclosing_box(r);
-        bases_cond = bases_cond
-            .add(base::Column::Lat.between(b.min_lat, b.max_lat))
-            .add(base::Column::Lon.between(b.min_lon, b.max_lon));
-    }
-    let txn = sea_orm::TransactionTrait::begin(db).await?;
-    let bases: HashMap<Uuid, base::Model> =
-        base::Entity::find().filter(bases_cond).all(&txn).await?.into_iter().map(|b| (b.id, b)).collect();
-    let base_ids: Vec<Uuid> = bases.keys().copied().collect();
-    let sessions = if base_ids.is_empty() {
-        vec![]
-    } else {
-        session::Entity::find()
-            .filter(session::Column::BaseId.is_in(base_ids))
-            .filter(session::Column::Status.eq(SessionStatus::Open.as_str()))
-            .filter(session::Column::StartsAt.gte(from))
-            .filter(session::Column::StartsAt.lt(to))
-            .all(&txn)
+    // The cursor's own distance is walked again: its base (and any at the same distance) may
+    // have sessions after the cursor's.
+    let after = page.after.and_then(|c| c.distance_km.map(|d| (d, Uuid::nil())));
+    let mut rings = nearest::Rings::new(center, q.radius_km, after);
+    let cols = [base::Column::Id, base::Column::Lat, base::Column::Lon];
+    let mut out: Vec<(HitRow, Option<f64>)> = Vec::new();
+    for batch in NEAR_BATCHES.iter().copied().chain(std::iter::repeat(64)) {
+        let bases = rings.next(batch, |b| nearest::located::<base::Entity>(txn, bases_cond.clone(), cols, b)).await?;
+        if bases.is_empty() {
+            break;
+        }
+        let still = need - out.len() as u64;
+        // One subquery per distance (bases at one distance share it: their sessions interleave
+        // by start).
+        let mut selects = Vec::new();
+        let mut distances = std::collections::HashMap::new();
+        for group in bases.chunk_by(|a, b| a.distance_km == b.distance_km) {
+            let d = group[0].distance_km;
+            let ids: Vec<Uuid> = group.iter().map(|n| n.id).collect();
+            for id in &ids {
+                distances.insert(*id, d);
+            }
+            let mut cond = filter.clone().add(session::Column::BaseId.is_in(ids));
+            if let Some(after) = page.after.filter(|c| c.distance_km == Some(d)) {
+                cond = cond.add(keyset(after));
+            }
+            selects.push(HitSelect { cond, need: still });
+        }
+        let mut rows: Vec<(HitRow, Option<f64>)> = hit_rows(txn, &selects, q.min_free)
             .await?
-    };
-    let ids: Vec<Uuid> = sessions.iter().map(|s| s.id).collect();
-    let mut pools = capacity::pools_of_sessions(&txn, &ids).await?;
-    txn.commit().await?;
-    let mut hits: Vec<SessionHit> = sessions
-        .into_iter()
-        .filter_map(|s| {
-            let base = bases.get(&s.base_id)?.clone();
-            let distance_km = q.near.map(|c| c.distance_km(LatLon { lat: base.lat, lon: base.lon }));
-            let record = SessionRecord { pools: pools.remove(&s.id).unwrap_or_default(), session: s };
-            Some(SessionHit { record, base, distance_km })
-        })
-        .filter(|h| q.radius_km.is_none_or(|r| h.distance_km.is_some_and(|d| d <= r)))
-        .filter(|h| q.min_free.is_none_or(|m| h.record.free() >= m))
-        .filter(|h| q.audience.is_none_or(|a| h.record.audiences().contains(&a)))
-        .collect();
-    let key = |h: &SessionHit| (h.distance_km.unwrap_or(0.0), h.record.session.starts_at, h.record.session.id);
-    hits.sort_by(|a, b| {
-        let (ka, kb) = (key(a), key(b));
-        ka.0.total_cmp(&kb.0).then(ka.1.cmp(&kb.1)).then(ka.2.cmp(&kb.2))
-    });
-    if let Some(after) = page.after {
-        let ak = (after.distance_km.unwrap_or(0.0), after.at.unwrap_or(DateTime::<Utc>::MIN_UTC), after.id);
-        hits.retain(|h| {
-            let k = key(h);
-            k.0.total_cmp(&ak.0).then(k.1.cmp(&ak.1)).then(k.2.cmp(&ak.2)).is_gt()
+            .into_iter()
+            .map(|r| {
+                let d = distances.get(&r.session.base_id).copied();
+                (r, d)
+            })
+            .collect();
+        rows.sort_by(|(a, da), (b, db)| {
+            da.unwrap_or(0.0)
+                .total_cmp(&db.unwrap_or(0.0))
+                .then(a.session.starts_at.cmp(&b.session.starts_at))
+                .then(a.session.id.cmp(&b.session.id))
         });
+        rows.truncate(still as usize);
+        out.extend(rows);
+        if out.len() as u64 >= need {
+            break;
+        }
     }
-    hits.truncate(page.limit as usize + 1);
-    Ok(Paged::from_overfetch(hits, page.limit, |h| Cursor {
-        id: h.record.session.id,
-        distance_km: h.distance_km,
-        at: Some(h.record.session.starts_at),
-    }))
+    Ok(out)
+}
+
+/// A row of a session search: the session and its base in short.
+#[derive(Debug)]
+struct HitRow {
+    session: session::Model,
+    base: BaseBrief,
+}
+
+/// One ordered, limited select of a search: the sessions matching `cond`, by (start, id), at
+/// most `need` of them.
+struct HitSelect {
+    cond: Condition,
+    need: u64,
+}
+
+/// Runs the selects as one statement, a union of each select's own page, and answers the rows
+/// by (start, id). Free places are computed per row, in the query ([`capacity::free_places_sql`]),
+/// so that `min_free` filters before the `LIMIT`.
+async fn hit_rows(conn: &impl ConnectionTrait, selects: &[HitSelect], min_free: Option<i32>) -> Result<Vec<HitRow>> {
+    let mut sql = RawSql::new(conn.get_database_backend());
+    for (i, sel) in selects.iter().enumerate() {
+        if i > 0 {
+            sql.push(" UNION ALL ");
+        }
+        sql.push(
+            "SELECT * FROM (SELECT * FROM (SELECT sessions.*, bases.name_zh AS base_name_zh, \
+             bases.name_en AS base_name_en, bases.district_code AS base_district_code, bases.lat AS base_lat, \
+             bases.lon AS base_lon, bases.status AS base_status, bases.valid_until AS base_valid_until, ",
+        )
+        .push(&capacity::free_places_sql("sessions.id"))
+        .push(" AS free FROM sessions JOIN bases ON bases.id = sessions.base_id WHERE ")
+        .expr(sel.cond.clone())
+        .push(") AS h");
+        if let Some(m) = min_free {
+            sql.push(" WHERE h.free >= ").bind(m);
+        }
+        sql.push(" ORDER BY h.starts_at, h.id LIMIT ").bind(i64::try_from(sel.need).unwrap_or(i64::MAX));
+        sql.push(&format!(") AS g{i}"));
+    }
+    let mut rows = Vec::new();
+    for row in conn.query_all_raw(sql.statement()).await? {
+        let session = session::Model::from_query_result(&row, "")?;
+        let base = BaseBrief {
+            id: session.base_id,
+            name_zh: row.try_get("", "base_name_zh")?,
+            name_en: row.try_get("", "base_name_en")?,
+            district_code: row.try_get("", "base_district_code")?,
+            location: LatLon { lat: row.try_get("", "base_lat")?, lon: row.try_get("", "base_lon")? },
+            status: row.try_get("", "base_status")?,
+            valid_until: row.try_get("", "base_valid_until")?,
+        };
+        rows.push(HitRow { session, base });
+    }
+    rows.sort_by(|a, b| a.session.starts_at.cmp(&b.session.starts_at).then(a.session.id.cmp(&b.session.id)));
+    Ok(rows)
 }

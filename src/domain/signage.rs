@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use entity::{base, maintenance_item, sign, sign_inspection, signage_standard};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, Order};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
     QueryFilter, QueryOrder, QuerySelect,
@@ -18,7 +18,8 @@ use crate::domain::access::{Action, Actor, authorize};
 use crate::domain::audit::{self, Change};
 use crate::domain::enums::{SignCondition, SignKind, SignStatus};
 use crate::domain::geo::LatLon;
-use crate::domain::page::{Cursor, PageRequest, Paged, page_by_distance};
+use crate::domain::nearest;
+use crate::domain::page::{self, Cursor, PageRequest, Paged};
 use crate::domain::validate::Validator;
 use crate::domain::{bases, write_if_version};
 use crate::error::{AppError, Result, map_constraint};
@@ -69,14 +70,16 @@ impl SignageStandard {
     }
 }
 
-pub async fn standards(conn: &impl ConnectionTrait) -> Result<Vec<SignageStandard>> {
-    Ok(signage_standard::Entity::find()
-        .order_by_asc(signage_standard::Column::PublishedAt)
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(SignageStandard::of)
-        .collect())
+/// Every version, oldest first (by publication, then id).
+pub async fn standards(conn: &impl ConnectionTrait, page: PageRequest) -> Result<Paged<SignageStandard>> {
+    use signage_standard::Column as C;
+    let mut q = signage_standard::Entity::find();
+    if let Some(after) = page.after {
+        let at = after.at.unwrap_or(DateTime::<Utc>::MIN_UTC);
+        q = q.filter(page::after(C::PublishedAt, at, C::Id, after.id, Order::Asc));
+    }
+    let rows = q.order_by_asc(C::PublishedAt).order_by_asc(C::Id).limit(page.limit + 1).all(conn).await?;
+    Ok(Paged::from_overfetch(rows, page.limit, |s| Cursor::at(s.published_at, s.id)).map(SignageStandard::of))
 }
 
 /// The latest published standard.
@@ -514,10 +517,12 @@ pub async fn search(
     }
     match q.near {
         Some(center) => {
-            let rows = sign::Entity::find().filter(cond).all(db).await?;
-            let paged =
-                page_by_distance(rows, center, q.radius_km, |s| (LatLon { lat: s.lat, lon: s.lon }, s.id), page);
-            Ok(paged.map(|(s, d)| (s, Some(d))))
+            let cols = [sign::Column::Id, sign::Column::Lat, sign::Column::Lon];
+            let near = nearest::page::<sign::Entity>(db, cond, cols, center, q.radius_km, page).await?;
+            let ids: Vec<Uuid> = near.items.iter().map(|n| n.id).collect();
+            let rows = sign::Entity::find().filter(sign::Column::Id.is_in(ids)).all(db).await?;
+            let items = nearest::in_order(&near.items, rows, |s| s.id).into_iter().map(|(s, d)| (s, Some(d))).collect();
+            Ok(Paged { items, next: near.next })
         }
         None => {
             if let Some(after) = page.after {
@@ -525,8 +530,7 @@ pub async fn search(
             }
             let rows =
                 sign::Entity::find().filter(cond).order_by_asc(sign::Column::Id).limit(page.limit + 1).all(db).await?;
-            Ok(Paged::from_overfetch(rows, page.limit, |s| Cursor { id: s.id, distance_km: None, at: None })
-                .map(|s| (s, None)))
+            Ok(Paged::from_overfetch(rows, page.limit, |s| Cursor::id(s.id)).map(|s| (s, None)))
         }
     }
 }

@@ -251,7 +251,7 @@ pub async fn list(
         q = q.filter(user::Column::Id.gt(after.id));
     }
     let rows = q.order_by_asc(user::Column::Id).limit(page.limit + 1).all(db).await?;
-    let paged = Paged::from_overfetch(rows, page.limit, |u| Cursor { id: u.id, distance_km: None, at: None });
+    let paged = Paged::from_overfetch(rows, page.limit, |u| Cursor::id(u.id));
     let ids: Vec<Uuid> = paged.items.iter().map(|u| u.id).collect();
     let mut bases: std::collections::HashMap<Uuid, Vec<Uuid>> = std::collections::HashMap::new();
     for ob in operator_base::Entity::find()

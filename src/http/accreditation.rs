@@ -18,10 +18,9 @@ use crate::domain::accreditation::{
     NewStandard, Requirement, Standard, Unmet,
 };
 use crate::domain::enums::{AccreditationStatus, ObjectionStatus, Subcategory};
-use crate::domain::page::PageRequest;
 use crate::error::{Problem, Result};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser, ClientIp, IfMatch};
-use crate::http::{Page, with_etag};
+use crate::http::{Page, PageParams, with_etag};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -46,10 +45,14 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Public. Every version, oldest first; the one in force is the latest that has taken effect.
 #[utoipa::path(
     get, path = "/v1/accreditation-standards", tag = "accreditation", operation_id = "list_accreditation_standards",
-    responses((status = 200, description = "All versions", body = Vec<Standard>))
+    params(PageParams),
+    responses((status = 200, description = "A page of versions", body = Page<Standard>))
 )]
-async fn list_accreditation_standards(State(state): State<AppState>) -> Result<Json<Vec<Standard>>> {
-    Ok(Json(accreditation::standards(&state.db).await?))
+async fn list_accreditation_standards(
+    State(state): State<AppState>,
+    ApiQuery(paging): ApiQuery<PageParams>,
+) -> Result<Json<Page<Standard>>> {
+    Ok(Json(Page::from_paged(accreditation::standards(&state.db, paging.parse()?).await?, |s| s)))
 }
 
 /// A new version of the accreditation standard.
@@ -245,11 +248,6 @@ pub struct DraftPatch {
 pub struct AccreditationListParams {
     pub base_id: Option<Uuid>,
     pub status: Option<AccreditationStatus>,
-    /// Items per page, 1 to 500.
-    #[param(minimum = 1, maximum = 500, default = 50)]
-    pub limit: Option<u64>,
-    /// The `next_cursor` of the previous page.
-    pub cursor: Option<String>,
 }
 
 /// List accreditation applications
@@ -258,7 +256,7 @@ pub struct AccreditationListParams {
 /// an evaluator those assigned to it.
 #[utoipa::path(
     get, path = "/v1/accreditations", tag = "accreditation", operation_id = "list_accreditations",
-    params(AccreditationListParams),
+    params(AccreditationListParams, PageParams),
     security(("bearer" = [])),
     responses((status = 200, description = "A page of applications", body = Page<AccreditationView>))
 )]
@@ -266,8 +264,9 @@ async fn list_accreditations(
     State(state): State<AppState>,
     AuthUser(actor): AuthUser,
     ApiQuery(p): ApiQuery<AccreditationListParams>,
+    ApiQuery(paging): ApiQuery<PageParams>,
 ) -> Result<Json<Page<AccreditationView>>> {
-    let page = PageRequest::parse(p.limit, p.cursor.as_deref())?;
+    let page = paging.parse()?;
     let f = AccreditationFilter { base_id: p.base_id, status: p.status };
     let paged = accreditation::list(&state.db, &actor, &f, page).await?;
     Ok(Json(Page::from_paged(paged, AccreditationView::of)))

@@ -11,10 +11,9 @@ use uuid::Uuid;
 
 use crate::domain::access::{Action, authorize};
 use crate::domain::audit::{self, AuditFilter};
-use crate::domain::page::PageRequest;
 use crate::error::Result;
-use crate::http::Page;
 use crate::http::extract::{ApiQuery, AuthUser};
+use crate::http::{Page, PageParams};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -65,11 +64,6 @@ pub struct AuditParams {
     pub entity: Option<String>,
     /// The entity's id.
     pub entity_id: Option<String>,
-    /// Items per page, 1 to 500.
-    #[param(minimum = 1, maximum = 500, default = 50)]
-    pub limit: Option<u64>,
-    /// The `next_cursor` of the previous page.
-    pub cursor: Option<String>,
 }
 
 /// Read the audit log
@@ -77,7 +71,7 @@ pub struct AuditParams {
 /// Admin only. Newest first.
 #[utoipa::path(
     get, path = "/v1/audit", tag = "audit", operation_id = "list_audit",
-    params(AuditParams),
+    params(AuditParams, PageParams),
     security(("bearer" = [])),
     responses((status = 200, description = "A page of changes, newest first", body = Page<AuditEntry>))
 )]
@@ -85,9 +79,10 @@ async fn list_audit(
     State(state): State<AppState>,
     AuthUser(actor): AuthUser,
     ApiQuery(p): ApiQuery<AuditParams>,
+    ApiQuery(paging): ApiQuery<PageParams>,
 ) -> Result<Json<Page<AuditEntry>>> {
     authorize(&actor, Action::ReadAudit)?;
-    let page = PageRequest::parse(p.limit, p.cursor.as_deref())?;
+    let page = paging.parse()?;
     let filter = AuditFilter { entity: p.entity, entity_id: p.entity_id };
     let paged = audit::list(&state.db, filter, page).await?;
     Ok(Json(Page::from_paged(paged, AuditEntry::of)))

@@ -13,12 +13,11 @@ use uuid::Uuid;
 use crate::domain::bases::{self, BaseData, BaseHit, BaseQuery, BaseRecord, BookingRules};
 use crate::domain::enums::{Audience, BaseStatus, Category, Subcategory};
 use crate::domain::geo::{LatLon, round_km};
-use crate::domain::page::PageRequest;
 use crate::domain::validate::{self, Validator};
 use crate::error::{AppError, Problem, Result};
 use crate::http::DistrictCode;
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser, IfMatch};
-use crate::http::{Page, apply_patch, filter_text, with_etag};
+use crate::http::{NearParams, Page, PageParams, apply_patch, filter_text, with_etag};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -306,12 +305,6 @@ pub enum ListFormat {
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct BaseSearchParams {
-    /// Centre of a distance search, `LAT,LON` (WGS84); sorts by distance and adds `distance_km`.
-    #[param(example = "23.1291,113.2644")]
-    pub near: Option<String>,
-    /// Radius around `near` in km (0 < R ≤ 500); requires `near`.
-    #[param(example = 15.0)]
-    pub radius_km: Option<f64>,
     /// District code.
     #[param(example = "440106")]
     pub district: Option<String>,
@@ -326,26 +319,6 @@ pub struct BaseSearchParams {
     /// `geojson` answers a GeoJSON FeatureCollection (as does `Accept: application/geo+json`).
     #[param(inline)]
     pub format: Option<ListFormat>,
-    /// Items per page, 1 to 500.
-    #[param(minimum = 1, maximum = 500, default = 50)]
-    pub limit: Option<u64>,
-    /// The `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-}
-
-/// Checks the `near`/`radius_km` pair shared by every distance search.
-pub fn parse_near(near: Option<&str>, radius_km: Option<f64>) -> Result<(Option<LatLon>, Option<f64>)> {
-    let mut v = Validator::new();
-    let center = near.and_then(|n| v.check("near", LatLon::parse_pair(n)));
-    if let Some(r) = radius_km {
-        if near.is_none() {
-            v.push("radius_km", "requires near=LAT,LON");
-        } else if !(r.is_finite() && r > 0.0 && r <= 500.0) {
-            v.push("radius_km", "must be greater than 0 and at most 500");
-        }
-    }
-    v.finish()?;
-    Ok((center, radius_km))
 }
 
 /// A GeoJSON Point geometry (RFC 7946: `[lon, lat]`).
@@ -419,7 +392,7 @@ pub fn feature_collection(items: Vec<(Uuid, LatLon, serde_json::Value)>, next_cu
 /// `radius_km`. Answers GeoJSON with `format=geojson` or `Accept: application/geo+json`.
 #[utoipa::path(
     get, path = "/v1/bases", tag = "bases", operation_id = "list_bases",
-    params(BaseSearchParams),
+    params(BaseSearchParams, NearParams, PageParams),
     responses(
         (status = 200, description = "A page of bases", content(
             (Page<BaseView> = "application/json"),
@@ -431,9 +404,11 @@ async fn list_bases(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiQuery(p): ApiQuery<BaseSearchParams>,
+    ApiQuery(near): ApiQuery<NearParams>,
+    ApiQuery(paging): ApiQuery<PageParams>,
 ) -> Result<Response> {
-    let page = PageRequest::parse(p.limit, p.cursor.as_deref())?;
-    let (near, radius_km) = parse_near(p.near.as_deref(), p.radius_km)?;
+    let page = paging.parse()?;
+    let (near, radius_km) = near.parse()?;
     let wants_geojson = match p.format {
         Some(f) => f == ListFormat::Geojson,
         None => headers
@@ -452,7 +427,7 @@ async fn list_bases(
         status: p.status,
         q: filter_text(p.q),
     };
-    let paged = bases::search(&state.db, &query, page, state.now()).await?;
+    let paged = bases::search(&state.read_db, &query, page, state.now()).await?;
     let page = Page::from_paged(paged, |h: BaseHit| BaseView::of(h.record, h.distance_km, state.now()));
     Ok(if wants_geojson { geojson_page(page) } else { Json(page).into_response() })
 }

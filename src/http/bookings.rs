@@ -18,10 +18,9 @@ use crate::domain::bookings::{self, BookingFilter, BookingRecord, BookingRequest
 use crate::domain::calendar;
 use crate::domain::enums::{Audience, BookingStatus, Role};
 use crate::domain::notifications::{self, NotificationFilter};
-use crate::domain::page::PageRequest;
 use crate::error::{AppError, Problem, Result};
-use crate::http::Page;
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser, MaybeAuthUser, from_value};
+use crate::http::{Page, PageParams};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -251,11 +250,6 @@ pub struct BookingListParams {
     pub from: Option<DateTime<Utc>>,
     /// Visits starting before this time.
     pub to: Option<DateTime<Utc>>,
-    /// Items per page, 1 to 500.
-    #[param(minimum = 1, maximum = 500, default = 50)]
-    pub limit: Option<u64>,
-    /// The `next_cursor` of the previous page.
-    pub cursor: Option<String>,
 }
 
 /// List bookings
@@ -264,7 +258,7 @@ pub struct BookingListParams {
 /// its district's, an admin all.
 #[utoipa::path(
     get, path = "/v1/bookings", tag = "bookings", operation_id = "list_bookings",
-    params(BookingListParams),
+    params(BookingListParams, PageParams),
     security(("bearer" = [])),
     responses((status = 200, description = "A page of bookings", body = Page<BookingView>))
 )]
@@ -272,8 +266,9 @@ async fn list_bookings(
     State(state): State<AppState>,
     AuthUser(actor): AuthUser,
     ApiQuery(p): ApiQuery<BookingListParams>,
+    ApiQuery(paging): ApiQuery<PageParams>,
 ) -> Result<Json<Page<BookingView>>> {
-    let page = PageRequest::parse(p.limit, p.cursor.as_deref())?;
+    let page = paging.parse()?;
     let filter =
         BookingFilter { session_id: p.session_id, school_id: p.school_id, status: p.status, from: p.from, to: p.to };
     let paged = bookings::list(&state.db, &actor, &filter, page).await?;
@@ -453,11 +448,6 @@ pub struct NotificationParams {
     /// Admins: one school's notifications.
     pub school_id: Option<Uuid>,
     pub booking_id: Option<Uuid>,
-    /// Items per page, 1 to 500.
-    #[param(minimum = 1, maximum = 500, default = 50)]
-    pub limit: Option<u64>,
-    /// The `next_cursor` of the previous page.
-    pub cursor: Option<String>,
 }
 
 /// List notifications
@@ -465,7 +455,7 @@ pub struct NotificationParams {
 /// A school account reads its own; an admin reads all. Oldest first.
 #[utoipa::path(
     get, path = "/v1/notifications", tag = "bookings", operation_id = "list_notifications",
-    params(NotificationParams),
+    params(NotificationParams, PageParams),
     security(("bearer" = [])),
     responses((status = 200, description = "A page of notifications", body = Page<NotificationView>))
 )]
@@ -473,8 +463,9 @@ async fn list_notifications(
     State(state): State<AppState>,
     AuthUser(actor): AuthUser,
     ApiQuery(p): ApiQuery<NotificationParams>,
+    ApiQuery(paging): ApiQuery<PageParams>,
 ) -> Result<Json<Page<NotificationView>>> {
-    let page = PageRequest::parse(p.limit, p.cursor.as_deref())?;
+    let page = paging.parse()?;
     let school_id = match actor.role {
         Role::Admin => p.school_id,
         Role::School => {

@@ -14,11 +14,10 @@ use uuid::Uuid;
 
 use crate::domain::enums::{EvaluationKind, EvaluationStatus, Grade};
 use crate::domain::evaluation::{self, Cycle, EvaluationRecord, Measured, Rubric};
-use crate::domain::page::PageRequest;
 use crate::error::{Problem, Result};
-use crate::http::Page;
 use crate::http::accreditation::{AssignBody, ReviewView, ScoresBody};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser, MaybeAuthUser};
+use crate::http::{Page, PageParams};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -65,10 +64,14 @@ impl CycleView {
 /// Public: the cycles and their rubrics, newest first.
 #[utoipa::path(
     get, path = "/v1/evaluation-cycles", tag = "evaluation", operation_id = "list_evaluation_cycles",
-    responses((status = 200, description = "All cycles", body = Vec<CycleView>))
+    params(PageParams),
+    responses((status = 200, description = "A page of cycles", body = Page<CycleView>))
 )]
-async fn list_evaluation_cycles(State(state): State<AppState>) -> Result<Json<Vec<CycleView>>> {
-    Ok(Json(evaluation::cycles(&state.db).await?.into_iter().map(|c| CycleView::of(c, None)).collect()))
+async fn list_evaluation_cycles(
+    State(state): State<AppState>,
+    ApiQuery(paging): ApiQuery<PageParams>,
+) -> Result<Json<Page<CycleView>>> {
+    Ok(Json(Page::from_paged(evaluation::cycles(&state.db, paging.parse()?).await?, |c| CycleView::of(c, None))))
 }
 
 /// A new cycle.
@@ -190,11 +193,6 @@ impl EvaluationResult {
 pub struct EvaluationListParams {
     pub cycle_id: Option<Uuid>,
     pub base_id: Option<Uuid>,
-    /// Items per page, 1 to 500.
-    #[param(minimum = 1, maximum = 500, default = 50)]
-    pub limit: Option<u64>,
-    /// The `next_cursor` of the previous page.
-    pub cursor: Option<String>,
 }
 
 /// List evaluations
@@ -202,7 +200,7 @@ pub struct EvaluationListParams {
 /// The bureau all; an operator its bases'; an evaluator those assigned.
 #[utoipa::path(
     get, path = "/v1/evaluations", tag = "evaluation", operation_id = "list_evaluations",
-    params(EvaluationListParams),
+    params(EvaluationListParams, PageParams),
     security(("bearer" = [])),
     responses((status = 200, description = "A page of evaluations", body = Page<EvaluationResult>))
 )]
@@ -210,8 +208,9 @@ async fn list_evaluations(
     State(state): State<AppState>,
     AuthUser(actor): AuthUser,
     ApiQuery(p): ApiQuery<EvaluationListParams>,
+    ApiQuery(paging): ApiQuery<PageParams>,
 ) -> Result<Json<Page<EvaluationResult>>> {
-    let page = PageRequest::parse(p.limit, p.cursor.as_deref())?;
+    let page = paging.parse()?;
     let paged = evaluation::list(&state.db, &actor, p.cycle_id, p.base_id, page).await?;
     Ok(Json(Page::from_paged(paged, EvaluationResult::of)))
 }
@@ -346,9 +345,9 @@ async fn finalize_evaluation(
 /// base's operators. Finalised results, newest first.
 #[utoipa::path(
     get, path = "/v1/bases/{id}/evaluations", tag = "evaluation", operation_id = "list_base_evaluations",
-    params(("id" = Uuid, Path, description = "Base id")),
+    params(("id" = Uuid, Path, description = "Base id"), PageParams),
     responses(
-        (status = 200, description = "Published results", body = Vec<EvaluationResult>),
+        (status = 200, description = "A page of published results", body = Page<EvaluationResult>),
         (status = 401, description = "Not public: sign in", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not public and not yours", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such base", body = Problem, content_type = "application/problem+json"),
@@ -358,7 +357,8 @@ async fn list_base_evaluations(
     State(state): State<AppState>,
     MaybeAuthUser(actor): MaybeAuthUser,
     ApiPath(id): ApiPath<Uuid>,
-) -> Result<Json<Vec<EvaluationResult>>> {
-    let rows = evaluation::results(&state.db, actor.as_ref(), id, state.now()).await?;
-    Ok(Json(rows.into_iter().map(EvaluationResult::of).collect()))
+    ApiQuery(paging): ApiQuery<PageParams>,
+) -> Result<Json<Page<EvaluationResult>>> {
+    let rows = evaluation::results(&state.db, actor.as_ref(), id, paging.parse()?, state.now()).await?;
+    Ok(Json(Page::from_paged(rows, EvaluationResult::of)))
 }

@@ -14,6 +14,7 @@ use utoipa_axum::routes;
 use crate::domain::holidays;
 use crate::error::{Problem, Result};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser};
+use crate::http::{Page, PageParams};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -52,14 +53,15 @@ pub struct CalendarParams {
 /// Public. Days not listed go by their weekday: Monday to Friday are working days.
 #[utoipa::path(
     get, path = "/v1/calendar/days", tag = "calendar", operation_id = "list_calendar_days",
-    params(CalendarParams),
-    responses((status = 200, description = "The year's holidays and make-up working days, in order", body = Vec<CalendarDay>))
+    params(CalendarParams, PageParams),
+    responses((status = 200, description = "The year's holidays and make-up working days, in order", body = Page<CalendarDay>))
 )]
 async fn list_calendar_days(
     State(state): State<AppState>,
     ApiQuery(p): ApiQuery<CalendarParams>,
-) -> Result<Json<Vec<CalendarDay>>> {
-    Ok(Json(holidays::list(&state.db, p.year, state.now()).await?.into_iter().map(CalendarDay::of).collect()))
+    ApiQuery(paging): ApiQuery<PageParams>,
+) -> Result<Json<Page<CalendarDay>>> {
+    Ok(Json(Page::from_paged(holidays::list(&state.db, p.year, paging.parse()?, state.now()).await?, CalendarDay::of)))
 }
 
 /// How a day is marked.

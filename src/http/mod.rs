@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 
+use crate::domain::geo::LatLon;
 use crate::domain::page::{PageRequest, Paged};
+use crate::domain::validate::Validator;
 use crate::error::{AppError, Result};
 use crate::state::AppState;
 
@@ -87,6 +89,39 @@ pub struct PageParams {
 impl PageParams {
     pub fn parse(&self) -> Result<PageRequest> {
         PageRequest::parse(self.limit, self.cursor.as_deref())
+    }
+}
+
+/// `near` and `radius_km` of every distance search.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct NearParams {
+    /// `LAT,LON` in decimal degrees (WGS84): sorts by great-circle distance from this point
+    /// and adds `distance_km`.
+    #[param(
+        example = "23.1291,113.2644",
+        pattern = r"^ *-?(90(\.0+)?|[1-8]?[0-9](\.[0-9]+)?) *, *-?(180(\.0+)?|(1[0-7][0-9]|[1-9]?[0-9])(\.[0-9]+)?) *$"
+    )]
+    pub near: Option<String>,
+    /// Radius around `near` in km (0 < R ≤ 500); requires `near`.
+    #[param(exclusive_minimum = 0, maximum = 500, example = 15.0)]
+    pub radius_km: Option<f64>,
+}
+
+impl NearParams {
+    /// The centre and radius, checked: the radius needs a centre.
+    pub fn parse(&self) -> Result<(Option<LatLon>, Option<f64>)> {
+        let mut v = Validator::new();
+        let center = self.near.as_deref().and_then(|n| v.check("near", LatLon::parse_pair(n)));
+        if let Some(r) = self.radius_km {
+            if self.near.is_none() {
+                v.push("radius_km", "requires near=LAT,LON");
+            } else if !(r.is_finite() && r > 0.0 && r <= 500.0) {
+                v.push("radius_km", "must be greater than 0 and at most 500");
+            }
+        }
+        v.finish()?;
+        Ok((center, self.radius_km))
     }
 }
 

@@ -14,14 +14,12 @@ use uuid::Uuid;
 use crate::domain::access::{Action, authorize};
 use crate::domain::enums::SchoolKind;
 use crate::domain::geo::{LatLon, round_km};
-use crate::domain::page::PageRequest;
 use crate::domain::schools::{self, SchoolData, SchoolQuery};
 use crate::domain::validate::Validator;
 use crate::error::{AppError, Problem, Result};
 use crate::http::DistrictCode;
-use crate::http::bases::parse_near;
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser, IfMatch};
-use crate::http::{Page, apply_patch, filter_text, with_etag};
+use crate::http::{NearParams, Page, PageParams, apply_patch, filter_text, with_etag};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -151,21 +149,11 @@ impl SchoolView {
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SchoolSearchParams {
-    /// Centre of a distance search, `LAT,LON`.
-    #[param(example = "23.1291,113.2644")]
-    pub near: Option<String>,
-    /// Radius around `near` in km (0 < R ≤ 500).
-    pub radius_km: Option<f64>,
     /// District code.
     pub district: Option<String>,
     pub kind: Option<SchoolKind>,
     /// Text in the name.
     pub q: Option<String>,
-    /// Items per page, 1 to 500.
-    #[param(minimum = 1, maximum = 500, default = 50)]
-    pub limit: Option<u64>,
-    /// The `next_cursor` of the previous page.
-    pub cursor: Option<String>,
 }
 
 /// Search schools
@@ -173,7 +161,7 @@ pub struct SchoolSearchParams {
 /// Any signed-in account.
 #[utoipa::path(
     get, path = "/v1/schools", tag = "schools", operation_id = "list_schools",
-    params(SchoolSearchParams),
+    params(SchoolSearchParams, NearParams, PageParams),
     security(("bearer" = [])),
     responses((status = 200, description = "A page of schools", body = Page<SchoolView>))
 )]
@@ -181,11 +169,13 @@ async fn list_schools(
     State(state): State<AppState>,
     AuthUser(actor): AuthUser,
     ApiQuery(p): ApiQuery<SchoolSearchParams>,
+    ApiQuery(near): ApiQuery<NearParams>,
+    ApiQuery(paging): ApiQuery<PageParams>,
 ) -> Result<Json<Page<SchoolView>>> {
-    let page = PageRequest::parse(p.limit, p.cursor.as_deref())?;
-    let (near, radius_km) = parse_near(p.near.as_deref(), p.radius_km)?;
+    let page = paging.parse()?;
+    let (near, radius_km) = near.parse()?;
     let query = SchoolQuery { near, radius_km, district: filter_text(p.district), kind: p.kind, q: filter_text(p.q) };
-    let paged = schools::search(&state.db, &actor, &query, page).await?;
+    let paged = schools::search(&state.read_db, &actor, &query, page).await?;
     Ok(Json(Page::from_paged(paged, |(s, d)| SchoolView::of(s, d))))
 }
 

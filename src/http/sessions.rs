@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc, Weekday};
-use entity::{base, capacity_pool};
+use entity::capacity_pool;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -13,13 +13,11 @@ use uuid::Uuid;
 use crate::domain::capacity;
 use crate::domain::enums::{Audience, PoolUnit, SessionStatus};
 use crate::domain::geo::{LatLon, round_km};
-use crate::domain::page::PageRequest;
 use crate::domain::sessions::{self, Pattern, SessionHit, SessionInput, SessionQuery, SessionRecord, Skipped};
 use crate::domain::validate::Validator;
 use crate::error::{Problem, Result};
-use crate::http::bases::parse_near;
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser};
-use crate::http::{DistrictCode, Page, filter_text};
+use crate::http::{DistrictCode, NearParams, Page, PageParams, filter_text};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -229,6 +227,9 @@ pub struct SessionView {
     pub audiences: Vec<Audience>,
     pub booking_opens_at: DateTime<Utc>,
     pub booking_closes_at: DateTime<Utc>,
+    /// Whether a school can book it now: its base is accredited, it is open, and its booking
+    /// window is open (a school's own limits aside).
+    pub bookable_now: bool,
     pub max_group_size: Option<i32>,
     pub status: SessionStatus,
     pub pools: Vec<PoolUsage>,
@@ -243,9 +244,10 @@ pub struct SessionView {
 }
 
 impl SessionView {
-    pub fn of(r: SessionRecord) -> Self {
+    pub fn of(r: SessionRecord, now: DateTime<Utc>) -> Self {
         let free = r.free();
         let audiences = r.audiences();
+        let bookable_now = r.bookable_now(now);
         let s = r.session;
         Self {
             pools: r.pools.iter().map(|p| PoolUsage::of(p, s.id)).collect(),
@@ -258,6 +260,7 @@ impl SessionView {
             audiences,
             booking_opens_at: s.booking_opens_at,
             booking_closes_at: s.booking_closes_at,
+            bookable_now,
             max_group_size: s.max_group_size,
             status: SessionStatus::from_db(&s.status),
             created_at: s.created_at,
@@ -267,18 +270,18 @@ impl SessionView {
         }
     }
 
-    fn hit(h: SessionHit) -> Self {
-        let b: base::Model = h.base;
+    fn hit(h: SessionHit, now: DateTime<Utc>) -> Self {
+        let b = &h.record.base;
         Self {
             base: Some(BaseSummary {
                 id: b.id,
-                name_zh: b.name_zh,
-                name_en: b.name_en,
-                district_code: b.district_code,
-                location: LatLon { lat: b.lat, lon: b.lon },
+                name_zh: b.name_zh.clone(),
+                name_en: b.name_en.clone(),
+                district_code: b.district_code.clone(),
+                location: b.location,
             }),
             distance_km: h.distance_km.map(round_km),
-            ..Self::of(h.record)
+            ..Self::of(h.record, now)
         }
     }
 }
@@ -303,8 +306,9 @@ async fn create_session(
     ApiPath(base_id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<NewSession>,
 ) -> Result<(StatusCode, Json<SessionView>)> {
-    let record = sessions::create(&state.db, &actor, base_id, body.into_input(), state.now()).await?;
-    Ok((StatusCode::CREATED, Json(SessionView::of(record))))
+    let now = state.now();
+    let record = sessions::create(&state.db, &actor, base_id, body.into_input(), now).await?;
+    Ok((StatusCode::CREATED, Json(SessionView::of(record, now))))
 }
 
 /// What a pattern created and skipped.
@@ -350,27 +354,23 @@ async fn generate_sessions(
     ApiJson(body): ApiJson<SessionPattern>,
 ) -> Result<(StatusCode, Json<Generated>)> {
     crate::domain::access::authorize(&actor, crate::domain::access::Action::ManageSessions { base_id })?;
-    let (created, skipped) = sessions::generate(&state.db, &actor, base_id, body.parse()?, state.now()).await?;
+    let now = state.now();
+    let (created, skipped) = sessions::generate(&state.db, &actor, base_id, body.parse()?, now).await?;
     Ok((
         StatusCode::CREATED,
         Json(Generated {
-            created: created.into_iter().map(SessionView::of).collect(),
+            created: created.into_iter().map(|r| SessionView::of(r, now)).collect(),
             skipped: skipped.into_iter().map(SkippedSlot::from).collect(),
         }),
     ))
 }
 
-/// Filters of `GET /v1/sessions`.
+/// Filters of `GET /v1/sessions`, combined with AND.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SessionSearchParams {
     /// Sessions of one base (of any status); otherwise only accredited bases' sessions.
     pub base_id: Option<Uuid>,
-    /// `LAT,LON`: sort by distance to the base, then by start.
-    #[param(example = "23.1291,113.2644")]
-    pub near: Option<String>,
-    /// Radius around `near` in km (0 < R ≤ 500).
-    pub radius_km: Option<f64>,
     /// Sessions starting at or after this time (default: now). RFC 3339; encode `+` as `%2B`.
     pub from: Option<DateTime<Utc>>,
     /// Sessions starting before this time (default: `from` + 90 days).
@@ -381,28 +381,32 @@ pub struct SessionSearchParams {
     pub audience: Option<Audience>,
     #[param(value_type = Option<DistrictCode>)]
     pub district: Option<String>,
-    /// Items per page, 1 to 500.
-    #[param(minimum = 1, maximum = 500, default = 50)]
-    pub limit: Option<u64>,
-    /// The `next_cursor` of the previous page.
-    pub cursor: Option<String>,
+    /// `true`: only sessions a school can book now (base accredited, booking window open);
+    /// `false`: only those whose window has not opened or has closed.
+    pub bookable: Option<bool>,
 }
 
 /// Find sessions
 ///
 /// Public. Open sessions, with free places read live: "where can I take 45 pupils next week
-/// within 15 km?" is `near=…&radius_km=15&from=…&to=…&min_free=45`.
+/// within 15 km?" is `near=…&radius_km=15&from=…&to=…&min_free=45`. With `near`, sorted by
+/// distance, then start, then id; otherwise by start, then id. Pages are cut at the previous
+/// page's last session (keyset): a session whose free places change between two pages moves
+/// in or out of a `min_free` filter, but no session is shown twice and none that matched
+/// throughout is skipped.
 #[utoipa::path(
     get, path = "/v1/sessions", tag = "sessions", operation_id = "list_sessions",
-    params(SessionSearchParams),
+    params(SessionSearchParams, NearParams, PageParams),
     responses((status = 200, description = "A page of sessions", body = Page<SessionView>))
 )]
 async fn list_sessions(
     State(state): State<AppState>,
     ApiQuery(p): ApiQuery<SessionSearchParams>,
+    ApiQuery(near): ApiQuery<NearParams>,
+    ApiQuery(page): ApiQuery<PageParams>,
 ) -> Result<Json<Page<SessionView>>> {
-    let page = PageRequest::parse(p.limit, p.cursor.as_deref())?;
-    let (near, radius_km) = parse_near(p.near.as_deref(), p.radius_km)?;
+    let page = page.parse()?;
+    let (near, radius_km) = near.parse()?;
     if p.min_free.is_some_and(|m| m < 0) {
         return Err(crate::error::AppError::field("min_free", "must not be negative"));
     }
@@ -415,9 +419,11 @@ async fn list_sessions(
         min_free: p.min_free,
         audience: p.audience,
         district: filter_text(p.district),
+        bookable: p.bookable,
     };
-    let paged = sessions::search(&state.db, &query, page, state.now()).await?;
-    Ok(Json(Page::from_paged(paged, SessionView::hit)))
+    let now = state.now();
+    let paged = sessions::search(&state.read_db, &query, page, now).await?;
+    Ok(Json(Page::from_paged(paged, |h| SessionView::hit(h, now))))
 }
 
 /// Get a session
@@ -432,7 +438,7 @@ async fn list_sessions(
     )
 )]
 async fn get_session(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> Result<Json<SessionView>> {
-    Ok(Json(SessionView::of(sessions::get(&state.db, id).await?)))
+    Ok(Json(SessionView::of(sessions::get(&state.db, id).await?, state.now())))
 }
 
 /// Why a session or booking is cancelled.
@@ -466,7 +472,7 @@ async fn cancel_session(
     ApiJson(body): ApiJson<CancelSession>,
 ) -> Result<Json<SessionView>> {
     let record = sessions::cancel(&state.db, &actor, id, &body.reason, state.now()).await?;
-    Ok(Json(SessionView::of(record)))
+    Ok(Json(SessionView::of(record, state.now())))
 }
 
 /// Close a session to new bookings
@@ -489,7 +495,8 @@ async fn close_session(
     AuthUser(actor): AuthUser,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<SessionView>> {
-    Ok(Json(SessionView::of(sessions::set_open(&state.db, &actor, id, false, state.now()).await?)))
+    let now = state.now();
+    Ok(Json(SessionView::of(sessions::set_open(&state.db, &actor, id, false, now).await?, now)))
 }
 
 /// Open a closed session again
@@ -510,5 +517,6 @@ async fn reopen_session(
     AuthUser(actor): AuthUser,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<SessionView>> {
-    Ok(Json(SessionView::of(sessions::set_open(&state.db, &actor, id, true, state.now()).await?)))
+    let now = state.now();
+    Ok(Json(SessionView::of(sessions::set_open(&state.db, &actor, id, true, now).await?, now)))
 }

@@ -13,12 +13,11 @@ use uuid::Uuid;
 
 use crate::domain::enums::{SignCondition, SignKind, SignStatus};
 use crate::domain::geo::{LatLon, round_km};
-use crate::domain::page::PageRequest;
 use crate::domain::signage::{self, Inspection, SignApplication, SignQuery, SignRecord, SignType, SignageStandard};
 use crate::error::{Problem, Result};
-use crate::http::bases::{ListFormat, parse_near};
+use crate::http::bases::ListFormat;
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser};
-use crate::http::{DistrictCode, Page, filter_text};
+use crate::http::{DistrictCode, NearParams, Page, PageParams, filter_text};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -41,10 +40,14 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Public. Every version, oldest first; new signs follow the latest.
 #[utoipa::path(
     get, path = "/v1/signage-standards", tag = "signage", operation_id = "list_signage_standards",
-    responses((status = 200, description = "All versions", body = Vec<SignageStandard>))
+    params(PageParams),
+    responses((status = 200, description = "A page of versions", body = Page<SignageStandard>))
 )]
-async fn list_signage_standards(State(state): State<AppState>) -> Result<Json<Vec<SignageStandard>>> {
-    Ok(Json(signage::standards(&state.db).await?))
+async fn list_signage_standards(
+    State(state): State<AppState>,
+    ApiQuery(paging): ApiQuery<PageParams>,
+) -> Result<Json<Page<SignageStandard>>> {
+    Ok(Json(Page::from_paged(signage::standards(&state.db, paging.parse()?).await?, |s| s)))
 }
 
 /// A new version of the signage standard.
@@ -250,18 +253,9 @@ pub struct SignSearchParams {
     pub kind: Option<SignKind>,
     /// Signs whose next inspection is due before this time.
     pub inspection_due_before: Option<DateTime<Utc>>,
-    /// `LAT,LON`: sort by distance.
-    pub near: Option<String>,
-    /// Radius around `near` in km.
-    pub radius_km: Option<f64>,
     /// `geojson` answers a GeoJSON FeatureCollection (as does `Accept: application/geo+json`).
     #[param(inline)]
     pub format: Option<ListFormat>,
-    /// Items per page, 1 to 500.
-    #[param(minimum = 1, maximum = 500, default = 50)]
-    pub limit: Option<u64>,
-    /// The `next_cursor` of the previous page.
-    pub cursor: Option<String>,
 }
 
 /// List signs
@@ -270,7 +264,7 @@ pub struct SignSearchParams {
 /// a map layer (`format=geojson`).
 #[utoipa::path(
     get, path = "/v1/signs", tag = "signage", operation_id = "list_signs",
-    params(SignSearchParams),
+    params(SignSearchParams, NearParams, PageParams),
     responses((status = 200, description = "A page of signs", content(
         (Page<SignView> = "application/json"),
         (crate::http::bases::BaseFeatureCollection = "application/geo+json"),
@@ -280,9 +274,11 @@ async fn list_signs(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiQuery(p): ApiQuery<SignSearchParams>,
+    ApiQuery(near): ApiQuery<NearParams>,
+    ApiQuery(paging): ApiQuery<PageParams>,
 ) -> Result<Response> {
-    let page = PageRequest::parse(p.limit, p.cursor.as_deref())?;
-    let (near, radius_km) = parse_near(p.near.as_deref(), p.radius_km)?;
+    let page = paging.parse()?;
+    let (near, radius_km) = near.parse()?;
     let q = SignQuery {
         district: filter_text(p.district),
         base_id: p.base_id,
@@ -292,7 +288,7 @@ async fn list_signs(
         near,
         radius_km,
     };
-    let paged = signage::search(&state.db, &q, page).await?;
+    let paged = signage::search(&state.read_db, &q, page).await?;
     let page = Page::from_paged(paged, |(s, d)| SignView::of(s, d));
     let geo = match p.format {
         Some(f) => f == ListFormat::Geojson,

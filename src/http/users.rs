@@ -11,13 +11,12 @@ use uuid::Uuid;
 
 use crate::domain::access::{Action, authorize};
 use crate::domain::enums::Role;
-use crate::domain::page::PageRequest;
 use crate::domain::users::{self, Scope, UserChange, UserRecord};
 use crate::domain::validate::Validator;
 use crate::error::{Problem, Result};
 use crate::http::DistrictCode;
-use crate::http::Page;
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser};
+use crate::http::{Page, PageParams};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -112,11 +111,6 @@ impl UserView {
 #[into_params(parameter_in = Query)]
 pub struct UserListParams {
     pub role: Option<Role>,
-    /// Items per page, 1 to 500.
-    #[param(minimum = 1, maximum = 500, default = 50)]
-    pub limit: Option<u64>,
-    /// The `next_cursor` of the previous page.
-    pub cursor: Option<String>,
 }
 
 /// List accounts
@@ -124,7 +118,7 @@ pub struct UserListParams {
 /// Admin only.
 #[utoipa::path(
     get, path = "/v1/users", tag = "accounts", operation_id = "list_users",
-    params(UserListParams),
+    params(UserListParams, PageParams),
     security(("bearer" = [])),
     responses((status = 200, description = "A page of accounts", body = Page<UserView>))
 )]
@@ -132,9 +126,10 @@ async fn list_users(
     State(state): State<AppState>,
     AuthUser(actor): AuthUser,
     ApiQuery(p): ApiQuery<UserListParams>,
+    ApiQuery(paging): ApiQuery<PageParams>,
 ) -> Result<Json<Page<UserView>>> {
     authorize(&actor, Action::ManageUsers)?;
-    let page = PageRequest::parse(p.limit, p.cursor.as_deref())?;
+    let page = paging.parse()?;
     let paged = users::list(&state.db, &actor, p.role, page).await?;
     Ok(Json(Page::from_paged(paged, UserView::of)))
 }

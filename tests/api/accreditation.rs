@@ -283,7 +283,7 @@ async fn the_bureau_keeps_the_working_calendar_and_notices_count_by_it() {
     let year = (app.now() + Duration::hours(8)).year();
     let listed = app.get(&format!("/v1/calendar/days?year={year}"), None).await.expect(200).body;
     let next_year = app.get(&format!("/v1/calendar/days?year={}", year + 1), None).await.expect(200).body;
-    let marked = listed.as_array().unwrap().len() + next_year.as_array().unwrap().len();
+    let marked = listed["items"].as_array().unwrap().len() + next_year["items"].as_array().unwrap().len();
     assert_eq!(marked, 3, "{listed} {next_year}");
 
     let notice = app.post(&format!("{path}/start-public-notice"), &json!({}), Some(&app.admin)).await.expect(200).body;
@@ -392,7 +392,7 @@ async fn objections_are_rate_limited_per_address() {
 async fn the_bureau_publishes_a_new_accreditation_standard() {
     let app = spawn_app().await;
     let list = app.get("/v1/accreditation-standards", None).await.expect(200).body;
-    let first = &list[0];
+    let first = &list["items"][0];
     assert_eq!(first["version"], "2021");
     assert_eq!(first["requirements"]["science_venue"]["min_exhibition_area_m2"], 1000.0);
     assert_eq!(first["requirements"]["natural_resource"]["min_exhibition_area_m2"], 5000.0);

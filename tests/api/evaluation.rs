@@ -126,8 +126,8 @@ async fn a_cycle_evaluates_every_accredited_base_with_measured_figures_and_grade
 
     // Results are public for accredited bases.
     let results = app.get(&format!("/v1/bases/{}/evaluations", id(&a)), None).await.expect(200).body;
-    assert_eq!(results[0]["grade"], "excellent");
-    assert_eq!(results[0]["score"], 90.0);
+    assert_eq!(results["items"][0]["grade"], "excellent");
+    assert_eq!(results["items"][0]["score"], 90.0);
     let c = app.base(json!({"name_en": "Not accredited"})).await;
     app.get(&format!("/v1/bases/{}/evaluations", id(&c)), None).await.expect_problem(401, "unauthorized");
 
@@ -236,5 +236,5 @@ async fn a_second_consecutive_annual_fail_revokes_and_a_passed_re_evaluation_res
     score_and_finalize(&app, &e2, &experts, [5.0, 5.0, 5.0]).await;
     assert_revoked(&app, &base, &session, &booking, &school_token, &sign).await;
     let results = app.get(&format!("/v1/bases/{}/evaluations", id(&base)), Some(&app.admin)).await.expect(200).body;
-    assert_eq!(results.as_array().unwrap().len(), 3);
+    assert_eq!(results["items"].as_array().unwrap().len(), 3);
 }

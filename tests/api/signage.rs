@@ -116,7 +116,7 @@ async fn a_sign_is_approved_installed_inspected_repaired_and_updated() {
 
     // A new standard: installed signs of the old one are due for update, then replaced.
     let current = app.get("/v1/signage-standards", None).await.expect(200).body;
-    let mut types = current[0]["sign_types"].clone();
+    let mut types = current["items"][0]["sign_types"].clone();
     types[0]["material"] = json!("recycled aluminium");
     let body = json!({"version": "2027", "sign_types": types});
     app.post("/v1/signage-standards", &body, Some(&officer)).await.expect_problem(403, "forbidden");
