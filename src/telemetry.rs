@@ -9,6 +9,7 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use metrics::{Unit, describe_counter, describe_histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
@@ -26,21 +27,37 @@ pub fn init_tracing() {
     };
 }
 
+const HTTP_REQUESTS: &str = "http_requests_total";
+const HTTP_DURATION: &str = "http_request_duration_seconds";
+
 /// The process-wide Prometheus recorder (a recorder can be installed once per process).
 pub fn metrics_handle() -> Option<PrometheusHandle> {
     static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            PrometheusBuilder::new()
+            let handle = PrometheusBuilder::new()
                 .set_buckets_for_metric(
-                    Matcher::Full("http_request_duration_seconds".into()),
+                    Matcher::Full(HTTP_DURATION.into()),
                     &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
                 )
                 .ok()?
                 .install_recorder()
-                .ok()
+                .ok()?;
+            describe_metrics();
+            Some(handle)
         })
         .clone()
+}
+
+/// Gives every metric its `# HELP` text (a family without one fails `promtool check
+/// metrics`). A family is exported once it has a value.
+fn describe_metrics() {
+    describe_counter!(HTTP_REQUESTS, Unit::Count, "HTTP requests answered, by method, route template and status.");
+    describe_histogram!(
+        HTTP_DURATION,
+        Unit::Seconds,
+        "Time to answer an HTTP request, by method, route template and status."
+    );
 }
 
 /// Counts every request and its latency by method, route template and status.
@@ -52,8 +69,8 @@ pub async fn track_metrics(req: Request, next: Next) -> Response {
     let res = next.run(req).await;
     let status = res.status().as_u16().to_string();
     let labels = [("method", method), ("route", route), ("status", status)];
-    metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels).record(start.elapsed().as_secs_f64());
+    metrics::counter!(HTTP_REQUESTS, &labels).increment(1);
+    metrics::histogram!(HTTP_DURATION, &labels).record(start.elapsed().as_secs_f64());
     res
 }
 
