@@ -432,6 +432,7 @@ async fn list_bases(
     headers: HeaderMap,
     ApiQuery(p): ApiQuery<BaseSearchParams>,
 ) -> Result<Response> {
+    let _timer = crate::telemetry::time_search(if p.near.is_some() { "bases_near" } else { "bases_list" });
     let page = PageRequest::parse(p.limit, p.cursor.as_deref())?;
     let (near, radius_km) = parse_near(p.near.as_deref(), p.radius_km)?;
     let wants_geojson = match p.format {

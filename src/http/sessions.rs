@@ -401,6 +401,7 @@ async fn list_sessions(
     State(state): State<AppState>,
     ApiQuery(p): ApiQuery<SessionSearchParams>,
 ) -> Result<Json<Page<SessionView>>> {
+    let _timer = crate::telemetry::time_search(if p.near.is_some() { "sessions_near" } else { "sessions_list" });
     let page = PageRequest::parse(p.limit, p.cursor.as_deref())?;
     let (near, radius_km) = parse_near(p.near.as_deref(), p.radius_km)?;
     if p.min_free.is_some_and(|m| m < 0) {
