@@ -24,6 +24,7 @@ use crate::domain::page::{Cursor, PageRequest, Paged};
 use crate::domain::sessions::{self, local_time};
 use crate::domain::validate::{self, Validator};
 use crate::error::{AppError, FieldError, Result, map_constraint};
+use crate::telemetry::{self, BookingOutcome};
 
 /// One teacher is needed for every this many students.
 pub const STUDENTS_PER_TEACHER: i32 = 20;
@@ -339,14 +340,40 @@ fn check_school(held: &[Held], t: &Target, now: DateTime<Utc>) -> Result<()> {
     Ok(())
 }
 
-/// Books a visit. `render` gives the HTTP answer that an `Idempotency-Key` will replay.
+/// Books a visit. `render` gives the HTTP answer that an `Idempotency-Key` will replay. Every
+/// request's outcome is counted here, in one place, for `/metrics`.
+pub async fn create(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    req: BookingRequest,
+    idem: Option<Idempotency>,
+    render: impl Fn(&BookingRecord) -> (u16, serde_json::Value),
+    now: DateTime<Utc>,
+) -> Result<Created> {
+    let result = decide(db, actor, req, idem, render, now).await;
+    let outcome = match &result {
+        Ok(Created::New(r)) if r.status() == BookingStatus::Waitlisted => Some(BookingOutcome::Waitlisted),
+        Ok(Created::New(_)) => Some(BookingOutcome::Confirmed),
+        // A replay is the first request's answer again, counted then.
+        Ok(Created::Replay { .. }) => None,
+        Err(e) if e.status().is_client_error() => Some(BookingOutcome::Refused(e.slug())),
+        // A failure, not a refusal: `http_requests_total` counts it by status.
+        Err(_) => None,
+    };
+    if let Some(outcome) = outcome {
+        telemetry::record_booking(outcome);
+    }
+    result
+}
+
+/// What [`create`] answers.
 ///
 /// The fast path is four round trips on PostgreSQL: begin; the locks with the session, its
 /// base and pools; the booking, its notification and audit entry, the first pool's places and
 /// the re-read of what the locks guard; commit. The hot rows (the pools) stay locked only
 /// for the last two. When a pool lacks room the transaction is rolled back and, if the school
 /// asked to wait, retried as a waiting booking that takes no places.
-pub async fn create(
+async fn decide(
     db: &DatabaseConnection,
     actor: &Actor,
     req: BookingRequest,

@@ -407,6 +407,7 @@ async fn list_bases(
     ApiQuery(near): ApiQuery<NearParams>,
     ApiQuery(paging): ApiQuery<PageParams>,
 ) -> Result<Response> {
+    let _timer = crate::telemetry::time_search(if near.near.is_some() { "bases_near" } else { "bases_list" });
     let page = paging.parse()?;
     let (near, radius_km) = near.parse()?;
     let wants_geojson = match p.format {

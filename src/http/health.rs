@@ -50,10 +50,12 @@ async fn readyz(State(state): State<AppState>) -> Response {
 
 /// Metrics
 ///
-/// Prometheus text format: request counts and latency by route and status.
+/// Prometheus text format: request counts and latency by route and status, bookings by
+/// outcome, search latency by shape, and the database pool's connections as of this request.
 #[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "metrics",
     responses((status = 200, description = "Prometheus exposition", body = String, content_type = "text/plain")))]
 async fn metrics(State(state): State<AppState>) -> Response {
+    crate::telemetry::record_db_pool(&state.db);
     let body = state
         .metrics
         .as_ref()

@@ -405,6 +405,7 @@ async fn list_sessions(
     ApiQuery(near): ApiQuery<NearParams>,
     ApiQuery(page): ApiQuery<PageParams>,
 ) -> Result<Json<Page<SessionView>>> {
+    let _timer = crate::telemetry::time_search(if near.near.is_some() { "sessions_near" } else { "sessions_list" });
     let page = page.parse()?;
     let (near, radius_km) = near.parse()?;
     if p.min_free.is_some_and(|m| m < 0) {

@@ -17,10 +17,40 @@ pub const ADMIN_PASSWORD: &str = "admin-password-1";
 pub const PASSWORD: &str = "user-password-1";
 
 /// A database nobody else uses: a temp SQLite file, or a new PostgreSQL database on the
-/// server of `TEST_DATABASE_URL`.
+/// server of `TEST_DATABASE_URL`. Either is removed when this is dropped, also when the test
+/// fails.
 pub struct TestDb {
     pub url: String,
+    /// The PostgreSQL server's URL and the database's name.
+    postgres: Option<(String, String)>,
     _dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((server, name)) = self.postgres.take() else { return };
+        // This runs inside the test's runtime, where blocking on a future is refused, and maybe
+        // while that runtime shuts down or the test panics: a thread of its own, with its own
+        // runtime, joined here. FORCE ends the connections the app's pools still hold.
+        let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+        let dropped = std::thread::spawn(move || {
+            let runtime =
+                tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+            runtime.block_on(async {
+                let admin = Database::connect(server.as_str()).await.map_err(|e| e.to_string())?;
+                let dropped = admin.execute_unprepared(&sql).await.map(|_| ()).map_err(|e| e.to_string());
+                admin.close().await.ok();
+                dropped
+            })
+        })
+        .join();
+        // Never panic here: a panic while the test is already panicking aborts the whole run.
+        match dropped {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("could not drop the test database {name}: {e}"),
+            Err(_) => eprintln!("could not drop the test database {name}: the dropping thread panicked"),
+        }
+    }
 }
 
 pub async fn fresh_database() -> TestDb {
@@ -36,12 +66,12 @@ pub async fn fresh_database() -> TestDb {
                 Some(q) => format!("{base}/{name}?{q}"),
                 None => format!("{base}/{name}"),
             };
-            TestDb { url, _dir: None }
+            TestDb { url, postgres: Some((server, name)), _dir: None }
         }
         _ => {
             let dir = tempfile::tempdir().expect("temp dir");
             let url = format!("sqlite://{}?mode=rwc", dir.path().join("kepu.db").display());
-            TestDb { url, _dir: Some(dir) }
+            TestDb { url, postgres: None, _dir: Some(dir) }
         }
     }
 }

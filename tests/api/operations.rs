@@ -1,8 +1,10 @@
 //! Health, readiness, metrics, request ids, the docs page, and problems for unknown routes.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use serde_json::json;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{booking_body, id, spawn_app};
 
 #[tokio::test]
 async fn healthz_and_readyz_answer_ok() {
@@ -54,6 +56,88 @@ async fn metrics_count_requests_by_route_and_status() {
     assert!(line("200").expect("a 200 series") >= 3.0, "{text}");
     assert!(line("404").expect("a 404 series") >= 1.0);
     assert!(text.contains("http_request_duration_seconds_bucket{"), "latency histogram");
+}
+
+/// A sample of the Prometheus text: its value, if a line has this name and every label.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .find(|l| labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
+        .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+}
+
+#[tokio::test]
+async fn metrics_describe_every_family_and_count_bookings_searches_and_the_pool() {
+    let app = spawn_app().await;
+    let (base, op) = app.accredited_base(json!({})).await;
+    let s = app.session(&id(&base), &op, 72, json!({"capacity": 50})).await;
+    let (first, first_token) = app.school_account("第一小学").await;
+    let (second, second_token) = app.school_account("第二小学").await;
+    app.post("/v1/bookings", &booking_body(&s, &first, 40, 2), Some(&first_token)).await.expect(201);
+    let body = booking_body(&s, &second, 20, 1);
+    app.post("/v1/bookings", &body, Some(&second_token)).await.expect_problem(409, "capacity-exhausted");
+    let mut waiting = body.clone();
+    waiting["waitlist"] = json!(true);
+    app.post("/v1/bookings", &waiting, Some(&second_token)).await.expect(202);
+    app.get("/v1/sessions?near=23.14,113.33&radius_km=10", None).await.expect(200);
+    app.get("/v1/sessions", None).await.expect(200);
+    app.get("/v1/bases?near=23.14,113.33&radius_km=10", None).await.expect(200);
+    app.get("/v1/bases?format=geojson", None).await.expect(200);
+
+    let text = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    // Every family has its HELP and TYPE; a histogram's samples end in _bucket, _sum, _count.
+    let mut declared: BTreeMap<&str, (bool, Option<&str>)> = BTreeMap::new();
+    for line in text.lines() {
+        let mut words = line.split(' ');
+        match (words.next(), words.next(), words.next()) {
+            (Some("#"), Some("HELP"), Some(name)) => declared.entry(name).or_default().0 = true,
+            (Some("#"), Some("TYPE"), Some(name)) => declared.entry(name).or_default().1 = words.next(),
+            _ => {}
+        }
+    }
+    let sampled: BTreeSet<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| l.split(['{', ' ']).next().unwrap())
+        .collect();
+    for name in &sampled {
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .filter_map(|suffix| name.strip_suffix(suffix))
+            .find(|f| declared.get(f).is_some_and(|d| d.1 == Some("histogram")))
+            .unwrap_or(name);
+        let (help, kind) = declared.get(family).copied().unwrap_or_default();
+        assert!(help && kind.is_some(), "{family} lacks # HELP or # TYPE:\n{text}");
+    }
+    for family in ["http_requests_total", "kepu_bookings_total", "kepu_search_duration_seconds"] {
+        assert!(declared.contains_key(family), "{family} is exported:\n{text}");
+    }
+
+    // The recorder is process-wide, so other tests may add to the counts.
+    for labels in [
+        &[("outcome", "confirmed")][..],
+        &[("outcome", "waitlisted")],
+        &[("outcome", "refused"), ("reason", "capacity-exhausted")],
+    ] {
+        assert!(sample(&text, "kepu_bookings_total", labels).is_some_and(|v| v >= 1.0), "{labels:?}:\n{text}");
+    }
+    for line in text.lines().filter(|l| l.starts_with("kepu_bookings_total{")) {
+        let reason = line.split("reason=\"").nth(1).map(|r| r.split('"').next().unwrap());
+        assert!(
+            reason.is_none_or(|r| !r.is_empty() && r.chars().all(|c| c.is_ascii_lowercase() || c == '-')),
+            "a refusal's reason is a problem slug: {line}"
+        );
+    }
+    for shape in ["sessions_near", "sessions_list", "bases_near", "bases_list"] {
+        let count = sample(&text, "kepu_search_duration_seconds_count", &[("shape", shape)]);
+        assert!(count.is_some_and(|c| c >= 1.0), "{shape}:\n{text}");
+        assert!(sample(&text, "kepu_search_duration_seconds_bucket", &[("shape", shape), ("le", "0.05")]).is_some());
+    }
+    for state in ["in_use", "idle"] {
+        let n = sample(&text, "kepu_db_pool_connections", &[("state", state)]).expect(state);
+        assert!(n >= 0.0 && n.fract() == 0.0, "{state}: {n}");
+    }
+    assert!(sample(&text, "kepu_db_pool_max_connections", &[]).is_some_and(|n| n >= 1.0), "{text}");
 }
 
 #[tokio::test]
