@@ -18,6 +18,7 @@ mod operations;
 mod pools;
 mod races;
 mod schools;
+mod search;
 mod sessions;
 mod signage;
 mod users;

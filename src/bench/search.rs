@@ -1,0 +1,5 @@
+pub async fn search(_a: SearchArgs) -> anyhow::Result<()> {
+    Ok(())
+}
+#[derive(Debug, Clone)]
+pub struct SearchArgs;
