@@ -96,6 +96,37 @@ enum BenchCommand {
         /// Seconds per measurement.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+        /// Seed a city of this many bases (100 sessions each) first, as `bench search` does, so
+        /// that bookings are measured beside the search indexes of a real city's size.
+        #[arg(long, default_value_t = 0)]
+        city_bases: u64,
+    },
+    /// Search shapes on a city-sized database seeded by bulk SQL: p50/p99 at one client,
+    /// requests/s at many, rows read per request (PostgreSQL), at a tenth of the city and at
+    /// the whole; prints one JSON object per shape and size.
+    Search {
+        /// A PostgreSQL server URL (a fresh database is created and dropped on it); default:
+        /// a temporary SQLite file.
+        #[arg(long)]
+        database: Option<String>,
+        /// Bases of the city.
+        #[arg(long, default_value_t = 10_000)]
+        bases: u64,
+        /// Sessions per base, over the next 90 days.
+        #[arg(long, default_value_t = 100)]
+        sessions_per_base: u64,
+        /// Requests timed one after another, per shape.
+        #[arg(long, default_value_t = 200)]
+        requests: usize,
+        /// Concurrent clients of the throughput run.
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+        /// Seconds of the throughput run, per shape.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Measure only the whole city (not a tenth of it first).
+        #[arg(long)]
+        no_growth: bool,
     },
 }
 
@@ -121,11 +152,27 @@ async fn main() -> anyhow::Result<()> {
     config.token_ttl = std::time::Duration::from_secs(cli.token_ttl_hours.max(1) * 3600);
     config.auth_cache = std::time::Duration::from_secs(cli.auth_cache_seconds);
     match cli.command {
-        Command::Bench { what: BenchCommand::Booking { database, clients, seconds } } => {
+        Command::Bench { what: BenchCommand::Booking { database, clients, seconds, city_bases } } => {
             kepu::bench::booking(kepu::bench::BenchArgs {
                 database,
                 clients: clients.max(1),
                 seconds: seconds.max(1),
+                connections: cli.db_max_connections,
+                city_bases,
+            })
+            .await?;
+        }
+        Command::Bench {
+            what: BenchCommand::Search { database, bases, sessions_per_base, requests, clients, seconds, no_growth },
+        } => {
+            kepu::bench::search(kepu::bench::SearchArgs {
+                database,
+                bases: bases.max(1),
+                per_base: sessions_per_base.max(1),
+                requests: requests.max(1),
+                clients: clients.max(1),
+                seconds: seconds.max(1),
+                growth: !no_growth,
                 connections: cli.db_max_connections,
             })
             .await?;

@@ -37,6 +37,8 @@ pub struct BenchArgs {
     pub seconds: u64,
     /// Connections of kepu's pool, which the raw path uses too (`None`: kepu's default).
     pub connections: Option<u32>,
+    /// Bases of a city (100 sessions each) seeded first, beside the benchmark's own.
+    pub city_bases: u64,
 }
 
 const PASSWORD: &str = "bench-password-1";
@@ -292,6 +294,12 @@ async fn run(args: &BenchArgs, bench_db: &BenchDb) -> anyhow::Result<()> {
     let schools_needed = (args.clients * args.seconds as usize * 400).clamp(20_000, 400_000);
     eprintln!("seeding {schools_needed} schools and {} sessions …", SPREAD_SESSIONS + 1);
     let (_admin, fx) = seed(&db, schools_needed).await?;
+    if args.city_bases > 0 {
+        super::city::seed(&db, 0, args.city_bases, 100, Utc::now(), |done| {
+            eprintln!("seeded {done} of {} city bases", args.city_bases);
+        })
+        .await?;
+    }
     // A live database has planner statistics and a visibility map kept by autovacuum; a
     // freshly seeded one gets them now.
     if backend == "postgres" {
@@ -370,6 +378,7 @@ async fn run(args: &BenchArgs, bench_db: &BenchDb) -> anyhow::Result<()> {
             "clients": args.clients,
             "connections": connections,
             "seconds": args.seconds,
+            "city_sessions": args.city_bases * 100,
             "bookings_per_s": round2(http.per_s),
             "raw_db_per_s": round2(raw.per_s),
             "ratio": round2(if raw.per_s > 0.0 { http.per_s / raw.per_s } else { 0.0 }),

@@ -3,8 +3,6 @@
 //! number of kepu processes sharing one database never overbook; the table's CHECK constraint
 //! refuses an overbooking even from a bug.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 use entity::{booking, capacity_pool, session_pool};
 use sea_orm::sea_query::Expr;
@@ -135,36 +133,58 @@ pub async fn pools_of_session(conn: &impl ConnectionTrait, session_id: Uuid) -> 
         .await?)
 }
 
-/// The pools of many sessions at once (for lists).
-pub async fn pools_of_sessions(
-    conn: &impl ConnectionTrait,
-    session_ids: &[Uuid],
-) -> Result<HashMap<Uuid, Vec<capacity_pool::Model>>> {
-    let mut out: HashMap<Uuid, Vec<capacity_pool::Model>> = HashMap::new();
-    if session_ids.is_empty() {
-        return Ok(out);
+/// The pools of the session whose id is the SQL expression `session_id`, as one JSON array
+/// of `[id, name, unit, capacity, used, base_id, session_id, created_at, updated_at]` rows,
+/// read by [`pools_from_json`]: a list's page reads its sessions' pools in the statement that
+/// picks the page, from the same snapshot as their free places.
+pub fn pools_json_sql(backend: sea_orm::DbBackend, session_id: &str) -> String {
+    const COLUMNS: &str = "p.name, p.unit, p.capacity, p.used";
+    let from =
+        format!("FROM session_pools sp JOIN capacity_pools p ON p.id = sp.pool_id WHERE sp.session_id = {session_id}");
+    match backend {
+        sea_orm::DbBackend::Postgres => format!(
+            "(SELECT COALESCE(json_agg(json_build_array(p.id, {COLUMNS}, p.base_id, p.session_id, p.created_at, \
+             p.updated_at)), '[]') {from})"
+        ),
+        // UUIDs are blobs here: as hex (an absent one as '').
+        _ => format!(
+            "(SELECT json_group_array(json_array(lower(hex(p.id)), {COLUMNS}, lower(hex(p.base_id)), \
+             lower(hex(p.session_id)), p.created_at, p.updated_at)) {from})"
+        ),
     }
-    let links = session_pool::Entity::find()
-        .filter(session_pool::Column::SessionId.is_in(session_ids.to_vec()))
-        .all(conn)
-        .await?;
-    let pool_ids: Vec<Uuid> = links.iter().map(|l| l.pool_id).collect();
-    let pools: HashMap<Uuid, capacity_pool::Model> = capacity_pool::Entity::find()
-        .filter(capacity_pool::Column::Id.is_in(pool_ids))
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|p| (p.id, p))
-        .collect();
-    for l in links {
-        if let Some(p) = pools.get(&l.pool_id) {
-            out.entry(l.session_id).or_default().push(p.clone());
+}
+
+/// Reads the pools written by [`pools_json_sql`], in id order.
+pub fn pools_from_json(v: &serde_json::Value) -> Result<Vec<capacity_pool::Model>> {
+    // SQLite answers the array as text.
+    let parsed;
+    let v = match v.as_str() {
+        Some(text) => {
+            parsed = serde_json::from_str::<serde_json::Value>(text).map_err(anyhow::Error::from)?;
+            &parsed
         }
+        None => v,
+    };
+    let bad = || AppError::Internal(anyhow::anyhow!("unreadable pools of a session: {v}"));
+    let id = |x: &serde_json::Value| x.as_str().filter(|s| !s.is_empty()).and_then(|s| Uuid::parse_str(s).ok());
+    let time = |x: &serde_json::Value| serde_json::from_value::<DateTime<Utc>>(x.clone()).ok();
+    let mut pools = Vec::new();
+    for p in v.as_array().into_iter().flatten() {
+        let int = |i: usize| p[i].as_i64().and_then(|n| i32::try_from(n).ok());
+        pools.push(capacity_pool::Model {
+            id: id(&p[0]).ok_or_else(bad)?,
+            name: p[1].as_str().ok_or_else(bad)?.to_string(),
+            unit: p[2].as_str().ok_or_else(bad)?.to_string(),
+            capacity: int(3).ok_or_else(bad)?,
+            used: int(4).ok_or_else(bad)?,
+            base_id: id(&p[5]),
+            session_id: id(&p[6]),
+            created_at: time(&p[7]).ok_or_else(bad)?,
+            updated_at: time(&p[8]).ok_or_else(bad)?,
+        });
     }
-    for v in out.values_mut() {
-        v.sort_by_key(|p| p.id);
-    }
-    Ok(out)
+    pools.sort_by_key(|p| p.id);
+    Ok(pools)
 }
 
 /// Takes the party's places from every pool, in id order. `false` when a pool lacks room; the

@@ -167,15 +167,24 @@ fn covers(outer: BoundingBox, inner: BoundingBox) -> bool {
 pub async fn located<E: EntityTrait>(
     conn: &impl ConnectionTrait,
     cond: Condition,
-    [id, lat, lon]: [E::Column; 3],
+    cols: [E::Column; 3],
     bbox: Option<BoundingBox>,
 ) -> Result<Vec<(Uuid, LatLon)>> {
+    let rows: Vec<(Uuid, f64, f64)> = located_query::<E>(cond, cols, bbox).into_tuple().all(conn).await?;
+    Ok(rows.into_iter().map(|(id, lat, lon)| (id, LatLon { lat, lon })).collect())
+}
+
+/// The query of [`located`] (public for `EXPLAIN` in tests).
+pub fn located_query<E: EntityTrait>(
+    cond: Condition,
+    [id, lat, lon]: [E::Column; 3],
+    bbox: Option<BoundingBox>,
+) -> sea_orm::Select<E> {
     let mut q = E::find().select_only().columns([id, lat, lon]).filter(cond);
     if let Some(b) = bbox {
         q = q.filter(lat.between(b.min_lat, b.max_lat)).filter(lon.between(b.min_lon, b.max_lon));
     }
-    let rows: Vec<(Uuid, f64, f64)> = q.into_tuple().all(conn).await?;
-    Ok(rows.into_iter().map(|(id, lat, lon)| (id, LatLon { lat, lon })).collect())
+    q
 }
 
 /// A page of the rows of `E` matching `cond`, nearest first from `center` (ties by id),

@@ -6,13 +6,13 @@ use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveDate, NaiveTime, Ti
 use entity::{base, booking, capacity_pool, session, session_pool};
 use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, Order};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
-    FromQueryResult, QueryFilter, QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend,
+    EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::db::{RawSql, begin_read, begin_write};
+use crate::db::{RawSql, begin_write};
 use crate::domain::access::{Action, Actor, authorize};
 use crate::domain::audit::{self, Change};
 use crate::domain::bases::BookingRules;
@@ -562,6 +562,26 @@ pub async fn search(
     page: PageRequest,
     now: DateTime<Utc>,
 ) -> Result<Paged<SessionHit>> {
+    let (from, to) = window(q, now)?;
+    let filter = search_condition(q, from, to, now);
+    let need = page.limit + 1;
+    // Each statement reads one snapshot: a page's sessions with their free places and pools.
+    let rows = match q.near {
+        None => {
+            let stmt = by_time_statement(db.get_database_backend(), q, filter, page, need);
+            hit_rows(db, stmt).await?.into_iter().map(|r| (r, None)).collect()
+        }
+        Some(center) => near_rows(db, q, center, filter, page, need, now).await?,
+    };
+    let paged = Paged::from_overfetch(rows, page.limit, |(r, d): &(HitRow, Option<f64>)| Cursor {
+        distance_km: *d,
+        ..Cursor::at(r.record.session.starts_at, r.record.session.id)
+    });
+    Ok(paged.map(|(r, distance_km)| SessionHit { record: r.record, distance_km }))
+}
+
+/// The window of a search: `from` (default now) to `to` (default 90 days on).
+fn window(q: &SessionQuery, now: DateTime<Utc>) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
     validate::sane_time("from", q.from)?;
     validate::sane_time("to", q.to)?;
     let from = q.from.unwrap_or(now);
@@ -569,34 +589,66 @@ pub async fn search(
     if to <= from {
         return Err(AppError::field("to", "must be after from"));
     }
-    let filter = search_condition(q, from, to, now);
-    let need = page.limit + 1;
-    let txn = begin_read(db).await?;
-    let rows = match q.near {
-        None => {
-            let mut cond = filter;
-            if let Some(after) = page.after {
-                cond = cond.add(keyset(after));
-            }
-            hit_rows(&txn, &[HitSelect { cond, need }], q.min_free).await?.into_iter().map(|r| (r, None)).collect()
+    Ok((from, to))
+}
+
+/// The statement of a page of a search without `near`: the sessions by (start, id) after the
+/// cursor, at most `need`.
+fn by_time_statement(
+    backend: DbBackend,
+    q: &SessionQuery,
+    filter: Condition,
+    page: PageRequest,
+    need: u64,
+) -> Statement {
+    let mut cond = filter;
+    if let Some(after) = page.after {
+        cond = cond.add(keyset(after));
+    }
+    hits_statement(backend, &[HitSelect { cond, need }], q.min_free)
+}
+
+/// The statement of a batch of a `near` search: for each distance among `bases` (nearest
+/// first; bases at one distance share a subquery, as their sessions interleave by start),
+/// that distance's sessions by (start, id), at most `need` each; after the cursor for the
+/// cursor's own distance.
+fn near_statement(
+    backend: DbBackend,
+    q: &SessionQuery,
+    filter: &Condition,
+    bases: &[nearest::Near],
+    page: PageRequest,
+    need: u64,
+) -> Statement {
+    let mut selects = Vec::new();
+    for group in bases.chunk_by(|a, b| a.distance_km == b.distance_km) {
+        let d = group[0].distance_km;
+        let ids: Vec<Uuid> = group.iter().map(|n| n.id).collect();
+        let mut cond = filter.clone().add(session::Column::BaseId.is_in(ids));
+        if let Some(after) = page.after.filter(|c| c.distance_km == Some(d)) {
+            cond = cond.add(keyset(after));
         }
-        Some(center) => near_rows(&txn, q, center, filter, page, need, now).await?,
-    };
-    let paged = Paged::from_overfetch(rows, page.limit, |(r, d): &(HitRow, Option<f64>)| Cursor {
-        distance_km: *d,
-        ..Cursor::at(r.session.starts_at, r.session.id)
-    });
-    let ids: Vec<Uuid> = paged.items.iter().map(|(r, _)| r.session.id).collect();
-    let mut pools = capacity::pools_of_sessions(&txn, &ids).await?;
-    txn.commit().await?;
-    Ok(paged.map(|(r, distance_km)| SessionHit {
-        record: SessionRecord {
-            pools: pools.remove(&r.session.id).unwrap_or_default(),
-            session: r.session,
-            base: r.base,
-        },
-        distance_km,
-    }))
+        selects.push(HitSelect { cond, need });
+    }
+    hits_statement(backend, &selects, q.min_free)
+}
+
+/// The statement a search runs for the page after `page`'s cursor: by time, or (with `near`)
+/// for the batch of `bases` given. For `EXPLAIN` in tests: the statements searches run are
+/// built by these same functions.
+pub fn page_statement(
+    backend: DbBackend,
+    q: &SessionQuery,
+    bases: &[nearest::Near],
+    page: PageRequest,
+    now: DateTime<Utc>,
+) -> Result<Statement> {
+    let (from, to) = window(q, now)?;
+    let filter = search_condition(q, from, to, now);
+    Ok(match q.near {
+        None => by_time_statement(backend, q, filter, page, page.limit + 1),
+        Some(_) => near_statement(backend, q, &filter, bases, page, page.limit + 1),
+    })
 }
 
 /// The filters of a search, but for the place, as one condition on `sessions` joined with
@@ -640,7 +692,7 @@ fn keyset(after: Cursor) -> Expr {
 /// sessions in one query, until the page is full. Batches never split bases of equal distance,
 /// so every row of a batch sorts after every row of the batches before it.
 async fn near_rows(
-    txn: &DatabaseTransaction,
+    txn: &DatabaseConnection,
     q: &SessionQuery,
     center: LatLon,
     filter: Condition,
@@ -668,35 +720,19 @@ async fn near_rows(
             break;
         }
         let still = need - out.len() as u64;
-        // One subquery per distance (bases at one distance share it: their sessions interleave
-        // by start).
-        let mut selects = Vec::new();
-        let mut distances = std::collections::HashMap::new();
-        for group in bases.chunk_by(|a, b| a.distance_km == b.distance_km) {
-            let d = group[0].distance_km;
-            let ids: Vec<Uuid> = group.iter().map(|n| n.id).collect();
-            for id in &ids {
-                distances.insert(*id, d);
-            }
-            let mut cond = filter.clone().add(session::Column::BaseId.is_in(ids));
-            if let Some(after) = page.after.filter(|c| c.distance_km == Some(d)) {
-                cond = cond.add(keyset(after));
-            }
-            selects.push(HitSelect { cond, need: still });
-        }
-        let mut rows: Vec<(HitRow, Option<f64>)> = hit_rows(txn, &selects, q.min_free)
+        let distances: std::collections::HashMap<Uuid, f64> = bases.iter().map(|n| (n.id, n.distance_km)).collect();
+        let stmt = near_statement(txn.get_database_backend(), q, &filter, &bases, page, still);
+        let mut rows: Vec<(HitRow, Option<f64>)> = hit_rows(txn, stmt)
             .await?
             .into_iter()
             .map(|r| {
-                let d = distances.get(&r.session.base_id).copied();
+                let d = distances.get(&r.record.session.base_id).copied();
                 (r, d)
             })
             .collect();
         rows.sort_by(|(a, da), (b, db)| {
-            da.unwrap_or(0.0)
-                .total_cmp(&db.unwrap_or(0.0))
-                .then(a.session.starts_at.cmp(&b.session.starts_at))
-                .then(a.session.id.cmp(&b.session.id))
+            let (a, b) = (&a.record.session, &b.record.session);
+            da.unwrap_or(0.0).total_cmp(&db.unwrap_or(0.0)).then(a.starts_at.cmp(&b.starts_at)).then(a.id.cmp(&b.id))
         });
         rows.truncate(still as usize);
         out.extend(rows);
@@ -707,11 +743,10 @@ async fn near_rows(
     Ok(out)
 }
 
-/// A row of a session search: the session and its base in short.
+/// A row of a session search: the session with its pools and its base in short.
 #[derive(Debug)]
 struct HitRow {
-    session: session::Model,
-    base: BaseBrief,
+    record: SessionRecord,
 }
 
 /// One ordered, limited select of a search: the sessions matching `cond`, by (start, id), at
@@ -721,22 +756,26 @@ struct HitSelect {
     need: u64,
 }
 
-/// Runs the selects as one statement, a union of each select's own page, and answers the rows
-/// by (start, id). Free places are computed per row, in the query ([`capacity::free_places_sql`]),
-/// so that `min_free` filters before the `LIMIT`.
-async fn hit_rows(conn: &impl ConnectionTrait, selects: &[HitSelect], min_free: Option<i32>) -> Result<Vec<HitRow>> {
-    let mut sql = RawSql::new(conn.get_database_backend());
+/// The selects as one statement, a union of each select's own page. Free places are computed
+/// per row, in the query ([`capacity::free_places_sql`]), so that `min_free` filters before
+/// the `LIMIT`; the pools of the rows kept are read beside them.
+fn hits_statement(backend: DbBackend, selects: &[HitSelect], min_free: Option<i32>) -> Statement {
+    let mut sql = RawSql::new(backend);
     for (i, sel) in selects.iter().enumerate() {
         if i > 0 {
             sql.push(" UNION ALL ");
         }
-        sql.push(
-            "SELECT * FROM (SELECT * FROM (SELECT sessions.*, bases.name_zh AS base_name_zh, \
+        // The page's pools are read by the statement that picked the page: one snapshot.
+        let pools = capacity::pools_json_sql(backend, &format!("g{i}.id"));
+        sql.push(&format!(
+            "SELECT g{i}.*, {pools} AS pools FROM (SELECT * FROM (SELECT sessions.*, bases.name_zh AS base_name_zh, \
              bases.name_en AS base_name_en, bases.district_code AS base_district_code, bases.lat AS base_lat, \
-             bases.lon AS base_lon, bases.status AS base_status, bases.valid_until AS base_valid_until, ",
-        )
+             bases.lon AS base_lon, bases.status AS base_status, bases.valid_until AS base_valid_until, "
+        ))
         .push(&capacity::free_places_sql("sessions.id"))
-        .push(" AS free FROM sessions JOIN bases ON bases.id = sessions.base_id WHERE ")
+        // `CROSS JOIN` keeps `sessions` the outer loop on SQLite, which otherwise may walk every
+        // base and sort what follows a deep cursor; PostgreSQL plans it as any join.
+        .push(" AS free FROM sessions CROSS JOIN bases WHERE bases.id = sessions.base_id AND ")
         .expr(sel.cond.clone())
         .push(") AS h");
         if let Some(m) = min_free {
@@ -745,8 +784,13 @@ async fn hit_rows(conn: &impl ConnectionTrait, selects: &[HitSelect], min_free: 
         sql.push(" ORDER BY h.starts_at, h.id LIMIT ").bind(i64::try_from(sel.need).unwrap_or(i64::MAX));
         sql.push(&format!(") AS g{i}"));
     }
+    sql.statement()
+}
+
+/// Runs a search statement; answers its rows by (start, id).
+async fn hit_rows(conn: &impl ConnectionTrait, stmt: Statement) -> Result<Vec<HitRow>> {
     let mut rows = Vec::new();
-    for row in conn.query_all_raw(sql.statement()).await? {
+    for row in conn.query_all_raw(stmt).await? {
         let session = session::Model::from_query_result(&row, "")?;
         let base = BaseBrief {
             id: session.base_id,
@@ -757,8 +801,12 @@ async fn hit_rows(conn: &impl ConnectionTrait, selects: &[HitSelect], min_free: 
             status: row.try_get("", "base_status")?,
             valid_until: row.try_get("", "base_valid_until")?,
         };
-        rows.push(HitRow { session, base });
+        let pools = capacity::pools_from_json(&row.try_get::<serde_json::Value>("", "pools")?)?;
+        rows.push(HitRow { record: SessionRecord { session, pools, base } });
     }
-    rows.sort_by(|a, b| a.session.starts_at.cmp(&b.session.starts_at).then(a.session.id.cmp(&b.session.id)));
+    rows.sort_by(|a, b| {
+        let (a, b) = (&a.record.session, &b.record.session);
+        a.starts_at.cmp(&b.starts_at).then(a.id.cmp(&b.id))
+    });
     Ok(rows)
 }

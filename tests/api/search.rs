@@ -235,3 +235,119 @@ async fn pages_stay_exact_while_bookings_change_free_places_between_them() {
     }
     assert!(booked >= 4, "bookings changed free places between pages ({booked})");
 }
+
+/// The plan of `stmt`: every (node type, relation) in it.
+async fn plan_nodes(conn: &impl sea_orm::ConnectionTrait, stmt: sea_orm::Statement) -> Vec<(String, String)> {
+    use sea_orm::DbBackend;
+    let backend = conn.get_database_backend();
+    let explain = match backend {
+        DbBackend::Postgres => format!("EXPLAIN (FORMAT JSON) {}", stmt.sql),
+        _ => format!("EXPLAIN QUERY PLAN {}", stmt.sql),
+    };
+    let rows = conn.query_all_raw(sea_orm::Statement { sql: explain, ..stmt }).await.expect("explain");
+    let mut out = Vec::new();
+    if backend == DbBackend::Postgres {
+        fn walk(node: &Value, out: &mut Vec<(String, String)>) {
+            let kind = node["Node Type"].as_str().unwrap_or_default().to_string();
+            out.push((kind, node["Relation Name"].as_str().unwrap_or_default().to_string()));
+            for child in node["Plans"].as_array().into_iter().flatten() {
+                walk(child, out);
+            }
+        }
+        let plan: Value = rows[0].try_get("", "QUERY PLAN").expect("a JSON plan");
+        walk(&plan[0]["Plan"], &mut out);
+    } else {
+        for row in rows {
+            let detail: String = row.try_get("", "detail").expect("a plan line");
+            out.push((detail, String::new()));
+        }
+    }
+    out
+}
+
+/// Asserts that a plan reads no whole table of the search (on PostgreSQL: no sequential scan
+/// of them; on SQLite: no `SCAN` of them but in an index's order).
+#[track_caller]
+fn assert_indexed(what: &str, nodes: &[(String, String)]) {
+    const TABLES: [&str; 4] = ["sessions", "bases", "capacity_pools", "session_pools"];
+    let whole: Vec<_> = nodes
+        .iter()
+        .filter(|(kind, rel)| {
+            let pg = kind == "Seq Scan" && TABLES.contains(&rel.as_str());
+            let sqlite = TABLES.iter().any(|t| kind == &format!("SCAN {t}"));
+            pg || sqlite
+        })
+        .collect();
+    assert!(whole.is_empty(), "{what} reads a whole table: {nodes:?}");
+    assert!(
+        nodes.iter().any(|(kind, _)| kind.contains("Index") || kind.contains("USING")),
+        "{what} uses no index: {nodes:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_main_search_shapes_walk_indexes_and_read_no_whole_table() {
+    use kepu::domain::nearest::{self, Rings};
+    use kepu::domain::page::PageRequest;
+    use kepu::domain::sessions::{SessionQuery, page_statement};
+    use sea_orm::{ConnectionTrait, QueryTrait, TransactionTrait};
+
+    let app = spawn_app().await;
+    city(&app, 300, 100).await;
+    app.db.execute_unprepared(if is_postgres() { "ANALYZE" } else { "ANALYZE" }).await.unwrap();
+    let backend = app.db.get_database_backend();
+    let now = app.now();
+    let center = LatLon { lat: 23.13, lon: 113.33 };
+    // Page 5's cursor, as a client would hold it.
+    let mut path = "/v1/sessions?limit=20".to_string();
+    for _ in 1..5 {
+        let body = app.get(&path, None).await.expect(200).body;
+        path = format!("/v1/sessions?limit=20&cursor={}", body["next_cursor"].as_str().unwrap());
+    }
+    let page5 = PageRequest::parse(Some(20), path.split("cursor=").nth(1)).unwrap();
+    let first = PageRequest::parse(Some(20), None).unwrap();
+    let week = SessionQuery { from: Some(now), to: Some(now + Duration::days(7)), ..Default::default() };
+    let near = SessionQuery { near: Some(center), radius_km: Some(10.0), min_free: Some(45), ..week.clone() };
+    // The nearest bases, as the search walks them.
+    let accredited = kepu::domain::bases::status_condition(kepu::domain::enums::BaseStatus::Accredited, now);
+    let cols = [base::Column::Id, base::Column::Lat, base::Column::Lon];
+    let mut rings = Rings::new(center, Some(10.0), None);
+    let bases =
+        rings.next(4, |b| nearest::located::<base::Entity>(&app.db, accredited.clone(), cols, b)).await.unwrap();
+    assert_eq!(bases.len(), 4);
+
+    let shapes = [
+        ("sessions by time", page_statement(backend, &SessionQuery::default(), &[], first, now).unwrap()),
+        ("sessions by time, page 5", page_statement(backend, &SessionQuery::default(), &[], page5, now).unwrap()),
+        (
+            "sessions by time, filtered",
+            page_statement(
+                backend,
+                &SessionQuery { min_free: Some(45), bookable: Some(true), ..week.clone() },
+                &[],
+                first,
+                now,
+            )
+            .unwrap(),
+        ),
+        ("sessions near, a batch of bases", page_statement(backend, &near, &bases, first, now).unwrap()),
+        (
+            "a ring of bases",
+            nearest::located_query::<base::Entity>(accredited.clone(), cols, Some(center.enclosing_box(10.0)))
+                .build(backend),
+        ),
+    ];
+    // With the tables this size the planner prefers the indexes of the session shapes by itself.
+    for (what, stmt) in shapes.iter().take(4) {
+        assert_indexed(what, &plan_nodes(&app.db, stmt.clone()).await);
+    }
+    // And every shape has an index path at all (a plan without one falls back to a scan).
+    let txn = app.db.begin().await.unwrap();
+    if is_postgres() {
+        txn.execute_unprepared("SET LOCAL enable_seqscan = off").await.unwrap();
+    }
+    for (what, stmt) in &shapes {
+        assert_indexed(what, &plan_nodes(&txn, stmt.clone()).await);
+    }
+    txn.rollback().await.unwrap();
+}
