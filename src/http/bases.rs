@@ -184,8 +184,8 @@ impl BaseInput {
 
 /// Changes to a base: the fields given replace the current ones; `null` clears an optional
 /// field. Requires `If-Match`.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[schema(example = json!({"opening_hours": "Tue–Sun 09:00–17:00", "themes": ["astronomy", "space"]}))]
 pub struct BasePatch {
     #[schema(nullable = false, min_length = 1, pattern = r"\S", max_length = 200)]
@@ -199,7 +199,7 @@ pub struct BasePatch {
     #[schema(nullable = false)]
     pub subcategory: Option<Subcategory>,
     /// Admin only.
-    #[schema(value_type = DistrictCode, nullable = false)]
+    #[schema(value_type = DistrictCode, nullable = false, required = false)]
     pub district_code: Option<String>,
     #[schema(nullable = false, min_length = 1, pattern = r"\S", max_length = 300)]
     pub address: Option<String>,

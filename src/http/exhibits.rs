@@ -96,8 +96,8 @@ impl ExhibitInput {
 }
 
 /// Changes to an exhibit: given fields replace; `null` clears an optional one.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[schema(example = json!({"status": "maintenance"}))]
 pub struct ExhibitPatch {
     #[schema(nullable = false, min_length = 1, pattern = r"\S", max_length = 200)]

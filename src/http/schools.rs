@@ -93,13 +93,13 @@ impl SchoolInput {
 }
 
 /// Changes to a school: given fields replace the current ones.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[schema(example = json!({"student_count": 1850}))]
 pub struct SchoolPatch {
     #[schema(nullable = false, min_length = 1, pattern = r"\S", max_length = 200)]
     pub name: Option<String>,
-    #[schema(value_type = DistrictCode, nullable = false)]
+    #[schema(value_type = DistrictCode, nullable = false, required = false)]
     pub district_code: Option<String>,
     #[schema(nullable = false, min_length = 1, pattern = r"\S", max_length = 300)]
     pub address: Option<String>,
