@@ -48,7 +48,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 
 /// Deserializes JSON: first the syntax (400), then the shape (422 naming the field).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
-    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| AppError::MalformedJson(e.to_string()))?;
+    let mut value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| AppError::MalformedJson(e.to_string()))?;
     // Every request body of this API is an object; serde would also read a struct from an array.
     if !value.is_object() {
         return Err(AppError::field("body", "must be a JSON object"));
@@ -56,7 +57,28 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     if let Some(field) = nul_at(&value, "") {
         return Err(AppError::field(field, "must not contain a NUL character"));
     }
+    integral_floats_as_integers(&mut value);
     from_value(value)
+}
+
+/// JSON has one kind of number, and JSON Schema counts `120.0` as an integer: so does the API.
+/// An integral float becomes an integer (which a float field still reads); any other number
+/// stays as it is, and an integer field refuses it.
+fn integral_floats_as_integers(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Number(n) => {
+            // i64::MAX as f64 is 2^63, the first float past the range.
+            if let Some(f) = n.as_f64().filter(|f| n.is_f64() && f.fract() == 0.0)
+                && f >= i64::MIN as f64
+                && f < i64::MAX as f64
+            {
+                *n = (f as i64).into();
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(integral_floats_as_integers),
+        serde_json::Value::Object(m) => m.values_mut().for_each(integral_floats_as_integers),
+        _ => {}
+    }
 }
 
 /// The path of the first string (or key) holding a NUL character, which no database column
@@ -269,5 +291,20 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
             .map(|ConnectInfo(a)| a.ip().to_string())
             .unwrap_or_else(|| "unknown".into());
         Ok(ClientIp(ip))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::integral_floats_as_integers;
+
+    #[test]
+    fn integral_floats_become_integers_and_other_numbers_stay() {
+        let mut v = json!({"a": 120.0, "b": [2168.0, -3.0, -0.0], "c": {"d": 120.5, "e": 7, "f": 1e300}});
+        integral_floats_as_integers(&mut v);
+        assert_eq!(v, json!({"a": 120, "b": [2168, -3, 0], "c": {"d": 120.5, "e": 7, "f": 1e300}}));
+        assert!(v["a"].is_i64() && v["c"]["d"].is_f64() && v["c"]["f"].is_f64());
     }
 }

@@ -297,3 +297,24 @@ async fn absurd_times_are_422_not_database_errors() {
     app.get("/v1/sessions?to=9999-12-31T00:00:00Z", None).await.expect_invalid("to");
     app.get("/v1/bookings?from=0001-01-01T00:00:00Z", Some(&app.admin)).await.expect_invalid("from");
 }
+
+#[tokio::test]
+async fn an_integer_may_be_written_as_an_integral_float() {
+    // JSON Schema counts 120.0 as an integer, and so does the API; 120.5 is still no integer.
+    let app = spawn_app().await;
+    let rules = json!({"opens_days_before": 14.0, "closes_hours_before": 48.0});
+    let (base, op) = app.accredited_base(json!({"booking_rules": rules})).await;
+    assert_eq!(base["booking_rules"]["opens_days_before"], 14);
+    let s = app.session(&id(&base), &op, 72, json!({"capacity": 120.0})).await;
+    assert_eq!(s["capacity"], 120);
+    assert!(s["capacity"].is_i64(), "{}", s["capacity"]);
+    let starts = app.now() + Duration::hours(96);
+    let body = json!({
+        "starts_at": starts.to_rfc3339(),
+        "ends_at": (starts + Duration::hours(1)).to_rfc3339(),
+        "capacity": 120.5,
+        "audiences": ["junior"],
+    });
+    let path = format!("/v1/bases/{}/sessions", id(&base));
+    app.post(&path, &body, Some(&op)).await.expect_invalid("capacity");
+}
