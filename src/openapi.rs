@@ -4,10 +4,12 @@
 use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::schema::{AdditionalProperties, ArrayItems, Object, Schema};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi as Spec, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
+use crate::domain::validate::{OPTIONAL_TEXT_PATTERN, TEXT_PATTERN};
 use crate::error::{AppError, FieldError, PROBLEM_JSON, Problem};
 
 #[derive(OpenApi)]
@@ -248,5 +250,87 @@ impl Modify for Links {
                 }
             }
         }
+    }
+}
+
+/// Gives the text fields of request bodies the `pattern` of the rule that reads them
+/// (`validate::text`: no control characters inside, not blank; `opt_text`: the same, or blank
+/// for none). utoipa takes a `pattern` only as a string literal, so the shared patterns are
+/// set here rather than on each field.
+pub struct TextPatterns;
+
+/// (schema, its fields read as non-blank text, its fields read as optional text). `name[]`
+/// is each item of the array `name`, `name{}` each value of the map `name`.
+const TEXT_FIELDS: &[(&str, &[&str], &[&str])] = &[
+    ("BaseInput", &["name_zh", "name_en", "host_org", "address", "themes[]"], &["opening_hours", "accessibility"]),
+    ("BasePatch", &["name_zh", "name_en", "host_org", "address", "themes[]"], &["opening_hours", "accessibility"]),
+    ("ExhibitInput", &["name"], &["description", "hall"]),
+    ("ExhibitPatch", &["name"], &["description", "hall"]),
+    ("SchoolInput", &["name", "address"], &[]),
+    ("SchoolPatch", &["name", "address"], &[]),
+    ("NewBooking", &["contact_name"], &["needs"]),
+    ("CancelBooking", &[], &["reason"]),
+    ("NewPoolBody", &["name"], &[]),
+    ("CancelSession", &["reason"], &[]),
+    ("MarkDay", &["name"], &[]),
+    ("NewSignageStandard", &["version"], &[]),
+    ("SignType", &["size", "material", "colour"], &[]),
+    ("NewSign", &[], &["road_name"]),
+    ("ApproveBody", &[], &["traffic_police_ref", "comment"]),
+    ("RejectBody", &["comment"], &[]),
+    ("InspectionBody", &[], &["photo_url", "notes"]),
+    ("CloseBody", &[], &["note"]),
+    ("NewStandardBody", &["version"], &[]),
+    ("Criterion", &["name"], &[]),
+    ("CommentBody", &["comment"], &[]),
+    ("DecideBody", &["comment"], &[]),
+    ("ScoresBody", &[], &["comment", "comments{}"]),
+    ("NewObjectionBody", &["reason"], &["name", "contact"]),
+    ("ResolveBody", &["resolution"], &[]),
+    ("Section", &["name"], &[]),
+    ("Indicator", &["name"], &[]),
+];
+
+impl Modify for TextPatterns {
+    fn modify(&self, openapi: &mut Spec) {
+        let Some(components) = openapi.components.as_mut() else { return };
+        for (schema, required, optional) in TEXT_FIELDS {
+            for (fields, pattern) in [(*required, TEXT_PATTERN), (*optional, OPTIONAL_TEXT_PATTERN)] {
+                for field in fields {
+                    let text = components.schemas.get_mut(*schema).and_then(|s| text_field(s, field));
+                    debug_assert!(text.is_some(), "the spec has no text field {schema}.{field}");
+                    if let Some(text) = text {
+                        text.pattern = Some(pattern.to_string());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The string schema of `field` (see [`TEXT_FIELDS`]) in an object schema.
+fn text_field<'a>(schema: &'a mut RefOr<Schema>, field: &str) -> Option<&'a mut Object> {
+    let RefOr::T(Schema::Object(object)) = schema else { return None };
+    let (name, part) = match (field.strip_suffix("[]"), field.strip_suffix("{}")) {
+        (Some(name), _) => (name, "items"),
+        (_, Some(name)) => (name, "values"),
+        _ => (field, ""),
+    };
+    let property = object.properties.get_mut(name)?;
+    let text = match (part, property) {
+        ("items", RefOr::T(Schema::Array(array))) => match &mut array.items {
+            ArrayItems::RefOrSchema(items) => items.as_mut(),
+            ArrayItems::False => return None,
+        },
+        ("values", RefOr::T(Schema::Object(map))) => match map.additional_properties.as_deref_mut()? {
+            AdditionalProperties::RefOr(values) => values,
+            AdditionalProperties::FreeForm(_) => return None,
+        },
+        ("", property) => property,
+        _ => return None,
+    };
+    match text {
+        RefOr::T(Schema::Object(text)) => Some(text),
+        _ => None,
     }
 }

@@ -128,6 +128,26 @@ pub fn required_text(field: &str, value: &str, max: usize) -> Result<String, App
     text(value, max).map_err(|m| AppError::field(field, m))
 }
 
+/// What [`text`] accepts, as a JSON Schema (ECMA-262) `pattern` for the OpenAPI document: some
+/// character other than white space, and no control character (Unicode `Cc`) except white
+/// space at either end, which is trimmed off. The white space is Unicode's `White_Space`, which
+/// `str::trim` removes, spelled out: `\s` differs between regex dialects.
+pub const TEXT_PATTERN: &str = concat!(
+    r"^[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*",
+    r"[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]",
+    r"[^\x00-\x1f\x7f-\x9f]*",
+    r"[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
+);
+
+/// What [`Validator::opt_text`] accepts: as [`TEXT_PATTERN`], or only white space (read as
+/// absent).
+pub const OPTIONAL_TEXT_PATTERN: &str = concat!(
+    r"^[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*",
+    r"([^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]",
+    r"[^\x00-\x1f\x7f-\x9f]*",
+    r"[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?$",
+);
+
 /// A trimmed, non-blank text of at most `max` characters.
 pub fn text(value: &str, max: usize) -> Result<String, String> {
     let v = value.trim();
@@ -181,6 +201,41 @@ mod tests {
         assert!(text("   ", 10).is_err());
         assert!(text("abcdef", 5).is_err());
         assert!(text("a\u{0}b", 5).is_err());
+    }
+
+    /// Every control character and every kind of white space, alone, at either end, inside,
+    /// and next to each other: the documented patterns accept exactly what the rules do.
+    #[test]
+    fn the_text_patterns_say_what_text_accepts() {
+        use regex_automata::dfa::{Automaton, dense};
+        let dfa = |pattern| dense::DFA::new(pattern).expect("a pattern the regex crates read");
+        let (text_dfa, opt_dfa) = (dfa(TEXT_PATTERN), dfa(OPTIONAL_TEXT_PATTERN));
+        let is_match = |dfa: &dense::DFA<Vec<u32>>, s: &str| {
+            dfa.try_search_fwd(&regex_automata::Input::new(s)).expect("a search").is_some()
+        };
+        let odd: Vec<char> = (0u32..=0xa0)
+            .chain([0x1680, 0x2000, 0x200a, 0x200b, 0x2028, 0x2029, 0x202f, 0x205f, 0x3000, 0xfeff])
+            .filter_map(char::from_u32)
+            .filter(|c| c.is_control() || c.is_whitespace() || !c.is_ascii_alphanumeric())
+            .collect();
+        let mut samples = vec![String::new(), "a".into(), "科学 中心".into()];
+        for &c in &odd {
+            for s in [format!("{c}"), format!("{c}a"), format!("a{c}"), format!("a{c}b"), format!(" {c} a {c} ")] {
+                samples.push(s);
+            }
+            for &d in &[' ', '\t', '\u{3000}', '\u{85}', '\u{1}'] {
+                samples.push(format!("{c}{d}a{d}{c}"));
+                samples.push(format!("{d}{c}"));
+            }
+        }
+        let mut wrong = Vec::new();
+        for s in &samples {
+            let opt_ok = s.trim().is_empty() || text(s, 100).is_ok();
+            if is_match(&text_dfa, s) != text(s, 100).is_ok() || is_match(&opt_dfa, s) != opt_ok {
+                wrong.push(format!("{s:?}"));
+            }
+        }
+        assert!(wrong.is_empty(), "the patterns disagree with the rules on {}", wrong.join(", "));
     }
 
     #[test]

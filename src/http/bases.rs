@@ -55,20 +55,20 @@ pub struct Contact {
 }))]
 pub struct BaseInput {
     /// Chinese name, 1–200 characters.
-    #[schema(min_length = 1, pattern = r"\S", max_length = 200)]
+    #[schema(min_length = 1, max_length = 200)]
     pub name_zh: String,
     /// English name, 1–200 characters.
-    #[schema(min_length = 1, pattern = r"\S", max_length = 200)]
+    #[schema(min_length = 1, max_length = 200)]
     pub name_en: String,
     /// The host organisation (依托单位).
-    #[schema(min_length = 1, pattern = r"\S", max_length = 200)]
+    #[schema(min_length = 1, max_length = 200)]
     pub host_org: String,
     pub category: Category,
     pub subcategory: Subcategory,
     /// GB/T 2260 code of one of the city's districts.
     #[schema(value_type = DistrictCode)]
     pub district_code: String,
-    #[schema(min_length = 1, pattern = r"\S", max_length = 300)]
+    #[schema(min_length = 1, max_length = 300)]
     pub address: String,
     /// WGS84; must lie inside the city's bounding box.
     pub location: LatLon,
@@ -83,7 +83,7 @@ pub struct BaseInput {
     pub contact: Option<Contact>,
     /// Up to 20 themes, compared case-insensitively.
     #[serde(default)]
-    #[schema(max_items = 20)]
+    #[schema(max_items = 20, max_length = 50)]
     pub themes: Vec<String>,
     #[serde(default)]
     pub audiences: Vec<Audience>,
@@ -188,11 +188,11 @@ impl BaseInput {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"opening_hours": "Tue–Sun 09:00–17:00", "themes": ["astronomy", "space"]}))]
 pub struct BasePatch {
-    #[schema(nullable = false, min_length = 1, pattern = r"\S", max_length = 200)]
+    #[schema(nullable = false, min_length = 1, max_length = 200)]
     pub name_zh: Option<String>,
-    #[schema(nullable = false, min_length = 1, pattern = r"\S", max_length = 200)]
+    #[schema(nullable = false, min_length = 1, max_length = 200)]
     pub name_en: Option<String>,
-    #[schema(nullable = false, min_length = 1, pattern = r"\S", max_length = 200)]
+    #[schema(nullable = false, min_length = 1, max_length = 200)]
     pub host_org: Option<String>,
     #[schema(nullable = false)]
     pub category: Option<Category>,
@@ -201,7 +201,7 @@ pub struct BasePatch {
     /// Admin only.
     #[schema(value_type = DistrictCode, nullable = false, required = false)]
     pub district_code: Option<String>,
-    #[schema(nullable = false, min_length = 1, pattern = r"\S", max_length = 300)]
+    #[schema(nullable = false, min_length = 1, max_length = 300)]
     pub address: Option<String>,
     #[schema(nullable = false)]
     pub location: Option<LatLon>,
@@ -210,7 +210,7 @@ pub struct BasePatch {
     #[schema(max_length = 500)]
     pub opening_hours: Option<String>,
     pub contact: Option<Contact>,
-    #[schema(nullable = false, max_items = 20)]
+    #[schema(nullable = false, max_items = 20, max_length = 50)]
     pub themes: Option<Vec<String>>,
     #[schema(nullable = false)]
     pub audiences: Option<Vec<Audience>>,

@@ -42,7 +42,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }))]
 pub struct ExhibitInput {
     /// 1–200 characters.
-    #[schema(min_length = 1, pattern = r"\S", max_length = 200)]
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     #[serde(default)]
     #[schema(max_length = 5000)]
@@ -100,7 +100,7 @@ impl ExhibitInput {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"status": "maintenance"}))]
 pub struct ExhibitPatch {
-    #[schema(nullable = false, min_length = 1, pattern = r"\S", max_length = 200)]
+    #[schema(nullable = false, min_length = 1, max_length = 200)]
     pub name: Option<String>,
     #[schema(max_length = 5000)]
     pub description: Option<String>,

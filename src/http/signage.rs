@@ -51,7 +51,7 @@ async fn list_signage_standards(State(state): State<AppState>) -> Result<Json<Ve
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSignageStandard {
-    #[schema(example = "2027")]
+    #[schema(example = "2027", max_length = 40)]
     pub version: String,
     #[schema(min_items = 1)]
     pub sign_types: Vec<SignType>,
