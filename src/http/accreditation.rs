@@ -58,6 +58,7 @@ async fn list_accreditation_standards(State(state): State<AppState>) -> Result<J
 pub struct NewStandardBody {
     #[schema(example = "2027", max_length = 40)]
     pub version: String,
+    #[schema(pattern = "^2[0-9]{3}-")]
     pub effective_from: DateTime<Utc>,
     /// The minimums of every subcategory.
     pub requirements: BTreeMap<Subcategory, Requirement>,

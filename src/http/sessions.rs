@@ -44,8 +44,10 @@ pub fn router() -> OpenApiRouter<AppState> {
     "max_group_size": 60
 }))]
 pub struct NewSession {
+    #[schema(pattern = "^2[0-9]{3}-")]
     pub starts_at: DateTime<Utc>,
     /// After `starts_at`, at most 12 hours later.
+    #[schema(pattern = "^2[0-9]{3}-")]
     pub ends_at: DateTime<Utc>,
     /// Visitors (students + teachers), 1–100000: the session's own pool.
     #[schema(minimum = 1, maximum = 100000)]
@@ -54,9 +56,11 @@ pub struct NewSession {
     pub audiences: Vec<Audience>,
     /// Default: the base's `booking_rules.opens_days_before` before the start.
     #[serde(default)]
+    #[schema(pattern = "^2[0-9]{3}-")]
     pub booking_opens_at: Option<DateTime<Utc>>,
     /// Default: the base's `booking_rules.closes_hours_before` before the start.
     #[serde(default)]
+    #[schema(pattern = "^2[0-9]{3}-")]
     pub booking_closes_at: Option<DateTime<Utc>>,
     /// Further pools to draw on: the base's own pools or city-wide ones.
     #[serde(default)]
@@ -131,8 +135,10 @@ pub struct TimeOfDay {
     "audiences": ["primary_upper", "junior"]
 }))]
 pub struct SessionPattern {
+    #[schema(pattern = "^2[0-9]{3}-")]
     pub from_date: NaiveDate,
     /// At most 366 days after `from_date`.
+    #[schema(pattern = "^2[0-9]{3}-")]
     pub to_date: NaiveDate,
     #[schema(min_items = 1)]
     pub weekdays: Vec<WeekdayName>,

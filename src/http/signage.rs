@@ -428,6 +428,7 @@ pub struct InspectionBody {
     pub notes: Option<String>,
     /// The next inspection; default in one year.
     #[serde(default)]
+    #[schema(pattern = "^2[0-9]{3}-")]
     pub next_due: Option<DateTime<Utc>>,
 }
 
