@@ -31,15 +31,17 @@ impl Validator {
         }
     }
 
-    /// A trimmed, non-blank text of at most `max` characters.
+    /// A non-blank text of at most `max` characters, trimmed (see [`text`]).
     pub fn text(&mut self, field: &str, value: &str, max: usize) -> Option<String> {
         self.check(field, text(value, max))
     }
 
-    /// An optional text: `None` stays `None`; blank becomes `None`.
+    /// An optional text: `None` stays `None`; blank (of at most `max` characters) becomes
+    /// `None`.
     pub fn opt_text(&mut self, field: &str, value: Option<&str>, max: usize) -> Option<Option<String>> {
-        match value.map(str::trim) {
-            None | Some("") => Some(None),
+        match value {
+            None => Some(None),
+            Some(v) if v.trim().is_empty() && v.chars().count() <= max => Some(None),
             Some(v) => self.text(field, v, max).map(Some),
         }
     }
@@ -148,13 +150,14 @@ pub const OPTIONAL_TEXT_PATTERN: &str = concat!(
     r"[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?$",
 );
 
-/// A trimmed, non-blank text of at most `max` characters.
+/// A non-blank text of at most `max` characters (counted as sent, as the documented
+/// `maxLength` counts them), trimmed.
 pub fn text(value: &str, max: usize) -> Result<String, String> {
     let v = value.trim();
-    if v.is_empty() {
-        Err("must not be blank".into())
-    } else if v.chars().count() > max {
+    if value.chars().count() > max {
         Err(format!("must be at most {max} characters"))
+    } else if v.is_empty() {
+        Err("must not be blank".into())
     } else if v.chars().any(|c| c.is_control()) {
         Err("must not contain control characters".into())
     } else {
@@ -200,6 +203,7 @@ mod tests {
         assert_eq!(text("  科学中心 ", 10), Ok("科学中心".into()));
         assert!(text("   ", 10).is_err());
         assert!(text("abcdef", 5).is_err());
+        assert!(text(" abcde", 5).is_err(), "the length is counted before trimming, as maxLength counts");
         assert!(text("a\u{0}b", 5).is_err());
     }
 
