@@ -29,7 +29,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"phone": "020-3934 8080", "email": "info@gdsc.cn"}))]
 pub struct Contact {
-    #[schema(pattern = "^[0-9+()\\- ]{5,32}$")]
+    #[schema(max_length = 32)]
     pub phone: Option<String>,
     pub email: Option<String>,
 }
@@ -145,10 +145,7 @@ impl BaseInput {
         };
         let opening_hours = v.opt_text("opening_hours", self.opening_hours.as_deref(), 500);
         let contact = self.contact.unwrap_or_default();
-        let phone = match contact.phone.as_deref().map(str::trim) {
-            None | Some("") => Some(None),
-            Some(p) => v.check("contact.phone", validate::phone(p)).map(Some),
-        };
+        let phone = v.check("contact.phone", validate::opt_phone(contact.phone.as_deref()));
         let email = match contact.email.as_deref().map(str::trim) {
             None | Some("") => Some(None),
             Some(e) => v.check("contact.email", validate::email(e)).map(Some),

@@ -63,7 +63,7 @@ pub struct NewBooking {
     pub audience: Audience,
     #[schema(min_length = 1, max_length = 100)]
     pub contact_name: String,
-    #[schema(pattern = "^[0-9+()\\- ]{5,32}$")]
+    #[schema(max_length = 32)]
     pub contact_phone: String,
     #[serde(default)]
     #[schema(max_length = 2000)]

@@ -61,6 +61,7 @@ async fn each_rule_of_a_base_is_a_422_naming_its_field() {
         ("exhibition_area_m2", json!(-5.0), "exhibition_area_m2"),
         ("contact", json!({"email": "not-an-email"}), "contact.email"),
         ("contact", json!({"phone": "call me maybe"}), "contact.phone"),
+        ("contact", json!({"phone": "+++++"}), "contact.phone"),
         // maxLength counts the characters as sent, white space included.
         ("name_zh", json!(format!(" {}", "名".repeat(200))), "name_zh"),
         ("opening_hours", json!(" ".repeat(501)), "opening_hours"),
