@@ -65,6 +65,10 @@ async fn each_rule_of_a_base_is_a_422_naming_its_field() {
         // maxLength counts the characters as sent, white space included.
         ("name_zh", json!(format!(" {}", "名".repeat(200))), "name_zh"),
         ("opening_hours", json!(" ".repeat(501)), "opening_hours"),
+        // An object is an object: serde alone would read a struct from an array of its fields.
+        ("contact", json!([null, null]), "contact"),
+        ("booking_rules", json!([]), "booking_rules"),
+        ("location", json!([23.1382, 113.3299]), "location"),
         ("themes", json!(["ok", ""]), "themes[1]"),
         ("themes", json!((0..21).map(|i| format!("t{i}")).collect::<Vec<_>>()), "themes"),
         ("audiences", json!(["junior", "toddlers"]), "audiences[1]"),
