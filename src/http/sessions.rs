@@ -158,7 +158,13 @@ pub struct SessionPattern {
 impl SessionPattern {
     fn parse(self) -> Result<Pattern> {
         let mut v = Validator::new();
-        let time = |s: &str| NaiveTime::parse_from_str(s, "%H:%M").map_err(|_| "must be HH:MM, e.g. 09:30".to_string());
+        // Exactly HH:MM, as documented: chrono would also read "9:30".
+        let time = |s: &str| {
+            NaiveTime::parse_from_str(s, "%H:%M")
+                .ok()
+                .filter(|t| t.format("%H:%M").to_string() == s)
+                .ok_or_else(|| "must be HH:MM, e.g. 09:30".to_string())
+        };
         let mut times = Vec::new();
         for (i, t) in self.times.iter().enumerate() {
             let start = v.check(&format!("times[{i}].start"), time(&t.start));

@@ -120,11 +120,13 @@ async fn a_weekly_pattern_makes_sessions_in_local_time_and_skips_overlaps() {
     let again =
         app.post(&format!("/v1/bases/{}/sessions/generate", id(&base)), &pattern, Some(&op)).await.expect(201).body;
     assert_eq!(again["created"].as_array().unwrap().len(), 0);
-    let mut bad = pattern.clone();
-    bad["times"] = json!([{"start": "9h30", "end": "11:00"}]);
-    app.post(&format!("/v1/bases/{}/sessions/generate", id(&base)), &bad, Some(&op))
-        .await
-        .expect_invalid("times[0].start");
+    for start in ["9h30", "9:30", " 09:30"] {
+        let mut bad = pattern.clone();
+        bad["times"] = json!([{"start": start, "end": "11:00"}]);
+        app.post(&format!("/v1/bases/{}/sessions/generate", id(&base)), &bad, Some(&op))
+            .await
+            .expect_invalid("times[0].start");
+    }
     let mut bad = pattern.clone();
     bad["weekdays"] = json!(["funday"]);
     app.post(&format!("/v1/bases/{}/sessions/generate", id(&base)), &bad, Some(&op))
