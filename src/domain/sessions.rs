@@ -22,7 +22,7 @@ use crate::domain::enums::{Audience, BaseStatus, BookingStatus, PoolUnit, Sessio
 use crate::domain::geo::LatLon;
 use crate::domain::page::{Cursor, PageRequest, Paged};
 use crate::domain::validate::{self, Validator};
-use crate::domain::{bases, notifications};
+use crate::domain::{bases, districts, notifications};
 use crate::error::{AppError, Result};
 
 /// The city's time zone: Asia/Shanghai has been UTC+08:00 all year since 1991.
@@ -504,6 +504,9 @@ pub async fn search(
 ) -> Result<Paged<SessionHit>> {
     validate::sane_time("from", q.from)?;
     validate::sane_time("to", q.to)?;
+    if let Some(d) = &q.district {
+        districts::ensure_exists(db, d, "district").await?;
+    }
     let from = q.from.unwrap_or(now);
     let to = q.to.unwrap_or_else(|| from.checked_add_signed(Duration::days(90)).unwrap_or(DateTime::<Utc>::MAX_UTC));
     if to <= from {

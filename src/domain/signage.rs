@@ -20,7 +20,7 @@ use crate::domain::enums::{SignCondition, SignKind, SignStatus};
 use crate::domain::geo::LatLon;
 use crate::domain::page::{Cursor, PageRequest, Paged, page_by_distance};
 use crate::domain::validate::Validator;
-use crate::domain::{bases, write_if_version};
+use crate::domain::{bases, districts, write_if_version};
 use crate::error::{AppError, Result, map_constraint};
 
 /// A sign is inspected at least this often unless the inspector sets another date.
@@ -498,6 +498,7 @@ pub async fn search(
     crate::domain::validate::sane_time("inspection_due_before", q.inspection_due_before)?;
     let mut cond = Condition::all();
     if let Some(d) = &q.district {
+        districts::ensure_exists(db, d, "district").await?;
         cond = cond.add(sign::Column::BaseId.in_subquery(bases::in_district(d)));
     }
     if let Some(b) = q.base_id {

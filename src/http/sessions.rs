@@ -19,7 +19,7 @@ use crate::domain::validate::Validator;
 use crate::error::{Problem, Result};
 use crate::http::bases::parse_near;
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser};
-use crate::http::{DistrictCode, Page, filter_text};
+use crate::http::{DistrictCode, Page};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -426,7 +426,7 @@ async fn list_sessions(
         to: p.to,
         min_free: p.min_free,
         audience: p.audience,
-        district: filter_text(p.district),
+        district: p.district,
     };
     let paged = sessions::search(&state.db, &query, page, state.now()).await?;
     Ok(Json(Page::from_paged(paged, SessionView::hit)))

@@ -18,7 +18,7 @@ use crate::domain::signage::{self, Inspection, SignApplication, SignQuery, SignR
 use crate::error::{Problem, Result};
 use crate::http::bases::{ListFormat, parse_near};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser};
-use crate::http::{DistrictCode, Page, filter_text};
+use crate::http::{DistrictCode, Page};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -284,7 +284,7 @@ async fn list_signs(
     let page = PageRequest::parse(p.limit, p.cursor.as_deref())?;
     let (near, radius_km) = parse_near(p.near.as_deref(), p.radius_km)?;
     let q = SignQuery {
-        district: filter_text(p.district),
+        district: p.district,
         base_id: p.base_id,
         status: p.status,
         kind: p.kind,

@@ -192,6 +192,8 @@ async fn sessions_are_found_by_place_time_free_places_and_audience() {
         app.get(&format!("/v1/sessions?from={from}&to={to}&limit=5&cursor={cursor}"), None).await.expect(200).body;
     assert_eq!(ids(&next), [id(&b1), id(&a1)]);
     app.get("/v1/sessions?min_free=-1", None).await.expect_invalid("min_free");
+    app.get("/v1/sessions?district=440199", None).await.expect_invalid("district");
+    app.get("/v1/sessions?district=", None).await.expect_invalid("district");
     app.get("/v1/sessions?from=yesterday", None).await.expect_invalid("from");
 }
 
