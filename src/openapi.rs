@@ -4,10 +4,12 @@
 use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::schema::{AdditionalProperties, ArrayItems, Object, Schema};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi as Spec, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
+use crate::domain::validate::{OPTIONAL_PHONE_PATTERN, OPTIONAL_TEXT_PATTERN, PHONE_PATTERN, TEXT_PATTERN};
 use crate::error::{AppError, FieldError, PROBLEM_JSON, Problem};
 
 #[derive(OpenApi)]
@@ -248,5 +250,98 @@ impl Modify for Links {
                 }
             }
         }
+    }
+}
+
+/// Gives the text fields of request bodies the `pattern` of the rule that reads them
+/// (`validate::text`: no control characters inside, not blank; `opt_text`: the same, or blank
+/// for none; `phone` and `opt_phone`). utoipa takes a `pattern` only as a string literal, so
+/// the shared patterns are set here rather than on each field.
+pub struct TextPatterns;
+
+const TEXT: &str = TEXT_PATTERN;
+const OPT_TEXT: &str = OPTIONAL_TEXT_PATTERN;
+const PHONE: &str = PHONE_PATTERN;
+const OPT_PHONE: &str = OPTIONAL_PHONE_PATTERN;
+
+/// (schema, pattern, the fields that take it). `name[]` is each item of the array `name`,
+/// `name{}` each value of the map `name`.
+const TEXT_FIELDS: &[(&str, &str, &[&str])] = &[
+    ("BaseInput", TEXT, &["name_zh", "name_en", "host_org", "address", "themes[]"]),
+    ("BaseInput", OPT_TEXT, &["opening_hours", "accessibility"]),
+    ("BasePatch", TEXT, &["name_zh", "name_en", "host_org", "address", "themes[]"]),
+    ("BasePatch", OPT_TEXT, &["opening_hours", "accessibility"]),
+    ("Contact", OPT_PHONE, &["phone"]),
+    ("ExhibitInput", TEXT, &["name"]),
+    ("ExhibitInput", OPT_TEXT, &["description", "hall"]),
+    ("ExhibitPatch", TEXT, &["name"]),
+    ("ExhibitPatch", OPT_TEXT, &["description", "hall"]),
+    ("SchoolInput", TEXT, &["name", "address"]),
+    ("SchoolPatch", TEXT, &["name", "address"]),
+    ("NewBooking", TEXT, &["contact_name"]),
+    ("NewBooking", PHONE, &["contact_phone"]),
+    ("NewBooking", OPT_TEXT, &["needs"]),
+    ("CancelBooking", OPT_TEXT, &["reason"]),
+    ("NewPoolBody", TEXT, &["name"]),
+    ("CancelSession", TEXT, &["reason"]),
+    ("MarkDay", TEXT, &["name"]),
+    ("NewSignageStandard", TEXT, &["version"]),
+    ("SignType", TEXT, &["size", "material", "colour"]),
+    ("NewSign", OPT_TEXT, &["road_name"]),
+    ("ApproveBody", OPT_TEXT, &["traffic_police_ref", "comment"]),
+    ("RejectBody", TEXT, &["comment"]),
+    ("InspectionBody", OPT_TEXT, &["photo_url", "notes"]),
+    ("CloseBody", OPT_TEXT, &["note"]),
+    ("NewStandardBody", TEXT, &["version"]),
+    ("Criterion", TEXT, &["name"]),
+    ("CommentBody", TEXT, &["comment"]),
+    ("DecideBody", TEXT, &["comment"]),
+    ("ScoresBody", OPT_TEXT, &["comment", "comments{}"]),
+    ("NewObjectionBody", TEXT, &["reason"]),
+    ("NewObjectionBody", OPT_TEXT, &["name", "contact"]),
+    ("ResolveBody", TEXT, &["resolution"]),
+    ("Section", TEXT, &["name"]),
+    ("Indicator", TEXT, &["name"]),
+];
+
+impl Modify for TextPatterns {
+    fn modify(&self, openapi: &mut Spec) {
+        let Some(components) = openapi.components.as_mut() else { return };
+        for (schema, pattern, fields) in TEXT_FIELDS {
+            for field in *fields {
+                let text = components.schemas.get_mut(*schema).and_then(|s| text_field(s, field));
+                debug_assert!(text.is_some(), "the spec has no text field {schema}.{field}");
+                if let Some(text) = text {
+                    text.pattern = Some(pattern.to_string());
+                }
+            }
+        }
+    }
+}
+
+/// The string schema of `field` (see [`TEXT_FIELDS`]) in an object schema.
+fn text_field<'a>(schema: &'a mut RefOr<Schema>, field: &str) -> Option<&'a mut Object> {
+    let RefOr::T(Schema::Object(object)) = schema else { return None };
+    let (name, part) = match (field.strip_suffix("[]"), field.strip_suffix("{}")) {
+        (Some(name), _) => (name, "items"),
+        (_, Some(name)) => (name, "values"),
+        _ => (field, ""),
+    };
+    let property = object.properties.get_mut(name)?;
+    let text = match (part, property) {
+        ("items", RefOr::T(Schema::Array(array))) => match &mut array.items {
+            ArrayItems::RefOrSchema(items) => items.as_mut(),
+            ArrayItems::False => return None,
+        },
+        ("values", RefOr::T(Schema::Object(map))) => match map.additional_properties.as_deref_mut()? {
+            AdditionalProperties::RefOr(values) => values,
+            AdditionalProperties::FreeForm(_) => return None,
+        },
+        ("", property) => property,
+        _ => return None,
+    };
+    match text {
+        RefOr::T(Schema::Object(text)) => Some(text),
+        _ => None,
     }
 }

@@ -19,7 +19,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::config::Config;
 use crate::error::AppError;
-use crate::openapi::{ApiDoc, Links, StandardErrors};
+use crate::openapi::{ApiDoc, Links, StandardErrors, TextPatterns};
 use crate::state::{AppState, SystemClock};
 use crate::{db, http, telemetry};
 
@@ -27,6 +27,7 @@ fn split() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let (router, mut spec) = OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(http::router()).split_for_parts();
     StandardErrors.modify(&mut spec);
     Links.modify(&mut spec);
+    TextPatterns.modify(&mut spec);
     (router, spec)
 }
 

@@ -123,6 +123,7 @@ pub fn unmet(f: &Figures, req: &Requirement) -> Vec<Unmet> {
 pub struct Criterion {
     #[schema(pattern = "^[a-z][a-z0-9_]{0,39}$")]
     pub key: String,
+    #[schema(max_length = 200)]
     pub name: String,
     #[schema(minimum = 1, maximum = 1000)]
     pub max_points: i32,

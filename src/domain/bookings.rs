@@ -709,14 +709,11 @@ pub async fn cancel(
             return Err(AppError::conflict_rule("invalid-state", "the visit has started; ask the base to cancel it"));
         }
     }
-    let reason = reason.map(|r| r.trim().to_string()).filter(|r| !r.is_empty());
+    let mut v = Validator::new();
+    let reason = v.opt_text("reason", reason.as_deref(), 500).flatten();
+    v.finish()?;
     if as_base && actor.role != Role::School && reason.is_none() {
         return Err(AppError::field("reason", "a base or the bureau must give a reason to cancel"));
-    }
-    if let Some(r) = &reason
-        && r.chars().count() > 500
-    {
-        return Err(AppError::field("reason", "must be at most 500 characters"));
     }
     let was = before.status();
     if !BookingStatus::ACTIVE.contains(&was) {

@@ -61,6 +61,7 @@ pub struct Band {
 pub struct Indicator {
     #[schema(pattern = "^[a-z][a-z0-9_]{0,39}$", example = "school_groups")]
     pub key: String,
+    #[schema(max_length = 200)]
     pub name: String,
     #[schema(minimum = 0.5)]
     pub max_points: f64,
@@ -77,6 +78,7 @@ pub struct Indicator {
 pub struct Section {
     #[schema(pattern = "^[a-z][a-z0-9_]{0,39}$", example = "operations")]
     pub key: String,
+    #[schema(max_length = 200)]
     pub name: String,
     /// Percent of the total; the sections' weights add up to 100.
     #[schema(minimum = 0.5, maximum = 100.0)]

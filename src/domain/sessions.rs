@@ -21,7 +21,7 @@ use crate::domain::enums::{Audience, BaseStatus, BookingStatus, PoolUnit, Sessio
 use crate::domain::geo::LatLon;
 use crate::domain::page::{self, Cursor, PageRequest, Paged};
 use crate::domain::validate::{self, Validator};
-use crate::domain::{bases, nearest, notifications};
+use crate::domain::{bases, districts, nearest, notifications};
 use crate::error::{AppError, Result};
 
 /// The city's time zone: Asia/Shanghai has been UTC+08:00 all year since 1991.
@@ -563,6 +563,9 @@ pub async fn search(
     now: DateTime<Utc>,
 ) -> Result<Paged<SessionHit>> {
     let (from, to) = window(q, now)?;
+    if let Some(d) = &q.district {
+        districts::ensure_exists(db, d, "district").await?;
+    }
     let filter = search_condition(q, from, to, now);
     let need = page.limit + 1;
     // Each statement reads one snapshot: a page's sessions with their free places and pools.

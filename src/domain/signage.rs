@@ -21,7 +21,7 @@ use crate::domain::geo::LatLon;
 use crate::domain::nearest;
 use crate::domain::page::{self, Cursor, PageRequest, Paged};
 use crate::domain::validate::Validator;
-use crate::domain::{bases, write_if_version};
+use crate::domain::{bases, districts, write_if_version};
 use crate::error::{AppError, Result, map_constraint};
 
 /// A sign is inspected at least this often unless the inspector sets another date.
@@ -501,6 +501,7 @@ pub async fn search(
     crate::domain::validate::sane_time("inspection_due_before", q.inspection_due_before)?;
     let mut cond = Condition::all();
     if let Some(d) = &q.district {
+        districts::ensure_exists(db, d, "district").await?;
         cond = cond.add(sign::Column::BaseId.in_subquery(bases::in_district(d)));
     }
     if let Some(b) = q.base_id {

@@ -129,7 +129,7 @@ pub async fn create(
         authorize(a, Action::ManageUsers)?;
     }
     let mut v = Validator::new();
-    let username = v.check("username", check_username(username.trim()));
+    let username = v.check("username", check_username(&username));
     v.check("password", check_password(&password));
     v.finish()?;
     let username = username.unwrap_or_default();

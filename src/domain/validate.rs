@@ -31,15 +31,17 @@ impl Validator {
         }
     }
 
-    /// A trimmed, non-blank text of at most `max` characters.
+    /// A non-blank text of at most `max` characters, trimmed (see [`text`]).
     pub fn text(&mut self, field: &str, value: &str, max: usize) -> Option<String> {
         self.check(field, text(value, max))
     }
 
-    /// An optional text: `None` stays `None`; blank becomes `None`.
+    /// An optional text: `None` stays `None`; blank (of at most `max` characters) becomes
+    /// `None`.
     pub fn opt_text(&mut self, field: &str, value: Option<&str>, max: usize) -> Option<Option<String>> {
-        match value.map(str::trim) {
-            None | Some("") => Some(None),
+        match value {
+            None => Some(None),
+            Some(v) if v.trim().is_empty() && v.chars().count() <= max => Some(None),
             Some(v) => self.text(field, v, max).map(Some),
         }
     }
@@ -128,13 +130,34 @@ pub fn required_text(field: &str, value: &str, max: usize) -> Result<String, App
     text(value, max).map_err(|m| AppError::field(field, m))
 }
 
-/// A trimmed, non-blank text of at most `max` characters.
+/// What [`text`] accepts, as a JSON Schema (ECMA-262) `pattern` for the OpenAPI document: some
+/// character other than white space, and no control character (Unicode `Cc`) except white
+/// space at either end, which is trimmed off. The white space is Unicode's `White_Space`, which
+/// `str::trim` removes, spelled out: `\s` differs between regex dialects.
+pub const TEXT_PATTERN: &str = concat!(
+    r"^[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*",
+    r"[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]",
+    r"[^\x00-\x1f\x7f-\x9f]*",
+    r"[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
+);
+
+/// What [`Validator::opt_text`] accepts: as [`TEXT_PATTERN`], or only white space (read as
+/// absent).
+pub const OPTIONAL_TEXT_PATTERN: &str = concat!(
+    r"^[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*",
+    r"([^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]",
+    r"[^\x00-\x1f\x7f-\x9f]*",
+    r"[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?$",
+);
+
+/// A non-blank text of at most `max` characters (counted as sent, as the documented
+/// `maxLength` counts them), trimmed.
 pub fn text(value: &str, max: usize) -> Result<String, String> {
     let v = value.trim();
-    if v.is_empty() {
-        Err("must not be blank".into())
-    } else if v.chars().count() > max {
+    if value.chars().count() > max {
         Err(format!("must be at most {max} characters"))
+    } else if v.is_empty() {
+        Err("must not be blank".into())
     } else if v.chars().any(|c| c.is_control()) {
         Err("must not contain control characters".into())
     } else {
@@ -159,6 +182,29 @@ pub fn email(value: &str) -> Result<String, String> {
     if ok { Ok(v) } else { Err("must be an e-mail address such as info@example.org".into()) }
 }
 
+/// What [`phone`] accepts, as a pattern for the OpenAPI document (with `maxLength` 32): 5 to
+/// 20 digits among `+`, spaces, dashes and parentheses, with white space at either end.
+pub const PHONE_PATTERN: &str = concat!(
+    r"^[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*",
+    r"[+()\- ]*([0-9][+()\- ]*){5,20}",
+    r"[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
+);
+
+/// What [`opt_phone`] accepts: as [`PHONE_PATTERN`], or only white space (read as absent).
+pub const OPTIONAL_PHONE_PATTERN: &str = concat!(
+    r"^[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*",
+    r"([+()\- ]*([0-9][+()\- ]*){5,20}",
+    r"[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?$",
+);
+
+/// An optional phone number: `None`, or blank (of at most 32 characters), is none.
+pub fn opt_phone(value: Option<&str>) -> Result<Option<String>, String> {
+    match value {
+        Some(v) if !(v.trim().is_empty() && v.chars().count() <= 32) => phone(v).map(Some),
+        _ => Ok(None),
+    }
+}
+
 /// A phone number: digits with optional `+`, spaces, dashes and parentheses, 5 to 20 digits.
 pub fn phone(value: &str) -> Result<String, String> {
     let v = text(value, 32)?;
@@ -180,7 +226,55 @@ mod tests {
         assert_eq!(text("  科学中心 ", 10), Ok("科学中心".into()));
         assert!(text("   ", 10).is_err());
         assert!(text("abcdef", 5).is_err());
+        assert!(text(" abcde", 5).is_err(), "the length is counted before trimming, as maxLength counts");
         assert!(text("a\u{0}b", 5).is_err());
+    }
+
+    /// Every control character and every kind of white space, alone, at either end, inside,
+    /// and next to each other, in texts and in phone numbers: the documented patterns accept
+    /// exactly what the rules do.
+    #[test]
+    fn the_patterns_say_what_the_rules_accept() {
+        use regex_automata::dfa::{Automaton, dense};
+        let odd: Vec<char> = (0u32..=0xa0)
+            .chain([0x1680, 0x2000, 0x200a, 0x200b, 0x2028, 0x2029, 0x202f, 0x205f, 0x3000, 0xfeff])
+            .filter_map(char::from_u32)
+            .filter(|c| c.is_control() || c.is_whitespace() || !c.is_ascii_alphanumeric())
+            .collect();
+        let mut samples = vec![String::new(), "科学 中心".into()];
+        for core in ["a", "020-3934 8080", "+86 (20) 3934-8080", "1234", "12345", "+++++", "123456789012345678901"] {
+            samples.push(core.into());
+            for &c in &odd {
+                samples.extend([
+                    format!("{c}"),
+                    format!("{c}{core}"),
+                    format!("{core}{c}"),
+                    format!(" {c} {core} {c} "),
+                ]);
+                samples.extend([format!("{core}{c}{core}"), format!("{c}{c}")]);
+                for &d in &[' ', '\t', '\u{3000}', '\u{85}', '\u{1}'] {
+                    samples.extend([format!("{c}{d}{core}{d}{c}"), format!("{d}{c}")]);
+                }
+            }
+        }
+        type Rule = fn(&str) -> bool;
+        let rules: [(&str, &str, Rule); 4] = [
+            ("TEXT_PATTERN", TEXT_PATTERN, |s| text(s, 100).is_ok()),
+            ("OPTIONAL_TEXT_PATTERN", OPTIONAL_TEXT_PATTERN, |s| s.trim().is_empty() || text(s, 100).is_ok()),
+            ("PHONE_PATTERN", PHONE_PATTERN, |s| phone(s).is_ok()),
+            ("OPTIONAL_PHONE_PATTERN", OPTIONAL_PHONE_PATTERN, |s| opt_phone(Some(s)).is_ok()),
+        ];
+        let mut wrong = Vec::new();
+        for (name, pattern, rule) in &rules {
+            let dfa = dense::DFA::new(pattern).expect("a pattern the regex crates read");
+            for s in samples.iter().filter(|s| s.chars().count() <= 32) {
+                let matches = dfa.try_search_fwd(&regex_automata::Input::new(s)).expect("a search").is_some();
+                if matches != rule(s) {
+                    wrong.push(format!("{name} on {s:?}"));
+                }
+            }
+        }
+        assert!(wrong.is_empty(), "the patterns disagree with the rules: {}", wrong.join(", "));
     }
 
     #[test]

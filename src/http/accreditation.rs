@@ -59,8 +59,9 @@ async fn list_accreditation_standards(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewStandardBody {
-    #[schema(example = "2027")]
+    #[schema(example = "2027", max_length = 40)]
     pub version: String,
+    #[schema(pattern = "^2[0-9]{3}-")]
     pub effective_from: DateTime<Utc>,
     /// The minimums of every subcategory.
     pub requirements: BTreeMap<Subcategory, Requirement>,
@@ -488,6 +489,7 @@ pub struct ScoresBody {
     pub comment: Option<String>,
     /// Comments by criterion (or indicator) key, each at most 1000 characters.
     #[serde(default)]
+    #[schema(max_length = 1000)]
     pub comments: BTreeMap<String, String>,
 }
 

@@ -28,7 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"phone": "020-3934 8080", "email": "info@gdsc.cn"}))]
 pub struct Contact {
-    #[schema(pattern = "^[0-9+()\\- ]{5,32}$")]
+    #[schema(max_length = 32)]
     pub phone: Option<String>,
     pub email: Option<String>,
 }
@@ -54,20 +54,20 @@ pub struct Contact {
 }))]
 pub struct BaseInput {
     /// Chinese name, 1–200 characters.
-    #[schema(min_length = 1, pattern = r"\S", max_length = 200)]
+    #[schema(min_length = 1, max_length = 200)]
     pub name_zh: String,
     /// English name, 1–200 characters.
-    #[schema(min_length = 1, pattern = r"\S", max_length = 200)]
+    #[schema(min_length = 1, max_length = 200)]
     pub name_en: String,
     /// The host organisation (依托单位).
-    #[schema(min_length = 1, pattern = r"\S", max_length = 200)]
+    #[schema(min_length = 1, max_length = 200)]
     pub host_org: String,
     pub category: Category,
     pub subcategory: Subcategory,
     /// GB/T 2260 code of one of the city's districts.
     #[schema(value_type = DistrictCode)]
     pub district_code: String,
-    #[schema(min_length = 1, pattern = r"\S", max_length = 300)]
+    #[schema(min_length = 1, max_length = 300)]
     pub address: String,
     /// WGS84; must lie inside the city's bounding box.
     pub location: LatLon,
@@ -82,7 +82,7 @@ pub struct BaseInput {
     pub contact: Option<Contact>,
     /// Up to 20 themes, compared case-insensitively.
     #[serde(default)]
-    #[schema(max_items = 20)]
+    #[schema(max_items = 20, max_length = 50)]
     pub themes: Vec<String>,
     #[serde(default)]
     pub audiences: Vec<Audience>,
@@ -144,10 +144,7 @@ impl BaseInput {
         };
         let opening_hours = v.opt_text("opening_hours", self.opening_hours.as_deref(), 500);
         let contact = self.contact.unwrap_or_default();
-        let phone = match contact.phone.as_deref().map(str::trim) {
-            None | Some("") => Some(None),
-            Some(p) => v.check("contact.phone", validate::phone(p)).map(Some),
-        };
+        let phone = v.check("contact.phone", validate::opt_phone(contact.phone.as_deref()));
         let email = match contact.email.as_deref().map(str::trim) {
             None | Some("") => Some(None),
             Some(e) => v.check("contact.email", validate::email(e)).map(Some),
@@ -183,24 +180,24 @@ impl BaseInput {
 
 /// Changes to a base: the fields given replace the current ones; `null` clears an optional
 /// field. Requires `If-Match`.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[schema(example = json!({"opening_hours": "Tue–Sun 09:00–17:00", "themes": ["astronomy", "space"]}))]
 pub struct BasePatch {
-    #[schema(nullable = false, min_length = 1, pattern = r"\S", max_length = 200)]
+    #[schema(nullable = false, min_length = 1, max_length = 200)]
     pub name_zh: Option<String>,
-    #[schema(nullable = false, min_length = 1, pattern = r"\S", max_length = 200)]
+    #[schema(nullable = false, min_length = 1, max_length = 200)]
     pub name_en: Option<String>,
-    #[schema(nullable = false, min_length = 1, pattern = r"\S", max_length = 200)]
+    #[schema(nullable = false, min_length = 1, max_length = 200)]
     pub host_org: Option<String>,
     #[schema(nullable = false)]
     pub category: Option<Category>,
     #[schema(nullable = false)]
     pub subcategory: Option<Subcategory>,
     /// Admin only.
-    #[schema(value_type = DistrictCode, nullable = false)]
+    #[schema(value_type = DistrictCode, nullable = false, required = false)]
     pub district_code: Option<String>,
-    #[schema(nullable = false, min_length = 1, pattern = r"\S", max_length = 300)]
+    #[schema(nullable = false, min_length = 1, max_length = 300)]
     pub address: Option<String>,
     #[schema(nullable = false)]
     pub location: Option<LatLon>,
@@ -209,7 +206,7 @@ pub struct BasePatch {
     #[schema(max_length = 500)]
     pub opening_hours: Option<String>,
     pub contact: Option<Contact>,
-    #[schema(nullable = false, max_items = 20)]
+    #[schema(nullable = false, max_items = 20, max_length = 50)]
     pub themes: Option<Vec<String>>,
     #[schema(nullable = false)]
     pub audiences: Option<Vec<Audience>>,

@@ -60,9 +60,9 @@ pub struct NewBooking {
     pub teachers: i32,
     /// Must be one of the session's audiences.
     pub audience: Audience,
-    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
+    #[schema(min_length = 1, max_length = 100)]
     pub contact_name: String,
-    #[schema(pattern = "^[0-9+()\\- ]{5,32}$")]
+    #[schema(max_length = 32)]
     pub contact_phone: String,
     #[serde(default)]
     #[schema(max_length = 2000)]
@@ -247,8 +247,10 @@ pub struct BookingListParams {
     pub school_id: Option<Uuid>,
     pub status: Option<BookingStatus>,
     /// Visits starting at or after this time.
+    #[param(pattern = "^2[0-9]{3}-")]
     pub from: Option<DateTime<Utc>>,
     /// Visits starting before this time.
+    #[param(pattern = "^2[0-9]{3}-")]
     pub to: Option<DateTime<Utc>>,
 }
 

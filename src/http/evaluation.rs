@@ -82,6 +82,7 @@ pub struct NewCycle {
     pub year: i32,
     pub rubric: Rubric,
     /// Bases file their self-reports until then.
+    #[schema(pattern = "^2[0-9]{3}-")]
     pub self_report_deadline: DateTime<Utc>,
 }
 

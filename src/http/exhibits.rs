@@ -42,7 +42,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }))]
 pub struct ExhibitInput {
     /// 1–200 characters.
-    #[schema(min_length = 1, pattern = r"\S", max_length = 200)]
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     #[serde(default)]
     #[schema(max_length = 5000)]
@@ -96,11 +96,11 @@ impl ExhibitInput {
 }
 
 /// Changes to an exhibit: given fields replace; `null` clears an optional one.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[schema(example = json!({"status": "maintenance"}))]
 pub struct ExhibitPatch {
-    #[schema(nullable = false, min_length = 1, pattern = r"\S", max_length = 200)]
+    #[schema(nullable = false, min_length = 1, max_length = 200)]
     pub name: Option<String>,
     #[schema(max_length = 5000)]
     pub description: Option<String>,

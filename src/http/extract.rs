@@ -8,7 +8,8 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request};
 use axum::http::header;
 use axum::http::request::Parts;
-use serde::de::DeserializeOwned;
+use serde::de::{self, DeserializeOwned, IntoDeserializer, Visitor};
+use serde_json::Value;
 
 use crate::domain::Precondition;
 use crate::domain::access::Actor;
@@ -48,7 +49,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 
 /// Deserializes JSON: first the syntax (400), then the shape (422 naming the field).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
-    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| AppError::MalformedJson(e.to_string()))?;
+    let mut value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| AppError::MalformedJson(e.to_string()))?;
     // Every request body of this API is an object; serde would also read a struct from an array.
     if !value.is_object() {
         return Err(AppError::field("body", "must be a JSON object"));
@@ -56,7 +58,28 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     if let Some(field) = nul_at(&value, "") {
         return Err(AppError::field(field, "must not contain a NUL character"));
     }
+    integral_floats_as_integers(&mut value);
     from_value(value)
+}
+
+/// JSON has one kind of number, and JSON Schema counts `120.0` as an integer: so does the API.
+/// An integral float becomes an integer (which a float field still reads); any other number
+/// stays as it is, and an integer field refuses it.
+fn integral_floats_as_integers(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Number(n) => {
+            // i64::MAX as f64 is 2^63, the first float past the range.
+            if let Some(f) = n.as_f64().filter(|f| n.is_f64() && f.fract() == 0.0)
+                && f >= i64::MIN as f64
+                && f < i64::MAX as f64
+            {
+                *n = (f as i64).into();
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(integral_floats_as_integers),
+        serde_json::Value::Object(m) => m.values_mut().for_each(integral_floats_as_integers),
+        _ => {}
+    }
 }
 
 /// The path of the first string (or key) holding a NUL character, which no database column
@@ -84,11 +107,133 @@ fn nul_at(v: &serde_json::Value, path: &str) -> Option<String> {
 
 /// Deserializes an already-parsed JSON value, naming the field of an error.
 pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, AppError> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
+    serde_path_to_error::deserialize(Strict(value)).map_err(|e| {
         let path = e.path().to_string();
         let message = e.into_inner().to_string();
         AppError::Validation(vec![FieldError::new(field_name(&path, &message), clean_message(&message))])
     })
+}
+
+/// A parsed JSON value read as serde_json reads it, except that a struct is read only from an
+/// object: serde's derive also reads a struct from an array of its fields (`"contact": [null,
+/// null]`, `"booking_rules": []`), which the documented schemas refuse.
+struct Strict(Value);
+
+impl<'de> de::Deserializer<'de> for Strict {
+    type Error = serde_json::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        match self.0 {
+            Value::Null => visitor.visit_unit(),
+            Value::Bool(b) => visitor.visit_bool(b),
+            Value::Number(n) => n.deserialize_any(visitor),
+            Value::String(s) => visitor.visit_string(s),
+            Value::Array(items) => {
+                let len = items.len();
+                let mut items = StrictSeq(items.into_iter());
+                let value = visitor.visit_seq(&mut items)?;
+                match items.0.len() {
+                    0 => Ok(value),
+                    _ => Err(de::Error::invalid_length(len, &"fewer elements in array")),
+                }
+            }
+            Value::Object(m) => visitor.visit_map(StrictMap { entries: m.into_iter(), value: None }),
+        }
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        match self.0 {
+            Value::Null => visitor.visit_none(),
+            _ => visitor.visit_some(self),
+        }
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        match &self.0 {
+            Value::Object(_) => self.deserialize_any(visitor),
+            other => Err(de::Error::invalid_type(unexpected(other), &visitor)),
+        }
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        match self.0 {
+            Value::String(s) => visitor.visit_enum(IntoDeserializer::<serde_json::Error>::into_deserializer(s)),
+            // The API's enums are all strings; anything else is refused as serde_json refuses it.
+            other => other.deserialize_enum(name, variants, visitor),
+        }
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _: &'static str, visitor: V) -> Result<V::Value, Self::Error> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf unit
+        unit_struct seq tuple tuple_struct map identifier ignored_any
+    }
+}
+
+struct StrictSeq(std::vec::IntoIter<Value>);
+
+impl<'de> de::SeqAccess<'de> for StrictSeq {
+    type Error = serde_json::Error;
+
+    fn next_element_seed<T: de::DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, Self::Error> {
+        self.0.next().map(|v| seed.deserialize(Strict(v))).transpose()
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.0.len())
+    }
+}
+
+struct StrictMap {
+    entries: serde_json::map::IntoIter,
+    value: Option<Value>,
+}
+
+impl<'de> de::MapAccess<'de> for StrictMap {
+    type Error = serde_json::Error;
+
+    fn next_key_seed<K: de::DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, Self::Error> {
+        let Some((key, value)) = self.entries.next() else { return Ok(None) };
+        self.value = Some(value);
+        seed.deserialize(IntoDeserializer::<serde_json::Error>::into_deserializer(key)).map(Some)
+    }
+
+    fn next_value_seed<V: de::DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Self::Error> {
+        let value = self.value.take().ok_or_else(|| de::Error::custom("a map value was read before its key"))?;
+        seed.deserialize(Strict(value))
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.entries.len())
+    }
+}
+
+fn unexpected(v: &Value) -> de::Unexpected<'_> {
+    match v {
+        Value::Null => de::Unexpected::Unit,
+        Value::Bool(b) => de::Unexpected::Bool(*b),
+        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => de::Unexpected::Signed(i),
+            (_, Some(u)) => de::Unexpected::Unsigned(u),
+            _ => de::Unexpected::Float(n.as_f64().unwrap_or_default()),
+        },
+        Value::String(s) => de::Unexpected::Str(s),
+        Value::Array(_) => de::Unexpected::Seq,
+        Value::Object(_) => de::Unexpected::Map,
+    }
 }
 
 /// The field an error is about. serde reports a missing field at its parent, so the name is
@@ -269,5 +414,20 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
             .map(|ConnectInfo(a)| a.ip().to_string())
             .unwrap_or_else(|| "unknown".into());
         Ok(ClientIp(ip))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::integral_floats_as_integers;
+
+    #[test]
+    fn integral_floats_become_integers_and_other_numbers_stay() {
+        let mut v = json!({"a": 120.0, "b": [2168.0, -3.0, -0.0], "c": {"d": 120.5, "e": 7, "f": 1e300}});
+        integral_floats_as_integers(&mut v);
+        assert_eq!(v, json!({"a": 120, "b": [2168, -3, 0], "c": {"d": 120.5, "e": 7, "f": 1e300}}));
+        assert!(v["a"].is_i64() && v["c"]["d"].is_f64() && v["c"]["f"].is_f64());
     }
 }

@@ -82,7 +82,7 @@ pub struct MarkDay {
 /// end.
 #[utoipa::path(
     put, path = "/v1/calendar/days/{day}", tag = "calendar", operation_id = "mark_calendar_day",
-    params(("day" = String, Path, format = Date, description = "The day, `YYYY-MM-DD`")),
+    params(("day" = String, Path, format = Date, pattern = "^2[0-9]{3}-", description = "The day, `YYYY-MM-DD`")),
     request_body = MarkDay,
     security(("bearer" = [])),
     responses(
@@ -105,7 +105,7 @@ async fn mark_calendar_day(
 /// The bureau (admin): the day goes by its weekday again.
 #[utoipa::path(
     delete, path = "/v1/calendar/days/{day}", tag = "calendar", operation_id = "unmark_calendar_day",
-    params(("day" = String, Path, format = Date, description = "The day, `YYYY-MM-DD`")),
+    params(("day" = String, Path, format = Date, pattern = "^2[0-9]{3}-", description = "The day, `YYYY-MM-DD`")),
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Unmarked"),

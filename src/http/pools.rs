@@ -28,7 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "Science Week free tours", "unit": "visitors", "capacity": 2000}))]
 pub struct NewPoolBody {
-    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     pub unit: PoolUnit,
     /// 1–1000000, in the pool's unit.

@@ -38,11 +38,11 @@ pub fn router() -> OpenApiRouter<AppState> {
     "student_count": 1800
 }))]
 pub struct SchoolInput {
-    #[schema(min_length = 1, pattern = r"\S", max_length = 200)]
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     #[schema(value_type = DistrictCode)]
     pub district_code: String,
-    #[schema(min_length = 1, pattern = r"\S", max_length = 300)]
+    #[schema(min_length = 1, max_length = 300)]
     pub address: String,
     /// WGS84; must lie inside the city's bounding box.
     pub location: LatLon,
@@ -91,15 +91,15 @@ impl SchoolInput {
 }
 
 /// Changes to a school: given fields replace the current ones.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[schema(example = json!({"student_count": 1850}))]
 pub struct SchoolPatch {
-    #[schema(nullable = false, min_length = 1, pattern = r"\S", max_length = 200)]
+    #[schema(nullable = false, min_length = 1, max_length = 200)]
     pub name: Option<String>,
-    #[schema(value_type = DistrictCode, nullable = false)]
+    #[schema(value_type = DistrictCode, nullable = false, required = false)]
     pub district_code: Option<String>,
-    #[schema(nullable = false, min_length = 1, pattern = r"\S", max_length = 300)]
+    #[schema(nullable = false, min_length = 1, max_length = 300)]
     pub address: Option<String>,
     #[schema(nullable = false)]
     pub location: Option<LatLon>,

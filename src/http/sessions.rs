@@ -17,7 +17,7 @@ use crate::domain::sessions::{self, Pattern, SessionHit, SessionInput, SessionQu
 use crate::domain::validate::Validator;
 use crate::error::{Problem, Result};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser};
-use crate::http::{DistrictCode, NearParams, Page, PageParams, filter_text};
+use crate::http::{DistrictCode, NearParams, Page, PageParams};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -42,8 +42,10 @@ pub fn router() -> OpenApiRouter<AppState> {
     "max_group_size": 60
 }))]
 pub struct NewSession {
+    #[schema(pattern = "^2[0-9]{3}-")]
     pub starts_at: DateTime<Utc>,
     /// After `starts_at`, at most 12 hours later.
+    #[schema(pattern = "^2[0-9]{3}-")]
     pub ends_at: DateTime<Utc>,
     /// Visitors (students + teachers), 1–100000: the session's own pool.
     #[schema(minimum = 1, maximum = 100000)]
@@ -52,9 +54,11 @@ pub struct NewSession {
     pub audiences: Vec<Audience>,
     /// Default: the base's `booking_rules.opens_days_before` before the start.
     #[serde(default)]
+    #[schema(pattern = "^2[0-9]{3}-")]
     pub booking_opens_at: Option<DateTime<Utc>>,
     /// Default: the base's `booking_rules.closes_hours_before` before the start.
     #[serde(default)]
+    #[schema(pattern = "^2[0-9]{3}-")]
     pub booking_closes_at: Option<DateTime<Utc>>,
     /// Further pools to draw on: the base's own pools or city-wide ones.
     #[serde(default)]
@@ -129,8 +133,10 @@ pub struct TimeOfDay {
     "audiences": ["primary_upper", "junior"]
 }))]
 pub struct SessionPattern {
+    #[schema(pattern = "^2[0-9]{3}-")]
     pub from_date: NaiveDate,
     /// At most 366 days after `from_date`.
+    #[schema(pattern = "^2[0-9]{3}-")]
     pub to_date: NaiveDate,
     #[schema(min_items = 1)]
     pub weekdays: Vec<WeekdayName>,
@@ -150,7 +156,13 @@ pub struct SessionPattern {
 impl SessionPattern {
     fn parse(self) -> Result<Pattern> {
         let mut v = Validator::new();
-        let time = |s: &str| NaiveTime::parse_from_str(s, "%H:%M").map_err(|_| "must be HH:MM, e.g. 09:30".to_string());
+        // Exactly HH:MM, as documented: chrono would also read "9:30".
+        let time = |s: &str| {
+            NaiveTime::parse_from_str(s, "%H:%M")
+                .ok()
+                .filter(|t| t.format("%H:%M").to_string() == s)
+                .ok_or_else(|| "must be HH:MM, e.g. 09:30".to_string())
+        };
         let mut times = Vec::new();
         for (i, t) in self.times.iter().enumerate() {
             let start = v.check(&format!("times[{i}].start"), time(&t.start));
@@ -372,8 +384,10 @@ pub struct SessionSearchParams {
     /// Sessions of one base (of any status); otherwise only accredited bases' sessions.
     pub base_id: Option<Uuid>,
     /// Sessions starting at or after this time (default: now). RFC 3339; encode `+` as `%2B`.
+    #[param(pattern = "^2[0-9]{3}-")]
     pub from: Option<DateTime<Utc>>,
     /// Sessions starting before this time (default: `from` + 90 days).
+    #[param(pattern = "^2[0-9]{3}-")]
     pub to: Option<DateTime<Utc>>,
     /// At least this many free places.
     #[param(minimum = 0)]
@@ -419,7 +433,7 @@ async fn list_sessions(
         to: p.to,
         min_free: p.min_free,
         audience: p.audience,
-        district: filter_text(p.district),
+        district: p.district,
         bookable: p.bookable,
     };
     let now = state.now();

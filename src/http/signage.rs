@@ -17,7 +17,7 @@ use crate::domain::signage::{self, Inspection, SignApplication, SignQuery, SignR
 use crate::error::{Problem, Result};
 use crate::http::bases::ListFormat;
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser};
-use crate::http::{DistrictCode, NearParams, Page, PageParams, filter_text};
+use crate::http::{DistrictCode, NearParams, Page, PageParams};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -54,7 +54,7 @@ async fn list_signage_standards(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSignageStandard {
-    #[schema(example = "2027")]
+    #[schema(example = "2027", max_length = 40)]
     pub version: String,
     #[schema(min_items = 1)]
     pub sign_types: Vec<SignType>,
@@ -252,6 +252,7 @@ pub struct SignSearchParams {
     #[param(rename = "type")]
     pub kind: Option<SignKind>,
     /// Signs whose next inspection is due before this time.
+    #[param(pattern = "^2[0-9]{3}-")]
     pub inspection_due_before: Option<DateTime<Utc>>,
     /// `geojson` answers a GeoJSON FeatureCollection (as does `Accept: application/geo+json`).
     #[param(inline)]
@@ -280,7 +281,7 @@ async fn list_signs(
     let page = paging.parse()?;
     let (near, radius_km) = near.parse()?;
     let q = SignQuery {
-        district: filter_text(p.district),
+        district: p.district,
         base_id: p.base_id,
         status: p.status,
         kind: p.kind,
@@ -424,6 +425,7 @@ pub struct InspectionBody {
     pub notes: Option<String>,
     /// The next inspection; default in one year.
     #[serde(default)]
+    #[schema(pattern = "^2[0-9]{3}-")]
     pub next_due: Option<DateTime<Utc>>,
 }
 

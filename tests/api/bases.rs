@@ -61,6 +61,14 @@ async fn each_rule_of_a_base_is_a_422_naming_its_field() {
         ("exhibition_area_m2", json!(-5.0), "exhibition_area_m2"),
         ("contact", json!({"email": "not-an-email"}), "contact.email"),
         ("contact", json!({"phone": "call me maybe"}), "contact.phone"),
+        ("contact", json!({"phone": "+++++"}), "contact.phone"),
+        // maxLength counts the characters as sent, white space included.
+        ("name_zh", json!(format!(" {}", "名".repeat(200))), "name_zh"),
+        ("opening_hours", json!(" ".repeat(501)), "opening_hours"),
+        // An object is an object: serde alone would read a struct from an array of its fields.
+        ("contact", json!([null, null]), "contact"),
+        ("booking_rules", json!([]), "booking_rules"),
+        ("location", json!([23.1382, 113.3299]), "location"),
         ("themes", json!(["ok", ""]), "themes[1]"),
         ("themes", json!((0..21).map(|i| format!("t{i}")).collect::<Vec<_>>()), "themes"),
         ("audiences", json!(["junior", "toddlers"]), "audiences[1]"),

@@ -237,6 +237,7 @@ async fn cancellation_rules_late_flag_and_capacity_given_back() {
     let b = app.post("/v1/bookings", &booking_body(&s, &school, 20, 1), Some(&token)).await.expect(201).body;
     let path = format!("/v1/bookings/{}/cancel", id(&b));
     app.post(&path, &json!({}), Some(&op)).await.expect_invalid("reason");
+    app.post(&path, &json!({"reason": "bus\u{7}broke down"}), Some(&op)).await.expect_invalid("reason");
     let (_, other_school) = app.school_account("别的学校").await;
     app.post(&path, &json!({}), Some(&other_school)).await.expect_problem(403, "forbidden");
     app.clock.advance(Duration::hours(10));

@@ -86,3 +86,68 @@ fn documented_constraints_agree_with_the_reference_data() {
     let expected = format!("^4401({})$", suffixes.join("|"));
     assert_eq!(schemas["DistrictCode"]["pattern"], expected);
 }
+
+/// The component schemas a request body can hold, followed through their references.
+fn request_schemas(spec: &Value) -> Vec<String> {
+    fn refs(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                for (k, item) in m {
+                    match (k.as_str(), item.as_str()) {
+                        ("$ref", Some(r)) => out.push(r.rsplit('/').next().unwrap_or_default().to_string()),
+                        _ => refs(item, out),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|i| refs(i, out)),
+            _ => {}
+        }
+    }
+    let mut todo = Vec::new();
+    for item in spec["paths"].as_object().unwrap().values() {
+        for op in item.as_object().unwrap().values() {
+            refs(&op["requestBody"], &mut todo);
+        }
+    }
+    let mut seen: Vec<String> = Vec::new();
+    while let Some(name) = todo.pop() {
+        if !seen.contains(&name) {
+            refs(&spec["components"]["schemas"][&name], &mut todo);
+            seen.push(name);
+        }
+    }
+    seen
+}
+
+#[test]
+fn documented_years_agree_with_the_rules() {
+    // The patterns and bounds below are written out in src/http: they follow validate::YEARS.
+    assert_eq!(kepu::domain::validate::YEARS, 2000..=2999, "update the documented years");
+    let year_pattern = "^2[0-9]{3}-";
+    let spec: Value = serde_json::from_str(&kepu::startup::openapi_json()).unwrap();
+    let mut problems = Vec::new();
+    let mut check = |at: String, name: &str, schema: &Value| {
+        let format = schema["format"].as_str().unwrap_or_default();
+        if (format == "date" || format == "date-time") && schema["pattern"] != year_pattern {
+            problems.push(format!("{at}: a {format} without the pattern {year_pattern}"));
+        }
+        if name == "year" && (schema["minimum"] != 2000 || schema["maximum"] != 2999) {
+            problems.push(format!("{at}: a year without minimum 2000 and maximum 2999"));
+        }
+    };
+    for name in request_schemas(&spec) {
+        let schema = &spec["components"]["schemas"][&name];
+        for (field, property) in schema["properties"].as_object().into_iter().flatten() {
+            check(format!("{name}.{field}"), field, property);
+        }
+    }
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for op in item.as_object().unwrap().values() {
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                let name = p["name"].as_str().unwrap_or_default();
+                check(format!("{path} {name}"), name, &p["schema"]);
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}

@@ -120,11 +120,13 @@ async fn a_weekly_pattern_makes_sessions_in_local_time_and_skips_overlaps() {
     let again =
         app.post(&format!("/v1/bases/{}/sessions/generate", id(&base)), &pattern, Some(&op)).await.expect(201).body;
     assert_eq!(again["created"].as_array().unwrap().len(), 0);
-    let mut bad = pattern.clone();
-    bad["times"] = json!([{"start": "9h30", "end": "11:00"}]);
-    app.post(&format!("/v1/bases/{}/sessions/generate", id(&base)), &bad, Some(&op))
-        .await
-        .expect_invalid("times[0].start");
+    for start in ["9h30", "9:30", " 09:30"] {
+        let mut bad = pattern.clone();
+        bad["times"] = json!([{"start": start, "end": "11:00"}]);
+        app.post(&format!("/v1/bases/{}/sessions/generate", id(&base)), &bad, Some(&op))
+            .await
+            .expect_invalid("times[0].start");
+    }
     let mut bad = pattern.clone();
     bad["weekdays"] = json!(["funday"]);
     app.post(&format!("/v1/bases/{}/sessions/generate", id(&base)), &bad, Some(&op))
@@ -190,6 +192,8 @@ async fn sessions_are_found_by_place_time_free_places_and_audience() {
         app.get(&format!("/v1/sessions?from={from}&to={to}&limit=5&cursor={cursor}"), None).await.expect(200).body;
     assert_eq!(ids(&next), [id(&b1), id(&a1)]);
     app.get("/v1/sessions?min_free=-1", None).await.expect_invalid("min_free");
+    app.get("/v1/sessions?district=440199", None).await.expect_invalid("district");
+    app.get("/v1/sessions?district=", None).await.expect_invalid("district");
     app.get("/v1/sessions?from=yesterday", None).await.expect_invalid("from");
 }
 
@@ -296,4 +300,25 @@ async fn absurd_times_are_422_not_database_errors() {
     app.get("/v1/sessions?from=0001-01-01T00:00:00Z", None).await.expect_invalid("from");
     app.get("/v1/sessions?to=9999-12-31T00:00:00Z", None).await.expect_invalid("to");
     app.get("/v1/bookings?from=0001-01-01T00:00:00Z", Some(&app.admin)).await.expect_invalid("from");
+}
+
+#[tokio::test]
+async fn an_integer_may_be_written_as_an_integral_float() {
+    // JSON Schema counts 120.0 as an integer, and so does the API; 120.5 is still no integer.
+    let app = spawn_app().await;
+    let rules = json!({"opens_days_before": 14.0, "closes_hours_before": 48.0});
+    let (base, op) = app.accredited_base(json!({"booking_rules": rules})).await;
+    assert_eq!(base["booking_rules"]["opens_days_before"], 14);
+    let s = app.session(&id(&base), &op, 72, json!({"capacity": 120.0})).await;
+    assert_eq!(s["capacity"], 120);
+    assert!(s["capacity"].is_i64(), "{}", s["capacity"]);
+    let starts = app.now() + Duration::hours(96);
+    let body = json!({
+        "starts_at": starts.to_rfc3339(),
+        "ends_at": (starts + Duration::hours(1)).to_rfc3339(),
+        "capacity": 120.5,
+        "audiences": ["junior"],
+    });
+    let path = format!("/v1/bases/{}/sessions", id(&base));
+    app.post(&path, &body, Some(&op)).await.expect_invalid("capacity");
 }

@@ -94,6 +94,9 @@ async fn a_sign_is_approved_installed_inspected_repaired_and_updated() {
     assert_eq!(geo["type"], "FeatureCollection");
     assert_eq!(geo["features"][0]["geometry"]["coordinates"][0], BASE.1);
     assert_eq!(app.get("/v1/signs?district=440104", None).await.body["items"], json!([]));
+    // As documented, the district filter is a district code; anything else is a 422.
+    app.get("/v1/signs?district=440199", None).await.expect_invalid("district");
+    app.get("/v1/signs?district=", None).await.expect_invalid("district");
 
     // An inspection finds it damaged: a maintenance item the base closes.
     let inspect = json!({"condition": "damaged", "photo_url": "https://photos.example.cn/118.jpg", "notes": "bent"});

@@ -56,6 +56,7 @@ async fn a_role_without_its_scope_or_with_another_roles_scope_is_422() {
         .expect_invalid("school_id");
     post(json!({"username": "a8", "role": "emperor"})).await.expect_invalid("role");
     post(json!({"username": "A B", "role": "admin"})).await.expect_invalid("username");
+    post(json!({"username": " a10", "role": "admin"})).await.expect_invalid("username");
     let short =
         app.post("/v1/users", &json!({"username": "a9", "password": "short", "role": "admin"}), Some(&app.admin)).await;
     short.expect_invalid("password");
