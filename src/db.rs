@@ -9,6 +9,22 @@ use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 /// Opens a pool. SQLite gets WAL, foreign keys, a busy timeout and full fsync, so that a
 /// confirmed write survives a crash.
 pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection, DbErr> {
+    Database::connect(options(url, max_connections)).await
+}
+
+/// Opens the pool searches read through (on a replica, or beside the primary's pool). On
+/// PostgreSQL its sessions plan each search statement once, generically: a search's bound
+/// times and counts make PostgreSQL estimate its cached generic plan (the same index walk)
+/// a little dearer than a plan made for the values, so it would otherwise plan anew on every
+/// execution, which costs more than running the statement. The plan test checks that the
+/// generic plans walk indexes too.
+pub async fn connect_reads(url: &str, max_connections: u32) -> Result<DatabaseConnection, DbErr> {
+    let mut opts = options(url, max_connections);
+    opts.map_sqlx_postgres_opts(|o| o.options([("plan_cache_mode", "force_generic_plan")]));
+    Database::connect(opts).await
+}
+
+fn options(url: &str, max_connections: u32) -> ConnectOptions {
     let mut opts = ConnectOptions::new(url);
     opts.max_connections(max_connections)
         .min_connections(1)
@@ -23,7 +39,7 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
                 .busy_timeout(Duration::from_secs(10))
                 .synchronous(SqliteSynchronous::Full)
         });
-    Database::connect(opts).await
+    opts
 }
 
 /// Runs every pending migration.

@@ -127,6 +127,9 @@ enum BenchCommand {
         /// Measure only the whole city (not a tenth of it first).
         #[arg(long)]
         no_growth: bool,
+        /// Keep the seeded database and print its URL (to look at query plans).
+        #[arg(long)]
+        keep_database: bool,
     },
 }
 
@@ -163,7 +166,17 @@ async fn main() -> anyhow::Result<()> {
             .await?;
         }
         Command::Bench {
-            what: BenchCommand::Search { database, bases, sessions_per_base, requests, clients, seconds, no_growth },
+            what:
+                BenchCommand::Search {
+                    database,
+                    bases,
+                    sessions_per_base,
+                    requests,
+                    clients,
+                    seconds,
+                    no_growth,
+                    keep_database,
+                },
         } => {
             kepu::bench::search(kepu::bench::SearchArgs {
                 database,
@@ -174,6 +187,7 @@ async fn main() -> anyhow::Result<()> {
                 seconds: seconds.max(1),
                 growth: !no_growth,
                 connections: cli.db_max_connections,
+                keep_database,
             })
             .await?;
         }

@@ -79,15 +79,20 @@ pub fn app(state: AppState) -> Router {
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let db = db::connect(&config.database_url, config.pool_size()).await?;
     db::migrate(&db).await?;
-    let read_db = match &config.database_read_url {
-        Some(url) => Some(db::connect(url, config.pool_size()).await?),
-        None => None,
+    with_reads(AppState::new(db, config, Arc::new(SystemClock))).await
+}
+
+/// Gives searches a pool of their own ([`db::connect_reads`]): on the replica when
+/// `DATABASE_READ_URL` is set, else beside the primary's pool (PostgreSQL; SQLite reads through
+/// the one pool).
+pub async fn with_reads(state: AppState) -> anyhow::Result<AppState> {
+    let url = match &state.config.database_read_url {
+        Some(url) => url.clone(),
+        None if state.db.get_database_backend() == sea_orm::DbBackend::Postgres => state.config.database_url.clone(),
+        None => return Ok(state),
     };
-    let state = AppState::new(db, config, Arc::new(SystemClock));
-    Ok(match read_db {
-        Some(read_db) => state.with_read_db(read_db),
-        None => state,
-    })
+    let reads = db::connect_reads(&url, state.config.pool_size()).await?;
+    Ok(state.with_read_db(reads))
 }
 
 /// Serves until `shutdown` resolves, then finishes in-flight requests.

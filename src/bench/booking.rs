@@ -306,7 +306,7 @@ async fn run(args: &BenchArgs, bench_db: &BenchDb) -> anyhow::Result<()> {
         db.execute_unprepared("VACUUM ANALYZE").await?;
     }
     let fx = Arc::new(fx);
-    let state = AppState::new(db.clone(), config, Arc::new(SystemClock));
+    let state = startup::with_reads(AppState::new(db.clone(), config, Arc::new(SystemClock))).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
     tokio::spawn(startup::serve(listener, state, std::future::pending()));

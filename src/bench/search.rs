@@ -36,6 +36,8 @@ pub struct SearchArgs {
     pub growth: bool,
     /// Connections of kepu's pool (`None`: kepu's default).
     pub connections: Option<u32>,
+    /// Keep the seeded database (its URL is printed) to look at plans afterwards.
+    pub keep_database: bool,
 }
 
 /// Where the searches look from (Tianhe, as in the README).
@@ -72,7 +74,11 @@ fn shapes(now: DateTime<Utc>) -> Vec<Shape> {
 pub async fn search(args: SearchArgs) -> anyhow::Result<()> {
     let bench_db = fresh_db(args.database.as_deref()).await?;
     let result = run(&args, &bench_db).await;
-    bench_db.drop_db().await;
+    if args.keep_database {
+        eprintln!("kept the database: {}", bench_db.url);
+    } else {
+        bench_db.drop_db().await;
+    }
     result
 }
 
@@ -85,7 +91,8 @@ async fn run(args: &SearchArgs, bench_db: &BenchDb) -> anyhow::Result<()> {
     let backend = db.get_database_backend();
     let database = if backend == DbBackend::Postgres { "postgres" } else { "sqlite" };
     let now = Utc::now();
-    let state = AppState::new(db.clone(), config.clone(), Arc::new(SystemClock));
+    // As `kepu serve` runs: searches through their own pool.
+    let state = startup::with_reads(AppState::new(db.clone(), config.clone(), Arc::new(SystemClock))).await?;
     let url = serve(state).await?;
     let client = reqwest::Client::builder().pool_max_idle_per_host(args.clients).build()?;
     let stages = if args.growth && args.bases >= 10 { vec![args.bases / 10, args.bases] } else { vec![args.bases] };
@@ -215,8 +222,9 @@ async fn table_counters(db: &DatabaseConnection) -> anyhow::Result<std::collecti
 /// Rows read by [`COUNTED`] requests of `path`, served by a kepu of its own whose one
 /// connection flushes its counters before they are read.
 async fn rows_read(config: &Config, path: &str) -> anyhow::Result<Reads> {
-    let probe = db::connect(&config.database_url, 1).await?;
-    let url = serve(AppState::new(probe.clone(), config.clone(), Arc::new(SystemClock))).await?;
+    let probe = db::connect_reads(&config.database_url, 1).await?;
+    let state = AppState::new(probe.clone(), config.clone(), Arc::new(SystemClock)).with_read_db(probe.clone());
+    let url = serve(state).await?;
     let client = reqwest::Client::new();
     // The first request warms the connection (catalogue reads are not the search's).
     outcome(client.get(format!("{url}{path}")).send().await, 200).await.map_err(anyhow::Error::msg)?;

@@ -14,8 +14,9 @@ use crate::domain::geo::{BoundingBox, CITY_BBOX, LatLon};
 use crate::domain::page::{Cursor, PageRequest, Paged};
 use crate::error::Result;
 
-/// The first ring's radius beyond the nearest point of the city.
-const FIRST_RING_KM: f64 = 2.0;
+/// The first ring's radius beyond the nearest point of the city (a ring query that reads a
+/// few more rows costs less than another ring).
+const FIRST_RING_KM: f64 = 3.0;
 /// Rings grow by at least this factor…
 const MIN_GROWTH: f64 = 1.5;
 /// …and at most this one.

@@ -546,9 +546,22 @@ pub struct SessionHit {
     pub distance_km: Option<f64>,
 }
 
-/// Bases whose sessions one union query reads at most, in a `near` search (more when bases
-/// share a distance): the first batch is small because the nearest bases usually fill a page.
-const NEAR_BATCHES: [usize; 4] = [4, 16, 64, 64];
+/// Sessions a base is taken to hold per day of a `near` search's window, until its first batch
+/// of bases tells (most bases open a session or two on most days).
+const SESSIONS_PER_BASE_DAY: f64 = 0.7;
+/// The most bases one statement of a `near` search reads (more when bases share a distance).
+const MAX_BATCH: usize = 64;
+
+/// How many bases the next batch of a `near` search takes to fill `still` rows: as many as the
+/// bases so far yielded per base (`rows` of `bases`), or before any, as the window's length
+/// suggests. Each base of a batch reads at most `still` rows, so a batch too large reads rows
+/// in vain and one too small costs another statement: over three months the nearest base
+/// alone usually fills a page, over a week about five do.
+fn batch_size(still: u64, (rows, bases): (usize, usize), window_days: f64) -> usize {
+    let per_base = if bases == 0 { window_days * SESSIONS_PER_BASE_DAY } else { rows as f64 / bases as f64 };
+    let wanted = (still as f64 / per_base.max(0.25)).ceil();
+    if wanted.is_finite() { (wanted as usize).clamp(1, MAX_BATCH) } else { MAX_BATCH }
+}
 
 /// Finds open sessions, filtering, ordering and cutting the page in the database; free
 /// places are computed live in the query from every pool of each session. With `near`,
@@ -574,7 +587,7 @@ pub async fn search(
             let stmt = by_time_statement(db.get_database_backend(), q, filter, page, need);
             hit_rows(db, stmt).await?.into_iter().map(|r| (r, None)).collect()
         }
-        Some(center) => near_rows(db, q, center, filter, page, need, now).await?,
+        Some(center) => near_rows(db, q, center, filter, (from, to), page, need, now).await?,
     };
     let paged = Paged::from_overfetch(rows, page.limit, |(r, d): &(HitRow, Option<f64>)| Cursor {
         distance_km: *d,
@@ -694,11 +707,13 @@ fn keyset(after: Cursor) -> Expr {
 /// The sessions of a `near` search: bases in distance order, a batch at a time, each batch's
 /// sessions in one query, until the page is full. Batches never split bases of equal distance,
 /// so every row of a batch sorts after every row of the batches before it.
+#[expect(clippy::too_many_arguments, reason = "the parts of one search, computed once by its caller")]
 async fn near_rows(
     txn: &DatabaseConnection,
     q: &SessionQuery,
     center: LatLon,
     filter: Condition,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
     page: PageRequest,
     need: u64,
     now: DateTime<Utc>,
@@ -717,12 +732,15 @@ async fn near_rows(
     let mut rings = nearest::Rings::new(center, q.radius_km, after);
     let cols = [base::Column::Id, base::Column::Lat, base::Column::Lon];
     let mut out: Vec<(HitRow, Option<f64>)> = Vec::new();
-    for batch in NEAR_BATCHES.iter().copied().chain(std::iter::repeat(64)) {
+    let window_days = (to - from).num_minutes() as f64 / 1440.0;
+    let mut yielded = (0, 0);
+    loop {
+        let still = need - out.len() as u64;
+        let batch = batch_size(still, yielded, window_days);
         let bases = rings.next(batch, |b| nearest::located::<base::Entity>(txn, bases_cond.clone(), cols, b)).await?;
         if bases.is_empty() {
             break;
         }
-        let still = need - out.len() as u64;
         let distances: std::collections::HashMap<Uuid, f64> = bases.iter().map(|n| (n.id, n.distance_km)).collect();
         let stmt = near_statement(txn.get_database_backend(), q, &filter, &bases, page, still);
         let mut rows: Vec<(HitRow, Option<f64>)> = hit_rows(txn, stmt)
@@ -733,6 +751,7 @@ async fn near_rows(
                 (r, d)
             })
             .collect();
+        yielded = (yielded.0 + rows.len(), yielded.1 + bases.len());
         rows.sort_by(|(a, da), (b, db)| {
             let (a, b) = (&a.record.session, &b.record.session);
             da.unwrap_or(0.0).total_cmp(&db.unwrap_or(0.0)).then(a.starts_at.cmp(&b.starts_at)).then(a.id.cmp(&b.id))
@@ -784,7 +803,10 @@ fn hits_statement(backend: DbBackend, selects: &[HitSelect], min_free: Option<i3
         if let Some(m) = min_free {
             sql.push(" WHERE h.free >= ").bind(m);
         }
-        sql.push(" ORDER BY h.starts_at, h.id LIMIT ").bind(i64::try_from(sel.need).unwrap_or(i64::MAX));
+        // The limit is written, not bound: PostgreSQL plans a bound `LIMIT $n` for an unknown
+        // (large) count and then never settles on its cached generic plan, planning anew on
+        // every execution; a written limit (one of 501 texts) is planned once per connection.
+        sql.push(&format!(" ORDER BY h.starts_at, h.id LIMIT {}", sel.need));
         sql.push(&format!(") AS g{i}"));
     }
     sql.statement()
@@ -812,4 +834,22 @@ async fn hit_rows(conn: &impl ConnectionTrait, stmt: Statement) -> Result<Vec<Hi
         a.starts_at.cmp(&b.starts_at).then(a.id.cmp(&b.id))
     });
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::batch_size;
+
+    #[test]
+    fn near_batches_are_sized_to_fill_the_page() {
+        // Before any base has answered, from the window: one base over three months, about
+        // five over a week, the most over a day.
+        assert_eq!(batch_size(21, (0, 0), 90.0), 1);
+        assert_eq!(batch_size(21, (0, 0), 7.0), 5);
+        assert_eq!(batch_size(21, (0, 0), 1.0), 31);
+        // Then from what the bases so far yielded.
+        assert_eq!(batch_size(15, (6, 1), 90.0), 3);
+        assert_eq!(batch_size(21, (0, 4), 7.0), 64);
+        assert_eq!(batch_size(501, (2, 1), 7.0), 64);
+    }
 }

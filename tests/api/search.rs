@@ -351,3 +351,40 @@ async fn the_main_search_shapes_walk_indexes_and_read_no_whole_table() {
     }
     txn.rollback().await.unwrap();
 }
+
+#[tokio::test]
+async fn with_a_read_url_searches_read_there_and_bookings_do_not() {
+    let app = spawn_app().await;
+    // A "replica" that lags: migrated, but without what the primary gets from here on.
+    let replica = fresh_database().await;
+    let replica_db = kepu::db::connect(&replica.url, 2).await.unwrap();
+    kepu::db::migrate(&replica_db).await.unwrap();
+    let mut config = (*app.state.config).clone();
+    config.database_read_url = Some(replica.url.clone());
+    let url = serve(kepu::startup::build_state(config).await.expect("state with a read URL")).await;
+    let get = async |path: &str| app.send(app.client.get(format!("{url}{path}"))).await;
+
+    let (base, op) = app.accredited_base(json!({"name_en": "Written to the primary"})).await;
+    let session = app.session(&id(&base), &op, 72, json!({})).await;
+    // Searches read the replica, which has not got them yet.
+    assert_eq!(get("/v1/sessions?limit=5").await.expect(200).body["items"], json!([]));
+    assert_eq!(get("/v1/bases?near=23.13,113.33&limit=5").await.expect(200).body["items"], json!([]));
+    // Once "replicated" (here: written to the replica too), searches find the base there.
+    let row = base::Entity::find_by_id(id(&base).parse::<Uuid>().unwrap()).one(&app.db).await.unwrap().unwrap();
+    base::Entity::insert(base::ActiveModel::from(row)).exec_without_returning(&replica_db).await.unwrap();
+    let found = get("/v1/bases?q=primary&limit=5").await.expect(200).body;
+    assert_eq!(found["items"].as_array().unwrap().len(), 1, "{found}");
+    // A single read, and a booking, go to the primary: the session the replica lacks is there.
+    get(&format!("/v1/sessions/{}", id(&session))).await.expect(200);
+    let (school, token) = app.school_account("读写分离").await;
+    let booked = app
+        .send(
+            app.client
+                .post(format!("{url}/v1/bookings"))
+                .bearer_auth(&token)
+                .json(&booking_body(&session, &school, 30, 2)),
+        )
+        .await
+        .expect(201);
+    assert_eq!(booked.body["status"], "confirmed");
+}
