@@ -366,7 +366,9 @@ async fn run(args: &BenchArgs, bench_db: &BenchDb) -> anyhow::Result<()> {
             }
         };
         let (http, raw) = drive_by_turns(args.clients, args.seconds, http, raw).await;
-        let violations = capacity::violations(&db).await?.len();
+        // The pools this run books on (a seeded city's pools hold places without bookings).
+        let ours: std::collections::HashSet<Uuid> = fx.pools.values().flatten().copied().collect();
+        let violations = capacity::violations(&db).await?.iter().filter(|v| ours.contains(&v.pool_id)).count();
         let over: u64 = capacity_pool::Entity::find()
             .filter(Expr::col(capacity_pool::Column::Used).gt(Expr::col(capacity_pool::Column::Capacity)))
             .all(&db)
