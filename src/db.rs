@@ -146,6 +146,15 @@ pub async fn begin_read(db: &DatabaseConnection) -> Result<sea_orm::DatabaseTran
     }
 }
 
+/// A JSON value a statement answers in `col`: PostgreSQL sends `json`, SQLite text.
+pub fn json_column(row: &sea_orm::QueryResult, col: &str) -> Result<serde_json::Value, DbErr> {
+    let value: serde_json::Value = row.try_get("", col)?;
+    match value.as_str() {
+        Some(text) => serde_json::from_str(text).map_err(|e| DbErr::Type(format!("{col}: {e}"))),
+        None => Ok(value),
+    }
+}
+
 /// A hand-written statement and its parameters, numbered `$1`, `$2`, … as both PostgreSQL and
 /// SQLite read them, into which sea-query expressions (the domain's conditions) are rendered
 /// with the backend's own builder. For the few queries that sea-query cannot say plainly

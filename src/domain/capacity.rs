@@ -156,15 +156,6 @@ pub fn pools_json_sql(backend: sea_orm::DbBackend, session_id: &str) -> String {
 
 /// Reads the pools written by [`pools_json_sql`], in id order.
 pub fn pools_from_json(v: &serde_json::Value) -> Result<Vec<capacity_pool::Model>> {
-    // SQLite answers the array as text.
-    let parsed;
-    let v = match v.as_str() {
-        Some(text) => {
-            parsed = serde_json::from_str::<serde_json::Value>(text).map_err(anyhow::Error::from)?;
-            &parsed
-        }
-        None => v,
-    };
     let bad = || AppError::Internal(anyhow::anyhow!("unreadable pools of a session: {v}"));
     let id = |x: &serde_json::Value| x.as_str().filter(|s| !s.is_empty()).and_then(|s| Uuid::parse_str(s).ok());
     let time = |x: &serde_json::Value| serde_json::from_value::<DateTime<Utc>>(x.clone()).ok();

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
 use entity::{base, booking, capacity_pool, session, session_pool};
-use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, Order};
+use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, Order, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend,
     EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Statement,
@@ -91,8 +91,8 @@ impl SessionRecord {
 
     /// Whether a school may book it at `now`: its base accredited, the session open and its
     /// booking window open (the window closes before the start). The booking rules check the
-    /// same conditions one at a time, to say which one fails; [`bookable_condition`] is this
-    /// rule in SQL.
+    /// same conditions one at a time, to say which one fails; in SQL this rule is
+    /// [`bookable_condition`] and the base's [`bases::status_condition`].
     pub fn bookable_now(&self, now: DateTime<Utc>) -> bool {
         let s = &self.session;
         bases::status_at(&self.base.status, self.base.valid_until, now) == BaseStatus::Accredited
@@ -102,10 +102,9 @@ impl SessionRecord {
     }
 }
 
-/// [`SessionRecord::bookable_now`] as a condition on `sessions` joined with `bases`.
+/// The session's part of [`SessionRecord::bookable_now`], as a condition on `sessions`.
 pub fn bookable_condition(now: DateTime<Utc>) -> Condition {
     Condition::all()
-        .add(bases::status_condition(BaseStatus::Accredited, now))
         .add(session::Column::Status.eq(SessionStatus::Open.as_str()))
         .add(session::Column::BookingOpensAt.lte(now))
         .add(session::Column::BookingClosesAt.gt(now))
@@ -610,18 +609,12 @@ fn window(q: &SessionQuery, now: DateTime<Utc>) -> Result<(DateTime<Utc>, DateTi
 
 /// The statement of a page of a search without `near`: the sessions by (start, id) after the
 /// cursor, at most `need`.
-fn by_time_statement(
-    backend: DbBackend,
-    q: &SessionQuery,
-    filter: Condition,
-    page: PageRequest,
-    need: u64,
-) -> Statement {
-    let mut cond = filter;
+fn by_time_statement(backend: DbBackend, q: &SessionQuery, filter: Filter, page: PageRequest, need: u64) -> Statement {
+    let mut filter = filter;
     if let Some(after) = page.after {
-        cond = cond.add(keyset(after));
+        filter.sessions = filter.sessions.add(keyset(after));
     }
-    hits_statement(backend, &[HitSelect { cond, need }], q.min_free)
+    hits_statement(backend, &[HitSelect { filter, need }], q.min_free)
 }
 
 /// The statement of a batch of a `near` search: for each distance among `bases` (nearest
@@ -631,7 +624,7 @@ fn by_time_statement(
 fn near_statement(
     backend: DbBackend,
     q: &SessionQuery,
-    filter: &Condition,
+    filter: &Filter,
     bases: &[nearest::Near],
     page: PageRequest,
     need: u64,
@@ -640,11 +633,12 @@ fn near_statement(
     for group in bases.chunk_by(|a, b| a.distance_km == b.distance_km) {
         let d = group[0].distance_km;
         let ids: Vec<Uuid> = group.iter().map(|n| n.id).collect();
-        let mut cond = filter.clone().add(session::Column::BaseId.is_in(ids));
+        let mut filter = filter.clone();
+        filter.sessions = filter.sessions.add(session::Column::BaseId.is_in(ids));
         if let Some(after) = page.after.filter(|c| c.distance_km == Some(d)) {
-            cond = cond.add(keyset(after));
+            filter.sessions = filter.sessions.add(keyset(after));
         }
-        selects.push(HitSelect { cond, need });
+        selects.push(HitSelect { filter, need });
     }
     hits_statement(backend, &selects, q.min_free)
 }
@@ -667,35 +661,57 @@ pub fn page_statement(
     })
 }
 
-/// The filters of a search, but for the place, as one condition on `sessions` joined with
-/// `bases`.
-fn search_condition(q: &SessionQuery, from: DateTime<Utc>, to: DateTime<Utc>, now: DateTime<Utc>) -> Condition {
-    let mut cond = Condition::all()
+/// The filters of a search but for its place: on the sessions, and on their bases.
+#[derive(Debug, Clone)]
+struct Filter {
+    sessions: Condition,
+    bases: Condition,
+}
+
+/// The filters of a search, but for the place.
+fn search_condition(q: &SessionQuery, from: DateTime<Utc>, to: DateTime<Utc>, now: DateTime<Utc>) -> Filter {
+    let accredited = || bases::status_condition(BaseStatus::Accredited, now);
+    let mut sessions = Condition::all()
         .add(session::Column::Status.eq(SessionStatus::Open.as_str()))
         .add(session::Column::StartsAt.gte(from))
         .add(session::Column::StartsAt.lt(to));
-    cond = match q.base_id {
-        Some(id) => cond.add(session::Column::BaseId.eq(id)),
-        None => cond.add(bases::status_condition(BaseStatus::Accredited, now)),
-    };
+    let mut of_bases = Condition::all();
+    match q.base_id {
+        Some(id) => sessions = sessions.add(session::Column::BaseId.eq(id)),
+        None => of_bases = of_bases.add(accredited()),
+    }
     if let Some(d) = &q.district {
-        cond = cond.add(base::Column::DistrictCode.eq(d.as_str()));
+        of_bases = of_bases.add(base::Column::DistrictCode.eq(d.as_str()));
     }
     if let Some(a) = q.audience {
         // `audiences` is a JSON array of names; a name in quotes matches that element only.
         let pattern = format!("%\"{}\"%", crate::domain::like_escape(a.as_str()));
-        cond = cond.add(
+        sessions = sessions.add(
             Expr::col((session::Entity, session::Column::Audiences))
                 .cast_as("TEXT")
                 .like(LikeExpr::new(pattern).escape('\\')),
         );
     }
     match q.bookable {
-        Some(true) => cond = cond.add(bookable_condition(now)),
-        Some(false) => cond = cond.add(bookable_condition(now).not()),
+        Some(true) => {
+            sessions = sessions.add(bookable_condition(now));
+            of_bases = of_bases.add(accredited());
+        }
+        Some(false) => {
+            let base_accredited = Query::select()
+                .expr(Expr::val(1))
+                .from(base::Entity)
+                .and_where(
+                    Expr::col((base::Entity, base::Column::Id)).equals((session::Entity, session::Column::BaseId)),
+                )
+                .cond_where(accredited())
+                .take();
+            sessions = sessions
+                .add(Condition::any().add(bookable_condition(now).not()).add(Expr::exists(base_accredited).not()));
+        }
         None => {}
     }
-    cond
+    Filter { sessions, bases: of_bases }
 }
 
 /// Sessions after a cursor in (start, id) order.
@@ -712,7 +728,7 @@ async fn near_rows(
     txn: &DatabaseConnection,
     q: &SessionQuery,
     center: LatLon,
-    filter: Condition,
+    filter: Filter,
     (from, to): (DateTime<Utc>, DateTime<Utc>),
     page: PageRequest,
     need: u64,
@@ -771,10 +787,10 @@ struct HitRow {
     record: SessionRecord,
 }
 
-/// One ordered, limited select of a search: the sessions matching `cond`, by (start, id), at
+/// One ordered, limited select of a search: the sessions matching `filter`, by (start, id), at
 /// most `need` of them.
 struct HitSelect {
-    cond: Condition,
+    filter: Filter,
     need: u64,
 }
 
@@ -789,17 +805,25 @@ fn hits_statement(backend: DbBackend, selects: &[HitSelect], min_free: Option<i3
         }
         // The page's pools are read by the statement that picked the page: one snapshot.
         let pools = capacity::pools_json_sql(backend, &format!("g{i}.id"));
-        sql.push(&format!(
-            "SELECT g{i}.*, {pools} AS pools FROM (SELECT * FROM (SELECT sessions.*, bases.name_zh AS base_name_zh, \
-             bases.name_en AS base_name_en, bases.district_code AS base_district_code, bases.lat AS base_lat, \
-             bases.lon AS base_lon, bases.status AS base_status, bases.valid_until AS base_valid_until, "
-        ))
-        .push(&capacity::free_places_sql("sessions.id"))
-        // `CROSS JOIN` keeps `sessions` the outer loop on SQLite, which otherwise may walk every
-        // base and sort what follows a deep cursor; PostgreSQL plans it as any join.
-        .push(" AS free FROM sessions CROSS JOIN bases WHERE bases.id = sessions.base_id AND ")
-        .expr(sel.cond.clone())
-        .push(") AS h");
+        // And each kept session's base, by its key (a join here, PostgreSQL may hash every base).
+        let base = format!(
+            "(SELECT {array}(b.name_zh, b.name_en, b.district_code, b.lat, b.lon, b.status, b.valid_until) \
+             FROM bases b WHERE b.id = g{i}.base_id)",
+            array = if backend == DbBackend::Postgres { "json_build_array" } else { "json_array" },
+        );
+        sql.push(&format!("SELECT g{i}.*, {base} AS base, {pools} AS pools FROM (SELECT * FROM (SELECT sessions.*, "))
+            .push(&capacity::free_places_sql("sessions.id"))
+            .push(" AS free FROM sessions WHERE ")
+            .expr(sel.filter.sessions.clone());
+        // The base's filters as a correlated `EXISTS` (a key lookup per session), not a join:
+        // SQLite would build a Bloom filter over every base for a join, and walk every base
+        // to sort what follows a deep cursor; PostgreSQL plans a semi-join by the key.
+        if !sel.filter.bases.is_empty() {
+            sql.push(" AND EXISTS (SELECT 1 FROM bases WHERE bases.id = sessions.base_id AND ")
+                .expr(sel.filter.bases.clone())
+                .push(")");
+        }
+        sql.push(") AS h");
         if let Some(m) = min_free {
             sql.push(" WHERE h.free >= ").bind(m);
         }
@@ -812,21 +836,31 @@ fn hits_statement(backend: DbBackend, selects: &[HitSelect], min_free: Option<i3
     sql.statement()
 }
 
+/// Reads the `[name_zh, name_en, district_code, lat, lon, status, valid_until]` of a base.
+fn brief_from_json(id: Uuid, v: &serde_json::Value) -> Result<BaseBrief> {
+    let bad = || AppError::Internal(anyhow::anyhow!("unreadable base of a session: {v}"));
+    let text = |i: usize| v[i].as_str().map(str::to_string).ok_or_else(bad);
+    Ok(BaseBrief {
+        id,
+        name_zh: text(0)?,
+        name_en: text(1)?,
+        district_code: text(2)?,
+        location: LatLon { lat: v[3].as_f64().ok_or_else(bad)?, lon: v[4].as_f64().ok_or_else(bad)? },
+        status: text(5)?,
+        valid_until: match &v[6] {
+            serde_json::Value::Null => None,
+            t => Some(serde_json::from_value(t.clone()).map_err(|_| bad())?),
+        },
+    })
+}
+
 /// Runs a search statement; answers its rows by (start, id).
 async fn hit_rows(conn: &impl ConnectionTrait, stmt: Statement) -> Result<Vec<HitRow>> {
     let mut rows = Vec::new();
     for row in conn.query_all_raw(stmt).await? {
         let session = session::Model::from_query_result(&row, "")?;
-        let base = BaseBrief {
-            id: session.base_id,
-            name_zh: row.try_get("", "base_name_zh")?,
-            name_en: row.try_get("", "base_name_en")?,
-            district_code: row.try_get("", "base_district_code")?,
-            location: LatLon { lat: row.try_get("", "base_lat")?, lon: row.try_get("", "base_lon")? },
-            status: row.try_get("", "base_status")?,
-            valid_until: row.try_get("", "base_valid_until")?,
-        };
-        let pools = capacity::pools_from_json(&row.try_get::<serde_json::Value>("", "pools")?)?;
+        let base = brief_from_json(session.base_id, &crate::db::json_column(&row, "base")?)?;
+        let pools = capacity::pools_from_json(&crate::db::json_column(&row, "pools")?)?;
         rows.push(HitRow { record: SessionRecord { session, pools, base } });
     }
     rows.sort_by(|a, b| {

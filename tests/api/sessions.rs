@@ -322,3 +322,41 @@ async fn an_integer_may_be_written_as_an_integral_float() {
     let path = format!("/v1/bases/{}/sessions", id(&base));
     app.post(&path, &body, Some(&op)).await.expect_invalid("capacity");
 }
+
+#[tokio::test]
+async fn sessions_say_whether_a_school_can_book_them_now_and_filter_on_it() {
+    let app = spawn_app().await;
+    let (base, op) = app.accredited_base(json!({})).await;
+    // By default the window opens 30 days and closes 24 hours before the start.
+    let soon = app.session(&id(&base), &op, 12, json!({})).await;
+    let open = app.session(&id(&base), &op, 48, json!({})).await;
+    let later = app.session(&id(&base), &op, 40 * 24, json!({})).await;
+    let list = async |q: String| {
+        let body = app.get(&format!("/v1/sessions?base_id={}{q}", id(&base)), None).await.expect(200).body;
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| (id(s), s["bookable_now"].as_bool().unwrap()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(list(String::new()).await, [(id(&soon), false), (id(&open), true), (id(&later), false)]);
+    assert_eq!(list("&bookable=true".into()).await, [(id(&open), true)]);
+    assert_eq!(list("&bookable=false".into()).await, [(id(&soon), false), (id(&later), false)]);
+    assert_eq!(app.get(&format!("/v1/sessions/{}", id(&open)), None).await.expect(200).body["bookable_now"], true);
+    // What the flag says is what a booking meets.
+    let (school, token) = app.school_account("可预约").await;
+    app.post("/v1/bookings", &booking_body(&soon, &school, 20, 1), Some(&token))
+        .await
+        .expect_problem(422, "booking-window-closed");
+    app.post("/v1/bookings", &booking_body(&open, &school, 20, 1), Some(&token)).await.expect(201);
+
+    // A base that is not accredited: its sessions (listed by base) cannot be booked.
+    let applicant = app.base(json!({"name_en": "Applicant"})).await;
+    let s = app.session(&id(&applicant), &app.admin, 48, json!({})).await;
+    let of_applicant = |q: &str| format!("/v1/sessions?base_id={}{q}", id(&applicant));
+    assert_eq!(app.get(&of_applicant(""), None).await.expect(200).body["items"][0]["bookable_now"], false);
+    assert_eq!(app.get(&of_applicant("&bookable=true"), None).await.expect(200).body["items"], json!([]));
+    assert_eq!(app.get(&of_applicant("&bookable=false"), None).await.expect(200).body["items"][0]["id"], s["id"]);
+    app.get("/v1/sessions?bookable=maybe", None).await.expect_invalid("bookable");
+}
