@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
 use entity::{base, booking, capacity_pool, session, session_pool};
-use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr, Order, Query};
+use sea_orm::sea_query::{CaseStatement, Expr, ExprTrait, LikeExpr, Order, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend,
     EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Statement,
@@ -586,7 +586,7 @@ pub async fn search(
             let stmt = by_time_statement(db.get_database_backend(), q, filter, page, need);
             hit_rows(db, stmt).await?.into_iter().map(|r| (r, None)).collect()
         }
-        Some(center) => near_rows(db, q, center, filter, (from, to), page, need, now).await?,
+        Some(center) => near_rows(db, q, center, filter, (from, to), page, need).await?,
     };
     let paged = Paged::from_overfetch(rows, page.limit, |(r, d): &(HitRow, Option<f64>)| Cursor {
         distance_km: *d,
@@ -614,13 +614,14 @@ fn by_time_statement(backend: DbBackend, q: &SessionQuery, filter: Filter, page:
     if let Some(after) = page.after {
         filter.sessions = filter.sessions.add(keyset(after));
     }
-    hits_statement(backend, &[HitSelect { filter, need }], q.min_free)
+    hits_statement(backend, &[HitSelect { filter, need, rank: None }], q.min_free)
 }
 
-/// The statement of a batch of a `near` search: for each distance among `bases` (nearest
-/// first; bases at one distance share a subquery, as their sessions interleave by start),
-/// that distance's sessions by (start, id), at most `need` each; after the cursor for the
-/// cursor's own distance.
+/// The statement of a batch of a `near` search: the sessions of `bases` (nearest first) by
+/// distance, then (start, id), at most `need`; after the cursor for the cursor's own distance.
+/// Bases at one distance share a rank, as their sessions interleave by start. One base (or
+/// one distance) walks its index in order and stops at `need`; several are read whole and
+/// sorted, which a batch sized to fill the page ([`batch_size`]) keeps to about `need` rows.
 fn near_statement(
     backend: DbBackend,
     q: &SessionQuery,
@@ -629,18 +630,28 @@ fn near_statement(
     page: PageRequest,
     need: u64,
 ) -> Statement {
-    let mut selects = Vec::new();
-    for group in bases.chunk_by(|a, b| a.distance_km == b.distance_km) {
-        let d = group[0].distance_km;
-        let ids: Vec<Uuid> = group.iter().map(|n| n.id).collect();
-        let mut filter = filter.clone();
-        filter.sessions = filter.sessions.add(session::Column::BaseId.is_in(ids));
-        if let Some(after) = page.after.filter(|c| c.distance_km == Some(d)) {
-            filter.sessions = filter.sessions.add(keyset(after));
-        }
-        selects.push(HitSelect { filter, need });
+    let groups: Vec<&[nearest::Near]> = bases.chunk_by(|a, b| a.distance_km == b.distance_km).collect();
+    let ids = |g: &[nearest::Near]| g.iter().map(|n| n.id).collect::<Vec<Uuid>>();
+    let mut filter = filter.clone();
+    filter.sessions = filter.sessions.add(session::Column::BaseId.is_in(ids(bases)));
+    // The walk read these bases through the same filters; a base whose status changed since
+    // (milliseconds ago) shows it in `bookable_now`.
+    filter.bases = Condition::all();
+    if let Some(after) = page.after
+        && let Some(g) = groups.iter().find(|g| after.distance_km == Some(g[0].distance_km))
+    {
+        let others = session::Column::BaseId.is_not_in(ids(g));
+        filter.sessions = filter.sessions.add(Condition::any().add(others).add(keyset(after)));
     }
-    hits_statement(backend, &selects, q.min_free)
+    let rank = (groups.len() > 1).then(|| {
+        let mut rank = CaseStatement::new();
+        for (i, g) in groups.iter().enumerate() {
+            rank = rank.case(session::Column::BaseId.is_in(ids(g)), Expr::val(i as i64));
+        }
+        let rank: Expr = rank.finally(Expr::val(groups.len() as i64)).into();
+        rank
+    });
+    hits_statement(backend, &[HitSelect { filter, need, rank }], q.min_free)
 }
 
 /// The statement a search runs for the page after `page`'s cursor: by time, or (with `near`)
@@ -723,7 +734,6 @@ fn keyset(after: Cursor) -> Expr {
 /// The sessions of a `near` search: bases in distance order, a batch at a time, each batch's
 /// sessions in one query, until the page is full. Batches never split bases of equal distance,
 /// so every row of a batch sorts after every row of the batches before it.
-#[expect(clippy::too_many_arguments, reason = "the parts of one search, computed once by its caller")]
 async fn near_rows(
     txn: &DatabaseConnection,
     q: &SessionQuery,
@@ -732,15 +742,12 @@ async fn near_rows(
     (from, to): (DateTime<Utc>, DateTime<Utc>),
     page: PageRequest,
     need: u64,
-    now: DateTime<Utc>,
 ) -> Result<Vec<(HitRow, Option<f64>)>> {
-    let mut bases_cond = Condition::all();
-    match q.base_id {
-        Some(id) => bases_cond = bases_cond.add(base::Column::Id.eq(id)),
-        None => bases_cond = bases_cond.add(bases::status_condition(BaseStatus::Accredited, now)),
-    }
-    if let Some(d) = &q.district {
-        bases_cond = bases_cond.add(base::Column::DistrictCode.eq(d.as_str()));
+    // The bases walked are those the search's base filters let through (the batches then read
+    // their sessions without asking again).
+    let mut bases_cond = filter.bases.clone();
+    if let Some(id) = q.base_id {
+        bases_cond = bases_cond.add(base::Column::Id.eq(id));
     }
     // The cursor's own distance is walked again: its base (and any at the same distance) may
     // have sessions after the cursor's.
@@ -792,6 +799,8 @@ struct HitRow {
 struct HitSelect {
     filter: Filter,
     need: u64,
+    /// Ordered first by this (a base's rank by distance), when given.
+    rank: Option<Expr>,
 }
 
 /// The selects as one statement, a union of each select's own page. Free places are computed
@@ -813,7 +822,9 @@ fn hits_statement(backend: DbBackend, selects: &[HitSelect], min_free: Option<i3
         );
         sql.push(&format!("SELECT g{i}.*, {base} AS base, {pools} AS pools FROM (SELECT * FROM (SELECT sessions.*, "))
             .push(&capacity::free_places_sql("sessions.id"))
-            .push(" AS free FROM sessions WHERE ")
+            .push(" AS free, ")
+            .expr(sel.rank.clone().unwrap_or_else(|| Expr::val(0)))
+            .push(" AS search_rank FROM sessions WHERE ")
             .expr(sel.filter.sessions.clone());
         // The base's filters as a correlated `EXISTS` (a key lookup per session), not a join:
         // SQLite would build a Bloom filter over every base for a join, and walk every base
@@ -830,7 +841,8 @@ fn hits_statement(backend: DbBackend, selects: &[HitSelect], min_free: Option<i3
         // The limit is written, not bound: PostgreSQL plans a bound `LIMIT $n` for an unknown
         // (large) count and then never settles on its cached generic plan, planning anew on
         // every execution; a written limit (one of 501 texts) is planned once per connection.
-        sql.push(&format!(" ORDER BY h.starts_at, h.id LIMIT {}", sel.need));
+        let by_rank = if sel.rank.is_some() { "h.search_rank, " } else { "" };
+        sql.push(&format!(" ORDER BY {by_rank}h.starts_at, h.id LIMIT {}", sel.need));
         sql.push(&format!(") AS g{i}"));
     }
     sql.statement()
