@@ -553,9 +553,8 @@ const MAX_BATCH: usize = 64;
 
 /// How many bases the next batch of a `near` search takes to fill `still` rows: as many as the
 /// bases so far yielded per base (`rows` of `bases`), or before any, as the window's length
-/// suggests. Each base of a batch reads at most `still` rows, so a batch too large reads rows
-/// in vain and one too small costs another statement: over three months the nearest base
-/// alone usually fills a page, over a week about five do.
+/// suggests. A batch too large reads rows in vain and one too small costs another statement:
+/// over three months the nearest base alone usually fills a page, over a week about five do.
 fn batch_size(still: u64, (rows, bases): (usize, usize), window_days: f64) -> usize {
     let per_base = if bases == 0 { window_days * SESSIONS_PER_BASE_DAY } else { rows as f64 / bases as f64 };
     let wanted = (still as f64 / per_base.max(0.25)).ceil();
@@ -565,9 +564,9 @@ fn batch_size(still: u64, (rows, bases): (usize, usize), window_days: f64) -> us
 /// Finds open sessions, filtering, ordering and cutting the page in the database; free
 /// places are computed live in the query from every pool of each session. With `near`,
 /// sorted by distance, then start, then id: bases are walked nearest first in rings
-/// ([`nearest::Rings`]) and each batch of bases answers one query that reads, per base, at
-/// most what the page still needs. Otherwise sorted by start, then id, off the
-/// `(starts_at, id)` index. Every read is in one snapshot.
+/// ([`nearest::Rings`]) and each batch of bases, sized to fill the page, answers one query.
+/// Otherwise sorted by start, then id, off the `(starts_at, id)` index. A page and its pools
+/// are read by one statement (one snapshot).
 pub async fn search(
     db: &DatabaseConnection,
     q: &SessionQuery,
@@ -614,7 +613,7 @@ fn by_time_statement(backend: DbBackend, q: &SessionQuery, filter: Filter, page:
     if let Some(after) = page.after {
         filter.sessions = filter.sessions.add(keyset(after));
     }
-    hits_statement(backend, &[HitSelect { filter, need, rank: None }], q.min_free)
+    hits_statement(backend, &HitSelect { filter, need, rank: None }, q.min_free)
 }
 
 /// The statement of a batch of a `near` search: the sessions of `bases` (nearest first) by
@@ -651,7 +650,7 @@ fn near_statement(
         let rank: Expr = rank.finally(Expr::val(groups.len() as i64)).into();
         rank
     });
-    hits_statement(backend, &[HitSelect { filter, need, rank }], q.min_free)
+    hits_statement(backend, &HitSelect { filter, need, rank }, q.min_free)
 }
 
 /// The statement a search runs for the page after `page`'s cursor: by time, or (with `near`)
@@ -803,48 +802,42 @@ struct HitSelect {
     rank: Option<Expr>,
 }
 
-/// The selects as one statement, a union of each select's own page. Free places are computed
-/// per row, in the query ([`capacity::free_places_sql`]), so that `min_free` filters before
-/// the `LIMIT`; the pools of the rows kept are read beside them.
-fn hits_statement(backend: DbBackend, selects: &[HitSelect], min_free: Option<i32>) -> Statement {
+/// The statement of a select. Free places are computed per row, in the query
+/// ([`capacity::free_places_sql`]), so that `min_free` filters before the `LIMIT`; the pools
+/// and the base of the rows kept are read beside them.
+fn hits_statement(backend: DbBackend, sel: &HitSelect, min_free: Option<i32>) -> Statement {
     let mut sql = RawSql::new(backend);
-    for (i, sel) in selects.iter().enumerate() {
-        if i > 0 {
-            sql.push(" UNION ALL ");
-        }
-        // The page's pools are read by the statement that picked the page: one snapshot.
-        let pools = capacity::pools_json_sql(backend, &format!("g{i}.id"));
-        // And each kept session's base, by its key (a join here, PostgreSQL may hash every base).
-        let base = format!(
-            "(SELECT {array}(b.name_zh, b.name_en, b.district_code, b.lat, b.lon, b.status, b.valid_until) \
-             FROM bases b WHERE b.id = g{i}.base_id)",
-            array = if backend == DbBackend::Postgres { "json_build_array" } else { "json_array" },
-        );
-        sql.push(&format!("SELECT g{i}.*, {base} AS base, {pools} AS pools FROM (SELECT * FROM (SELECT sessions.*, "))
-            .push(&capacity::free_places_sql("sessions.id"))
-            .push(" AS free, ")
-            .expr(sel.rank.clone().unwrap_or_else(|| Expr::val(0)))
-            .push(" AS search_rank FROM sessions WHERE ")
-            .expr(sel.filter.sessions.clone());
-        // The base's filters as a correlated `EXISTS` (a key lookup per session), not a join:
-        // SQLite would build a Bloom filter over every base for a join, and walk every base
-        // to sort what follows a deep cursor; PostgreSQL plans a semi-join by the key.
-        if !sel.filter.bases.is_empty() {
-            sql.push(" AND EXISTS (SELECT 1 FROM bases WHERE bases.id = sessions.base_id AND ")
-                .expr(sel.filter.bases.clone())
-                .push(")");
-        }
-        sql.push(") AS h");
-        if let Some(m) = min_free {
-            sql.push(" WHERE h.free >= ").bind(m);
-        }
-        // The limit is written, not bound: PostgreSQL plans a bound `LIMIT $n` for an unknown
-        // (large) count and then never settles on its cached generic plan, planning anew on
-        // every execution; a written limit (one of 501 texts) is planned once per connection.
-        let by_rank = if sel.rank.is_some() { "h.search_rank, " } else { "" };
-        sql.push(&format!(" ORDER BY {by_rank}h.starts_at, h.id LIMIT {}", sel.need));
-        sql.push(&format!(") AS g{i}"));
+    // The page's pools are read by the statement that picked the page: one snapshot.
+    let pools = capacity::pools_json_sql(backend, "g.id");
+    // And each kept session's base, by its key (a join here, PostgreSQL may hash every base).
+    let base = format!(
+        "(SELECT {array}(b.name_zh, b.name_en, b.district_code, b.lat, b.lon, b.status, b.valid_until) \
+         FROM bases b WHERE b.id = g.base_id)",
+        array = if backend == DbBackend::Postgres { "json_build_array" } else { "json_array" },
+    );
+    sql.push(&format!("SELECT g.*, {base} AS base, {pools} AS pools FROM (SELECT * FROM (SELECT sessions.*, "))
+        .push(&capacity::free_places_sql("sessions.id"))
+        .push(" AS free, ")
+        .expr(sel.rank.clone().unwrap_or_else(|| Expr::val(0)))
+        .push(" AS search_rank FROM sessions WHERE ")
+        .expr(sel.filter.sessions.clone());
+    // The base's filters as a correlated `EXISTS` (a key lookup per session), not a join:
+    // SQLite would build a Bloom filter over every base for a join, and walk every base to
+    // sort what follows a deep cursor; PostgreSQL plans a semi-join by the key.
+    if !sel.filter.bases.is_empty() {
+        sql.push(" AND EXISTS (SELECT 1 FROM bases WHERE bases.id = sessions.base_id AND ")
+            .expr(sel.filter.bases.clone())
+            .push(")");
     }
+    sql.push(") AS h");
+    if let Some(m) = min_free {
+        sql.push(" WHERE h.free >= ").bind(m);
+    }
+    // The limit is written, not bound: PostgreSQL plans a bound `LIMIT $n` for an unknown
+    // (large) count and then never settles on its cached generic plan, planning anew on every
+    // execution; a written limit (one of 501 texts) is planned once per connection.
+    let by_rank = if sel.rank.is_some() { "h.search_rank, " } else { "" };
+    sql.push(&format!(" ORDER BY {by_rank}h.starts_at, h.id LIMIT {}) AS g", sel.need));
     sql.statement()
 }
 
