@@ -408,12 +408,12 @@ pub async fn search(
     let result = match query.near {
         Some(center) => {
             let cols = [base::Column::Id, base::Column::Lat, base::Column::Lon];
-            let near = nearest::page::<base::Entity>(&txn, cond, cols, center, query.radius_km, page).await?;
-            let ids: Vec<Uuid> = near.items.iter().map(|n| n.id).collect();
-            let rows = base::Entity::find().filter(base::Column::Id.is_in(ids)).all(&txn).await?;
-            let records = with_tags(&txn, rows).await?;
-            let hits = nearest::in_order(&near.items, records, |r| r.base.id)
+            let near = nearest::page_of_rows::<base::Entity>(&txn, cond, cols, center, query.radius_km, page).await?;
+            let (rows, distances): (Vec<base::Model>, Vec<f64>) = near.items.into_iter().unzip();
+            let hits = with_tags(&txn, rows)
+                .await?
                 .into_iter()
+                .zip(distances)
                 .map(|(record, d)| BaseHit { record, distance_km: Some(d) })
                 .collect();
             Paged { items: hits, next: near.next }

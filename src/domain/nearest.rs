@@ -205,10 +205,31 @@ pub async fn page<E: EntityTrait>(
     Ok(Paged::from_overfetch(rows, page.limit, |n| Cursor { distance_km: Some(n.distance_km), ..Cursor::id(n.id) }))
 }
 
-/// Puts `rows` (read by id) in the order of `near`, each with its distance.
-pub fn in_order<T>(near: &[Near], rows: Vec<T>, id_of: impl Fn(&T) -> Uuid) -> Vec<(T, f64)> {
-    let mut by_id: std::collections::HashMap<Uuid, T> = rows.into_iter().map(|r| (id_of(&r), r)).collect();
-    near.iter().filter_map(|n| by_id.remove(&n.id).map(|r| (r, n.distance_km))).collect()
+/// [`page`], with the page's rows read whole (by id, in one query) and each paired with its
+/// distance.
+pub async fn page_of_rows<E: EntityTrait>(
+    conn: &impl ConnectionTrait,
+    cond: Condition,
+    cols: [E::Column; 3],
+    center: LatLon,
+    radius_km: Option<f64>,
+    page: PageRequest,
+) -> Result<Paged<(E::Model, f64)>>
+where
+    E::Model: sea_orm::ModelTrait<Entity = E>,
+{
+    use sea_orm::ModelTrait;
+    let id = cols[0];
+    let near = self::page::<E>(conn, cond, cols, center, radius_km, page).await?;
+    let ids: Vec<Uuid> = near.items.iter().map(|n| n.id).collect();
+    let mut by_id: std::collections::HashMap<Uuid, E::Model> = std::collections::HashMap::new();
+    for row in E::find().filter(id.is_in(ids)).all(conn).await? {
+        if let sea_orm::Value::Uuid(Some(key)) = row.get(id) {
+            by_id.insert(key, row);
+        }
+    }
+    let items = near.items.iter().filter_map(|n| by_id.remove(&n.id).map(|r| (r, n.distance_km))).collect();
+    Ok(Paged { items, next: near.next })
 }
 
 #[cfg(test)]

@@ -143,11 +143,8 @@ pub async fn search(
     match query.near {
         Some(center) => {
             let cols = [school::Column::Id, school::Column::Lat, school::Column::Lon];
-            let near = nearest::page::<school::Entity>(db, cond, cols, center, query.radius_km, page).await?;
-            let ids: Vec<Uuid> = near.items.iter().map(|n| n.id).collect();
-            let rows = school::Entity::find().filter(school::Column::Id.is_in(ids)).all(db).await?;
-            let items = nearest::in_order(&near.items, rows, |s| s.id).into_iter().map(|(s, d)| (s, Some(d))).collect();
-            Ok(Paged { items, next: near.next })
+            let near = nearest::page_of_rows::<school::Entity>(db, cond, cols, center, query.radius_km, page).await?;
+            Ok(near.map(|(s, d)| (s, Some(d))))
         }
         None => {
             if let Some(after) = page.after {

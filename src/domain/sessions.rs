@@ -821,13 +821,14 @@ fn hits_statement(backend: DbBackend, sel: &HitSelect, min_free: Option<i32>) ->
         .expr(sel.rank.clone().unwrap_or_else(|| Expr::val(0)))
         .push(" AS search_rank FROM sessions WHERE ")
         .expr(sel.filter.sessions.clone());
-    // The base's filters as a correlated `EXISTS` (a key lookup per session), not a join:
-    // SQLite would build a Bloom filter over every base for a join, and walk every base to
-    // sort what follows a deep cursor; PostgreSQL plans a semi-join by the key.
+    // The base's filters as a correlated scalar subquery (a key lookup per session read), not
+    // a join or an `EXISTS`, which SQLite turns into a join: for a join it builds a Bloom
+    // filter by reading every base, and it may walk every base to sort what follows a deep
+    // cursor (the plan test fails on either).
     if !sel.filter.bases.is_empty() {
-        sql.push(" AND EXISTS (SELECT 1 FROM bases WHERE bases.id = sessions.base_id AND ")
+        sql.push(" AND (SELECT 1 FROM bases WHERE bases.id = sessions.base_id AND ")
             .expr(sel.filter.bases.clone())
-            .push(")");
+            .push(") IS NOT NULL");
     }
     sql.push(") AS h");
     if let Some(m) = min_free {

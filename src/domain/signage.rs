@@ -519,11 +519,8 @@ pub async fn search(
     match q.near {
         Some(center) => {
             let cols = [sign::Column::Id, sign::Column::Lat, sign::Column::Lon];
-            let near = nearest::page::<sign::Entity>(db, cond, cols, center, q.radius_km, page).await?;
-            let ids: Vec<Uuid> = near.items.iter().map(|n| n.id).collect();
-            let rows = sign::Entity::find().filter(sign::Column::Id.is_in(ids)).all(db).await?;
-            let items = nearest::in_order(&near.items, rows, |s| s.id).into_iter().map(|(s, d)| (s, Some(d))).collect();
-            Ok(Paged { items, next: near.next })
+            let near = nearest::page_of_rows::<sign::Entity>(db, cond, cols, center, q.radius_km, page).await?;
+            Ok(near.map(|(s, d)| (s, Some(d))))
         }
         None => {
             if let Some(after) = page.after {
