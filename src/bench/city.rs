@@ -38,7 +38,8 @@ pub async fn seed(
     let mut start = from;
     while start < to {
         let end = (start + BATCH).min(to);
-        for stmt in [bases(backend, start, end, now), pools(backend, start, end, per_base, now)] {
+        let [audiences, themes] = audiences_and_themes(backend, start, end);
+        for stmt in [bases(backend, start, end, now), audiences, themes, pools(backend, start, end, per_base, now)] {
             db.execute_raw(stmt).await?;
         }
         db.execute_raw(sessions(backend, start, end, per_base, day0, now)).await?;
@@ -115,6 +116,33 @@ fn bases(backend: DbBackend, from: u64, to: u64, now: DateTime<Utc>) -> sea_orm:
     .bind(now)
     .push(", 30, 24 FROM n");
     sql.statement()
+}
+
+/// What the city's bases serve (the grades their sessions take) and two of five themes each,
+/// so that searches filtering on them, and the pages that show them, read real rows.
+fn audiences_and_themes(backend: DbBackend, from: u64, to: u64) -> [sea_orm::Statement; 2] {
+    let base = id(backend, BASE_IDS, "i");
+    let one_of = |values: &[&str]| {
+        let rows: Vec<String> =
+            values.iter().enumerate().map(|(k, v)| format!("SELECT {k} AS k, '{v}' AS v")).collect();
+        rows.join(" UNION ALL ")
+    };
+    let mut sql = RawSql::new(backend);
+    sql.push(&format!(
+        "WITH RECURSIVE {nums} INSERT INTO base_audiences (base_id, audience) SELECT {base}, a.v FROM n \
+         CROSS JOIN ({audiences}) a",
+        nums = numbers("n", "i", from, to),
+        audiences = one_of(&["primary_upper", "junior", "senior"]),
+    ));
+    let audiences = sql.statement();
+    let mut sql = RawSql::new(backend);
+    sql.push(&format!(
+        "WITH RECURSIVE {nums} INSERT INTO base_themes (base_id, theme) SELECT {base}, t.v FROM n \
+         CROSS JOIN ({themes}) t WHERE (i + t.k) % 5 < 2",
+        nums = numbers("n", "i", from, to),
+        themes = one_of(&["physics", "life sciences", "space", "ocean", "engineering"]),
+    ));
+    [audiences, sql.statement()]
 }
 
 fn pools(backend: DbBackend, from: u64, to: u64, per_base: u64, now: DateTime<Utc>) -> sea_orm::Statement {
