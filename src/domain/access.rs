@@ -84,6 +84,13 @@ impl Actor {
     }
 }
 
+/// Who objected to an application, and how to reach them, is the bureau's to know: an
+/// objector may be a neighbour or an employee of the base, so the base's operators, its
+/// district's officer and the experts see an objection's reason, time and resolution only.
+pub fn sees_objectors(actor: &Actor) -> bool {
+    actor.is_admin()
+}
+
 /// Allows or refuses (403) an action for an actor.
 pub fn authorize(actor: &Actor, action: Action<'_>) -> Result<()> {
     if actor.is_admin() {

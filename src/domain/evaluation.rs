@@ -439,26 +439,44 @@ pub async fn get_record(conn: &impl ConnectionTrait, id: Uuid) -> Result<Evaluat
     Ok(EvaluationRecord { evaluation: e, cycle, reviews, measured_now })
 }
 
-/// The bureau, the base's operators, and the experts assigned may read an open evaluation.
+/// Who reads an evaluation, open or final, with its self-report, points and comments: the
+/// bureau; the base's operators; the experts assigned to it; and the officer of the base's
+/// district, who follows a base's rectification up. Schools do not (the public reads final
+/// results through [`results`]). The one rule behind both [`get`] and [`list`], as a condition
+/// on `evaluations`; `Err` (403) for a role that reads none.
+fn readable_by(actor: &Actor) -> Result<Condition> {
+    Ok(match actor.role {
+        Role::Admin => Condition::all(),
+        Role::Operator => Condition::all().add(evaluation::Column::BaseId.is_in(actor.base_ids.clone())),
+        Role::Evaluator => {
+            Condition::all().add(evaluation::Column::Id.in_subquery(assigned_to(REVIEW_KIND, actor.user_id)))
+        }
+        Role::DistrictOfficer => Condition::all().add(
+            evaluation::Column::BaseId.in_subquery(
+                sea_orm::sea_query::Query::select()
+                    .column(base::Column::Id)
+                    .from(base::Entity)
+                    .and_where(base::Column::DistrictCode.eq(actor.district_code.clone().unwrap_or_default()))
+                    .take(),
+            ),
+        ),
+        Role::School => {
+            return Err(AppError::forbidden(format!("a {} account cannot read evaluations", actor.role)));
+        }
+    })
+}
+
+/// One evaluation, for those who [`readable_by`] may read it.
 pub async fn get(db: &DatabaseConnection, actor: &Actor, id: Uuid) -> Result<EvaluationRecord> {
     let r = get_record(db, id).await?;
-    let ok = match actor.role {
-        Role::Admin => true,
-        Role::Operator => actor.operates(r.evaluation.base_id),
-        Role::Evaluator => r.reviews.iter().any(|rv| rv.evaluator_id == actor.user_id),
-        Role::DistrictOfficer => base::Entity::find_by_id(r.evaluation.base_id)
-            .one(db)
-            .await?
-            .is_some_and(|b| actor.district_code.as_deref() == Some(b.district_code.as_str())),
-        Role::School => false,
-    };
-    if !ok {
+    let readable = evaluation::Entity::find_by_id(id).filter(readable_by(actor)?).one(db).await?.is_some();
+    if !readable {
         return Err(AppError::forbidden(format!("a {} account cannot read evaluation {id}", actor.role)));
     }
     Ok(r)
 }
 
-/// The evaluations of a cycle (admin), or a base's (its operators too).
+/// The evaluations [`readable_by`] the actor, of a cycle or a base.
 pub async fn list(
     db: &DatabaseConnection,
     actor: &Actor,
@@ -466,15 +484,7 @@ pub async fn list(
     base_id: Option<Uuid>,
     page: PageRequest,
 ) -> Result<Paged<evaluation::Model>> {
-    let mut cond = Condition::all();
-    match actor.role {
-        Role::Admin => {}
-        Role::Operator => cond = cond.add(evaluation::Column::BaseId.is_in(actor.base_ids.clone())),
-        Role::Evaluator => {
-            cond = cond.add(evaluation::Column::Id.in_subquery(assigned_to(REVIEW_KIND, actor.user_id)));
-        }
-        _ => return Err(AppError::forbidden(format!("a {} account cannot list evaluations", actor.role))),
-    }
+    let mut cond = readable_by(actor)?;
     if let Some(c) = cycle_id {
         cond = cond.add(evaluation::Column::CycleId.eq(c));
     }

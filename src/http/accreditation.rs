@@ -13,6 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
+use crate::domain::access::{self, Actor};
 use crate::domain::accreditation::{
     self, AccreditationFilter, AccreditationRecord, Application, Criterion, DraftChange, Figures, NewObjection,
     NewStandard, Requirement, Standard, Unmet,
@@ -133,7 +134,10 @@ impl ReviewView {
 pub struct ObjectionView {
     pub id: Uuid,
     pub accreditation_id: Uuid,
+    /// Who objected, as they gave it: shown to the bureau alone (and to the objector in the
+    /// answer to filing it); `null` for everyone else, the base's people included.
     pub name: Option<String>,
+    /// How to reach the objector: the bureau's alone, as `name`.
     pub contact: Option<String>,
     pub reason: String,
     pub status: ObjectionStatus,
@@ -143,13 +147,15 @@ pub struct ObjectionView {
 }
 
 impl ObjectionView {
-    fn of(o: objection::Model) -> Self {
+    /// The objection, with who objected only when `objector_shown`.
+    fn of(o: objection::Model, objector_shown: bool) -> Self {
+        let (name, contact) = if objector_shown { (o.name, o.contact) } else { (None, None) };
         Self {
             status: ObjectionStatus::from_db(&o.status),
             id: o.id,
             accreditation_id: o.accreditation_id,
-            name: o.name,
-            contact: o.contact,
+            name,
+            contact,
             reason: o.reason,
             resolution: o.resolution,
             created_at: o.created_at,
@@ -187,7 +193,9 @@ pub struct AccreditationView {
 }
 
 impl AccreditationView {
-    fn of(r: AccreditationRecord) -> Self {
+    /// The application as `actor` may see it.
+    fn of(r: AccreditationRecord, actor: &Actor) -> Self {
+        let objectors_shown = access::sees_objectors(actor);
         let mean_score = r.mean_score().map(|s| (s * 100.0).round() / 100.0);
         let a = r.accreditation;
         Self {
@@ -214,7 +222,7 @@ impl AccreditationView {
             decided_at: a.decided_at,
             reviews: r.reviews.into_iter().map(ReviewView::of).collect(),
             mean_score,
-            objections: r.objections.into_iter().map(ObjectionView::of).collect(),
+            objections: r.objections.into_iter().map(|o| ObjectionView::of(o, objectors_shown)).collect(),
             created_at: a.created_at,
             updated_at: a.updated_at,
         }
@@ -270,7 +278,7 @@ async fn list_accreditations(
     let page = paging.parse()?;
     let f = AccreditationFilter { base_id: p.base_id, status: p.status };
     let paged = accreditation::list(&state.db, &actor, &f, page).await?;
-    Ok(Json(Page::from_paged(paged, AccreditationView::of)))
+    Ok(Json(Page::from_paged(paged, |r| AccreditationView::of(r, &actor))))
 }
 
 /// Apply for accreditation
@@ -294,7 +302,7 @@ async fn create_accreditation(
     let a = Application { base_id: b.base_id, figures: b.figures, evidence_links: b.evidence_links };
     Ok((
         StatusCode::CREATED,
-        Json(AccreditationView::of(accreditation::apply(&state.db, &actor, a, state.now()).await?)),
+        Json(AccreditationView::of(accreditation::apply(&state.db, &actor, a, state.now()).await?, &actor)),
     ))
 }
 
@@ -317,7 +325,7 @@ async fn get_accreditation(
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Response> {
     let record = accreditation::get(&state.db, &actor, id).await?;
-    Ok(with_etag(record.accreditation.version, Json(AccreditationView::of(record))))
+    Ok(with_etag(record.accreditation.version, Json(AccreditationView::of(record, &actor))))
 }
 
 /// Edit a draft application
@@ -350,7 +358,7 @@ async fn edit_accreditation(
 ) -> Result<Response> {
     let change = DraftChange { figures: patch.figures, evidence_links: patch.evidence_links };
     let record = accreditation::edit_draft(&state.db, &actor, id, if_match.required()?, change, state.now()).await?;
-    Ok(with_etag(record.accreditation.version, Json(AccreditationView::of(record))))
+    Ok(with_etag(record.accreditation.version, Json(AccreditationView::of(record, &actor))))
 }
 
 /// Submitting a draft.
@@ -386,6 +394,7 @@ async fn submit_accreditation(
 ) -> Result<Json<AccreditationView>> {
     Ok(Json(AccreditationView::of(
         accreditation::submit(&state.db, &actor, id, b.acknowledge_unmet, state.now()).await?,
+        &actor,
     )))
 }
 
@@ -419,7 +428,7 @@ async fn recommend_accreditation(
     ApiJson(b): ApiJson<CommentBody>,
 ) -> Result<Json<AccreditationView>> {
     let r = accreditation::district_review(&state.db, &actor, id, true, b.comment, state.now()).await?;
-    Ok(Json(AccreditationView::of(r)))
+    Ok(Json(AccreditationView::of(r, &actor)))
 }
 
 /// Reject an application at district level
@@ -443,7 +452,7 @@ async fn reject_accreditation(
     ApiJson(b): ApiJson<CommentBody>,
 ) -> Result<Json<AccreditationView>> {
     let r = accreditation::district_review(&state.db, &actor, id, false, b.comment, state.now()).await?;
-    Ok(Json(AccreditationView::of(r)))
+    Ok(Json(AccreditationView::of(r, &actor)))
 }
 
 /// Experts to assign.
@@ -474,7 +483,10 @@ async fn assign_accreditation(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(b): ApiJson<AssignBody>,
 ) -> Result<Json<AccreditationView>> {
-    Ok(Json(AccreditationView::of(accreditation::assign(&state.db, &actor, id, b.evaluator_ids, state.now()).await?)))
+    Ok(Json(AccreditationView::of(
+        accreditation::assign(&state.db, &actor, id, b.evaluator_ids, state.now()).await?,
+        &actor,
+    )))
 }
 
 /// An expert's points.
@@ -521,7 +533,7 @@ async fn score_accreditation(
     ApiJson(b): ApiJson<ScoresBody>,
 ) -> Result<Json<AccreditationView>> {
     let r = accreditation::score(&state.db, &actor, id, b.input(), state.now()).await?;
-    Ok(Json(AccreditationView::of(r)))
+    Ok(Json(AccreditationView::of(r, &actor)))
 }
 
 /// Start the public notice
@@ -542,7 +554,7 @@ async fn start_public_notice(
     AuthUser(actor): AuthUser,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<AccreditationView>> {
-    Ok(Json(AccreditationView::of(accreditation::start_notice(&state.db, &actor, id, state.now()).await?)))
+    Ok(Json(AccreditationView::of(accreditation::start_notice(&state.db, &actor, id, state.now()).await?, &actor)))
 }
 
 /// An objection.
@@ -582,7 +594,10 @@ async fn create_objection(
     ApiJson(b): ApiJson<NewObjectionBody>,
 ) -> Result<(StatusCode, Json<ObjectionView>)> {
     let o = NewObjection { name: b.name, contact: b.contact, reason: b.reason };
-    Ok((StatusCode::CREATED, Json(ObjectionView::of(accreditation::object(&state.db, id, o, &ip, state.now()).await?))))
+    Ok((
+        StatusCode::CREATED,
+        Json(ObjectionView::of(accreditation::object(&state.db, id, o, &ip, state.now()).await?, true)),
+    ))
 }
 
 /// How an objection was resolved.
@@ -626,7 +641,7 @@ async fn resolve_objection(
     let upheld = b.outcome == Outcome::Upheld;
     let r = accreditation::resolve_objection(&state.db, &actor, id, objection_id, upheld, b.resolution, state.now())
         .await?;
-    Ok(Json(AccreditationView::of(r)))
+    Ok(Json(AccreditationView::of(r, &actor)))
 }
 
 /// The bureau's decision.
@@ -671,7 +686,7 @@ async fn decide_accreditation(
 ) -> Result<Json<AccreditationView>> {
     let accredit = b.decision == Decision::Accredited;
     let r = accreditation::decide(&state.db, &actor, id, accredit, b.comment, state.now()).await?;
-    Ok(Json(AccreditationView::of(r)))
+    Ok(Json(AccreditationView::of(r, &actor)))
 }
 
 /// Verify a certificate

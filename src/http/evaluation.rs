@@ -198,7 +198,8 @@ pub struct EvaluationListParams {
 
 /// List evaluations
 ///
-/// The bureau all; an operator its bases'; an evaluator those assigned.
+/// Open and final, with self-reports and points: the bureau all; an operator its bases'; an
+/// evaluator those assigned to it; a district officer its district's bases'. Schools: 403.
 #[utoipa::path(
     get, path = "/v1/evaluations", tag = "evaluation", operation_id = "list_evaluations",
     params(EvaluationListParams, PageParams),
@@ -218,7 +219,9 @@ async fn list_evaluations(
 
 /// Get an evaluation
 ///
-/// With the base's measured figures beside its self-report, and the experts' scores.
+/// With the base's measured figures beside its self-report, and the experts' scores. Read by
+/// those who may list it: the bureau, the base's operators, the experts assigned to it, the
+/// officer of the base's district; 403 for anyone else.
 #[utoipa::path(
     get, path = "/v1/evaluations/{id}", tag = "evaluation", operation_id = "get_evaluation",
     params(("id" = Uuid, Path, description = "Evaluation id")),

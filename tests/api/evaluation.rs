@@ -238,3 +238,39 @@ async fn a_second_consecutive_annual_fail_revokes_and_a_passed_re_evaluation_res
     let results = app.get(&format!("/v1/bases/{}/evaluations", id(&base)), Some(&app.admin)).await.expect(200).body;
     assert_eq!(results["items"].as_array().unwrap().len(), 3);
 }
+
+/// One rule for reading an evaluation, open or final, in the single read and in the list:
+/// the bureau, the base's operators, the assigned experts, and the officer of the base's
+/// district; not another district's officer, another base's operator, or a school.
+#[tokio::test]
+async fn the_single_read_and_the_list_of_evaluations_follow_one_rule() {
+    let app = spawn_app().await;
+    let (base, op) = app.accredited_base(json!({"name_en": "Read rule"})).await;
+    let (_other, other_op) = app.accredited_base(json!({"name_en": "Elsewhere"})).await;
+    let year = (app.now() + Duration::hours(8)).year();
+    let cycle = open_cycle(&app, year).await;
+    let e = evaluation_of(&app, &cycle, &base, "annual").await;
+    let tianhe = app.user("eval-read-tianhe", json!({"role": "district_officer", "district_code": "440106"})).await;
+    let yuexiu = app.user("eval-read-yuexiu", json!({"role": "district_officer", "district_code": "440104"})).await;
+    let (_school, school) = app.school_account("评估 学校").await;
+    let experts = experts(&app).await;
+    let path = format!("/v1/evaluations/{}", id(&e));
+    app.post(&format!("{path}/assign"), &json!({"evaluator_ids": [experts[0].0]}), Some(&app.admin)).await.expect(200);
+
+    let listed = |body: &Value| body["items"].as_array().unwrap().iter().any(|x| x["id"] == e["id"]);
+    let list = format!("/v1/evaluations?cycle_id={}", id(&cycle));
+    for (who, token) in
+        [("the bureau", &app.admin), ("its operator", &op), ("its district", &tianhe), ("its expert", &experts[0].1)]
+    {
+        assert_eq!(app.get(&path, Some(token)).await.expect(200).body["id"], e["id"], "{who}");
+        assert!(listed(&app.get(&list, Some(token)).await.expect(200).body), "{who} lists it");
+    }
+    for (who, token) in
+        [("another district", &yuexiu), ("another base's operator", &other_op), ("the other expert", &experts[1].1)]
+    {
+        app.get(&path, Some(token)).await.expect_problem(403, "forbidden");
+        assert!(!listed(&app.get(&list, Some(token)).await.expect(200).body), "{who} lists it");
+    }
+    app.get(&path, Some(&school)).await.expect_problem(403, "forbidden");
+    app.get(&list, Some(&school)).await.expect_problem(403, "forbidden");
+}

@@ -16,6 +16,7 @@ mod migrations;
 mod openapi;
 mod operations;
 mod pools;
+mod privacy;
 mod races;
 mod schools;
 mod search;
