@@ -54,7 +54,7 @@ async fn method_not_allowed() -> AppError {
 /// The whole application: API, docs page, middleware.
 pub fn app(state: AppState) -> Router {
     let (router, spec) = split();
-    let request_id = HeaderName::from_static("x-request-id");
+    let request_id = HeaderName::from_static(telemetry::REQUEST_ID);
     let timeout = state.config.request_timeout;
     let body_limit = state.config.body_limit_bytes;
     router
@@ -67,11 +67,12 @@ pub fn app(state: AppState) -> Router {
         .layer(CatchPanicLayer::new())
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+            let id = req.headers().get(telemetry::REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
             tracing::info_span!("request", method = %req.method(), uri = %req.uri().path(), request_id = %id)
         }))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(middleware::from_fn(telemetry::screen_request_id))
         .with_state(state)
 }
 

@@ -88,6 +88,29 @@ fn describe_metrics() {
     describe_gauge!(DB_POOL_MAX, Unit::Count, "The database pool's maximum number of connections.");
 }
 
+/// The longest `x-request-id` a caller may bring.
+pub const MAX_REQUEST_ID: usize = 128;
+
+/// Whether a caller's `x-request-id` is kept (echoed, logged, written to the audit log): at
+/// most [`MAX_REQUEST_ID`] visible ASCII characters (`!` to `~`, no spaces or controls).
+pub fn acceptable_request_id(value: &[u8]) -> bool {
+    !value.is_empty() && value.len() <= MAX_REQUEST_ID && value.iter().all(|b| (0x21..=0x7e).contains(b))
+}
+
+/// Drops a caller's `x-request-id` that is not [`acceptable_request_id`], so that the next
+/// layer makes a new one.
+pub async fn screen_request_id(mut req: Request, next: Next) -> Response {
+    let refused = req.headers().get_all(REQUEST_ID).iter().count() > 1
+        || req.headers().get(REQUEST_ID).is_some_and(|v| !acceptable_request_id(v.as_bytes()));
+    if refused {
+        req.headers_mut().remove(REQUEST_ID);
+    }
+    next.run(req).await
+}
+
+/// The request id's header.
+pub const REQUEST_ID: &str = "x-request-id";
+
 /// Counts every request and its latency by method, route template and status.
 pub async fn track_metrics(req: Request, next: Next) -> Response {
     let start = Instant::now();

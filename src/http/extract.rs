@@ -314,7 +314,7 @@ fn bearer(parts: &Parts) -> Result<Option<String>, AppError> {
 }
 
 fn request_id(parts: &Parts) -> Option<String> {
-    parts.headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_string)
+    parts.headers.get(crate::telemetry::REQUEST_ID).and_then(|v| v.to_str().ok()).map(str::to_string)
 }
 
 /// The authenticated caller; 401 without a valid bearer token.

@@ -43,3 +43,34 @@ async fn objectors_are_the_bureaus_to_know() {
     let seen = objection(&app.get(&path, Some(&c.operator)).await.expect(200).body);
     assert_eq!((seen["resolution"].as_str(), &seen["contact"]), (Some("reopened in May"), &Value::Null));
 }
+
+/// A caller's `x-request-id` is kept only if it is at most 128 visible ASCII characters;
+/// otherwise the request gets a new one, which is what is echoed and written to the audit log.
+#[tokio::test]
+async fn only_short_visible_request_ids_are_kept() {
+    let app = spawn_app().await;
+    let longest = "r".repeat(128);
+    let kept = app.send(app.client.get(app.url("/v1/districts")).header("x-request-id", &longest)).await;
+    assert_eq!(kept.header("x-request-id"), Some(longest.as_str()));
+    for refused in ["x".repeat(129), "a\tb".into(), "two words".into(), "x".repeat(100_000)] {
+        let answer = app.send(app.client.get(app.url("/v1/districts")).header("x-request-id", &refused)).await;
+        let given = answer.header("x-request-id").expect("an id");
+        assert_eq!(given.len(), 36, "a new UUID instead of {:.20}…", refused);
+    }
+    let long = "y".repeat(10_000);
+    let written = app
+        .send(
+            app.client
+                .post(app.url("/v1/users"))
+                .bearer_auth(&app.admin)
+                .header("x-request-id", &long)
+                .json(&json!({"username": "rid-user", "password": "a-long-password-1", "role": "evaluator"})),
+        )
+        .await
+        .expect(201);
+    let new_id = written.header("x-request-id").expect("an id").to_string();
+    assert_eq!(new_id.len(), 36);
+    let log = app.get(&format!("/v1/audit?entity=user&entity_id={}", id(&written.body)), Some(&app.admin)).await;
+    let entry = &log.expect(200).body["items"][0];
+    assert_eq!(entry["request_id"], new_id.as_str(), "the audit log keeps the id the answer gave");
+}
