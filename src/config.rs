@@ -30,6 +30,9 @@ pub struct Config {
     /// look it up). A revocation or account change made through another kepu process takes
     /// effect within this time; one made through this process at once.
     pub auth_cache: Duration,
+    /// Where people reach this service (`https://kepu.example.gov.cn`), for links in what it
+    /// sends out (calendar feeds); `None`: links are paths.
+    pub public_url: Option<String>,
 }
 
 impl Config {
@@ -45,6 +48,7 @@ impl Config {
             body_limit_bytes: 256 * 1024,
             db_max_connections: None,
             auth_cache: Duration::from_secs(5),
+            public_url: None,
         }
     }
 

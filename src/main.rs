@@ -36,6 +36,10 @@ struct Cli {
     /// it up). Revocations made through another kepu process take effect within this time.
     #[arg(long, env = "KEPU_AUTH_CACHE_SECONDS", default_value_t = 5, global = true)]
     auth_cache_seconds: u64,
+    /// Where people reach this service, e.g. https://kepu.example.gov.cn, for links in what it
+    /// sends out (calendar feeds); unset: links are paths.
+    #[arg(long, env = "KEPU_PUBLIC_URL", global = true)]
+    public_url: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -154,6 +158,7 @@ async fn main() -> anyhow::Result<()> {
     config.db_max_connections = cli.db_max_connections;
     config.token_ttl = std::time::Duration::from_secs(cli.token_ttl_hours.max(1) * 3600);
     config.auth_cache = std::time::Duration::from_secs(cli.auth_cache_seconds);
+    config.public_url = cli.public_url.map(|u| u.trim_end_matches('/').to_string()).filter(|u| !u.is_empty());
     match cli.command {
         Command::Bench { what: BenchCommand::Booking { database, clients, seconds, city_bases } } => {
             kepu::bench::booking(kepu::bench::BenchArgs {

@@ -59,8 +59,10 @@ pub async fn authorize_feed(
     }
 }
 
-/// The confirmed and attended visits of a school as iCalendar text.
-pub async fn feed(db: &DatabaseConnection, s: &school::Model) -> Result<String> {
+/// The confirmed and attended visits of a school as iCalendar text: the base, its address, the
+/// times, the group and a link to the booking (`public_url` + its path). A feed's URL ends up
+/// at calendar providers, so it carries no check-in code and no phone number.
+pub async fn feed(db: &DatabaseConnection, s: &school::Model, public_url: Option<&str>) -> Result<String> {
     let statuses = [BookingStatus::Confirmed, BookingStatus::CheckedIn];
     let bookings = booking::Entity::find()
         .filter(booking::Column::SchoolId.eq(s.id))
@@ -80,19 +82,23 @@ pub async fn feed(db: &DatabaseConnection, s: &school::Model) -> Result<String> 
     cal.name(&format!("{} — kepu visits", s.name));
     for b in &bookings {
         let Some(base) = bases.get(&b.base_id) else { continue };
-        let event = Event::new()
+        let link = format!("{}/v1/bookings/{}", public_url.unwrap_or(""), b.id);
+        let mut event = Event::new();
+        event
             .uid(&format!("{}@kepu", b.id))
             .summary(&format!("科普参观 {} / Visit: {}", base.name_zh, base.name_en))
             .description(&format!(
-                "{} students, {} teachers ({}). Check-in code: {}. Contact: {} {}",
-                b.students, b.teachers, b.audience, b.code, b.contact_name, b.contact_phone
+                "{} students, {} teachers ({}). The booking: {link}",
+                b.students, b.teachers, b.audience
             ))
             .location(&base.address)
             .starts(b.starts_at)
             .ends(b.ends_at)
-            .timestamp(b.updated_at)
-            .done();
-        cal.push(event);
+            .timestamp(b.updated_at);
+        if public_url.is_some() {
+            event.url(&link);
+        }
+        cal.push(event.done());
     }
     Ok(cal.done().to_string())
 }

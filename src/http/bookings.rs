@@ -363,8 +363,10 @@ pub struct FeedParams {
 
 /// A school's visits as iCalendar
 ///
-/// RFC 5545 feed of the school's confirmed and attended visits. Readable with `?token=` (the
-/// school's feed token) or a bearer token of the school or an admin.
+/// RFC 5545 feed of the school's confirmed and attended visits: the base, its address, the
+/// times, the group and a link to the booking; never the check-in code or a phone number (a
+/// feed's URL is handed to calendar providers). Readable with `?token=` (the school's feed
+/// token) or a bearer token of the school or an admin.
 #[utoipa::path(
     get, path = "/v1/schools/{id}/bookings.ics", tag = "bookings", operation_id = "school_calendar",
     params(("id" = Uuid, Path, description = "School id"), FeedParams),
@@ -382,7 +384,7 @@ async fn school_calendar(
     ApiQuery(p): ApiQuery<FeedParams>,
 ) -> Result<Response> {
     let school = calendar::authorize_feed(&state.db, id, p.token.as_deref(), actor.as_ref()).await?;
-    let ics = calendar::feed(&state.db, &school).await?;
+    let ics = calendar::feed(&state.db, &school, state.config.public_url.as_deref()).await?;
     Ok(([(header::CONTENT_TYPE, "text/calendar; charset=utf-8")], ics).into_response())
 }
 

@@ -4,7 +4,7 @@
 use chrono::Duration;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, booking_body, id, spawn_app};
+use crate::helpers::{TestApp, booking_body, id, spawn_app, spawn_app_with};
 
 async fn session_used(app: &TestApp, session: &Value) -> (i64, i64) {
     let s = app.get(&format!("/v1/sessions/{}", id(session)), None).await.expect(200).body;
@@ -343,7 +343,7 @@ async fn every_booking_endpoint_is_scoped_to_the_caller() {
 
 #[tokio::test]
 async fn a_school_subscribes_to_its_visits_as_icalendar() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|c| c.public_url = Some("https://kepu.example.gov.cn".into())).await;
     let (base, op) = app.accredited_base(json!({})).await;
     let (school, token) = app.school_account("学校").await;
     let (_, token2) = app.school_account("学校二").await;
@@ -371,7 +371,15 @@ async fn a_school_subscribes_to_its_visits_as_icalendar() {
     assert_eq!(events.len(), 1, "only the confirmed visit:\n{text}");
     use icalendar::Component;
     assert_eq!(events[0].get_uid(), Some(format!("{}@kepu", id(&b1)).as_str()));
-    assert!(text.contains("DTSTART:") && text.contains(b1["code"].as_str().unwrap()));
+    assert!(text.contains("DTSTART:") && text.contains(base["address"].as_str().unwrap()));
+    let link = format!("https://kepu.example.gov.cn/v1/bookings/{}", id(&b1));
+    assert_eq!(events[0].property_value("URL"), Some(link.as_str()));
+    // A feed's URL ends up at calendar providers: no check-in code, no phone number.
+    let unfolded = text.replace("\r\n ", "");
+    for secret in [&b1["code"], &b1["contact_phone"], &b1["contact_name"]] {
+        let secret = secret.as_str().expect("a text");
+        assert!(!unfolded.contains(secret), "the feed shows {secret}:\n{text}");
+    }
     // A new token replaces the old one.
     app.post(&format!("/v1/schools/{}/calendar-token", id(&school)), &json!({}), Some(&token)).await.expect(201);
     app.get(feed_path, None).await.expect_problem(401, "unauthorized");
