@@ -91,6 +91,13 @@ pub fn sees_objectors(actor: &Actor) -> bool {
     actor.is_admin()
 }
 
+/// Whether answers name the staff accounts behind an act (who inspected a sign): for the
+/// bureau, district officers, operators and experts; never for the public or schools, whose
+/// answers carry no account ids.
+pub fn sees_staff_accounts(actor: Option<&Actor>) -> bool {
+    actor.is_some_and(|a| a.role != Role::School)
+}
+
 /// Allows or refuses (403) an action for an actor.
 pub fn authorize(actor: &Actor, action: Action<'_>) -> Result<()> {
     if actor.is_admin() {

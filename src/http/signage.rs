@@ -11,12 +11,13 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
+use crate::domain::access;
 use crate::domain::enums::{SignCondition, SignKind, SignStatus};
 use crate::domain::geo::{LatLon, round_km};
 use crate::domain::signage::{self, Inspection, SignApplication, SignQuery, SignRecord, SignType, SignageStandard};
 use crate::error::{Problem, Result};
 use crate::http::bases::ListFormat;
-use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser};
+use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser, MaybeAuthUser};
 use crate::http::{DistrictCode, NearParams, Page, PageParams};
 use crate::state::AppState;
 
@@ -93,7 +94,9 @@ async fn publish_signage_standard(
 #[derive(Debug, Serialize, ToSchema)]
 pub struct InspectionView {
     pub id: Uuid,
-    pub inspector_id: Uuid,
+    /// The inspector's account: shown to the bureau, district officers and operators; `null`
+    /// for the public and schools (public answers carry no account ids).
+    pub inspector_id: Option<Uuid>,
     pub condition: SignCondition,
     pub photo_url: Option<String>,
     pub notes: Option<String>,
@@ -166,10 +169,12 @@ impl SignView {
         }
     }
 
-    fn full(r: SignRecord) -> Self {
+    /// The sign with its inspections and maintenance; the inspectors' accounts only when
+    /// `staff_shown` ([`access::sees_staff_accounts`]).
+    fn full(r: SignRecord, staff_shown: bool) -> Self {
         let inspection = |i: sign_inspection::Model| InspectionView {
             id: i.id,
-            inspector_id: i.inspector_id,
+            inspector_id: staff_shown.then_some(i.inspector_id),
             condition: SignCondition::from_db(&i.condition),
             photo_url: i.photo_url,
             notes: i.notes,
@@ -237,7 +242,7 @@ async fn create_sign(
         standard_version: b.standard_version,
     };
     let r = signage::apply(&state.db, &actor, base_id, a, state.now()).await?;
-    Ok((StatusCode::CREATED, Json(SignView::full(r))))
+    Ok((StatusCode::CREATED, Json(SignView::full(r, access::sees_staff_accounts(Some(&actor))))))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -316,8 +321,13 @@ async fn list_signs(
         (status = 404, description = "No such sign", body = Problem, content_type = "application/problem+json"),
     )
 )]
-async fn get_sign(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> Result<Json<SignView>> {
-    Ok(Json(SignView::full(signage::get(&state.db, id).await?)))
+async fn get_sign(
+    State(state): State<AppState>,
+    MaybeAuthUser(actor): MaybeAuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<SignView>> {
+    let staff_shown = access::sees_staff_accounts(actor.as_ref());
+    Ok(Json(SignView::full(signage::get(&state.db, id).await?, staff_shown)))
 }
 
 /// Approving an application.
@@ -355,7 +365,7 @@ async fn approve_sign(
     ApiJson(b): ApiJson<ApproveBody>,
 ) -> Result<Json<SignView>> {
     let r = signage::decide(&state.db, &actor, id, true, b.traffic_police_ref, b.comment, state.now()).await?;
-    Ok(Json(SignView::full(r)))
+    Ok(Json(SignView::full(r, access::sees_staff_accounts(Some(&actor)))))
 }
 
 /// Rejecting an application.
@@ -387,7 +397,10 @@ async fn reject_sign(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(b): ApiJson<RejectBody>,
 ) -> Result<Json<SignView>> {
-    Ok(Json(SignView::full(signage::decide(&state.db, &actor, id, false, None, Some(b.comment), state.now()).await?)))
+    Ok(Json(SignView::full(
+        signage::decide(&state.db, &actor, id, false, None, Some(b.comment), state.now()).await?,
+        access::sees_staff_accounts(Some(&actor)),
+    )))
 }
 
 /// Report a sign installed
@@ -408,7 +421,10 @@ async fn install_sign(
     AuthUser(actor): AuthUser,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<SignView>> {
-    Ok(Json(SignView::full(signage::install(&state.db, &actor, id, state.now()).await?)))
+    Ok(Json(SignView::full(
+        signage::install(&state.db, &actor, id, state.now()).await?,
+        access::sees_staff_accounts(Some(&actor)),
+    )))
 }
 
 /// An inspection's findings.
@@ -451,7 +467,13 @@ async fn inspect_sign(
     ApiJson(b): ApiJson<InspectionBody>,
 ) -> Result<(StatusCode, Json<SignView>)> {
     let i = Inspection { condition: b.condition, photo_url: b.photo_url, notes: b.notes, next_due: b.next_due };
-    Ok((StatusCode::CREATED, Json(SignView::full(signage::inspect(&state.db, &actor, id, i, state.now()).await?))))
+    Ok((
+        StatusCode::CREATED,
+        Json(SignView::full(
+            signage::inspect(&state.db, &actor, id, i, state.now()).await?,
+            access::sees_staff_accounts(Some(&actor)),
+        )),
+    ))
 }
 
 /// Closing a maintenance item.
@@ -484,7 +506,10 @@ async fn close_maintenance(
     ApiPath((id, item_id)): ApiPath<(Uuid, Uuid)>,
     ApiJson(b): ApiJson<CloseBody>,
 ) -> Result<Json<SignView>> {
-    Ok(Json(SignView::full(signage::close_maintenance(&state.db, &actor, id, item_id, b.note, state.now()).await?)))
+    Ok(Json(SignView::full(
+        signage::close_maintenance(&state.db, &actor, id, item_id, b.note, state.now()).await?,
+        access::sees_staff_accounts(Some(&actor)),
+    )))
 }
 
 /// Report a sign replaced
@@ -506,7 +531,10 @@ async fn replace_sign(
     AuthUser(actor): AuthUser,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<SignView>> {
-    Ok(Json(SignView::full(signage::retire(&state.db, &actor, id, true, state.now()).await?)))
+    Ok(Json(SignView::full(
+        signage::retire(&state.db, &actor, id, true, state.now()).await?,
+        access::sees_staff_accounts(Some(&actor)),
+    )))
 }
 
 /// Report a sign removed
@@ -528,5 +556,8 @@ async fn remove_sign(
     AuthUser(actor): AuthUser,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<SignView>> {
-    Ok(Json(SignView::full(signage::retire(&state.db, &actor, id, false, state.now()).await?)))
+    Ok(Json(SignView::full(
+        signage::retire(&state.db, &actor, id, false, state.now()).await?,
+        access::sees_staff_accounts(Some(&actor)),
+    )))
 }

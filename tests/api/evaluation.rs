@@ -18,12 +18,12 @@ fn rubric() -> Value {
     ]})
 }
 
-async fn open_cycle(app: &TestApp, year: i32) -> Value {
+pub(crate) async fn open_cycle(app: &TestApp, year: i32) -> Value {
     let body = json!({"year": year, "rubric": rubric(), "self_report_deadline": (app.now() + Duration::days(10)).to_rfc3339()});
     app.post("/v1/evaluation-cycles", &body, Some(&app.admin)).await.expect(201).body
 }
 
-async fn evaluation_of(app: &TestApp, cycle: &Value, base: &Value, kind: &str) -> Value {
+pub(crate) async fn evaluation_of(app: &TestApp, cycle: &Value, base: &Value, kind: &str) -> Value {
     let list = app
         .get(&format!("/v1/evaluations?cycle_id={}&base_id={}", id(cycle), id(base)), Some(&app.admin))
         .await
@@ -33,7 +33,12 @@ async fn evaluation_of(app: &TestApp, cycle: &Value, base: &Value, kind: &str) -
 }
 
 /// Two experts give the same points; the evaluation is finalised; answers it.
-async fn score_and_finalize(app: &TestApp, evaluation: &Value, experts: &[(String, String)], pts: [f64; 3]) -> Value {
+pub(crate) async fn score_and_finalize(
+    app: &TestApp,
+    evaluation: &Value,
+    experts: &[(String, String)],
+    pts: [f64; 3],
+) -> Value {
     let path = format!("/v1/evaluations/{}", id(evaluation));
     let ids: Vec<&str> = experts.iter().map(|(i, _)| i.as_str()).collect();
     app.post(&format!("{path}/assign"), &json!({"evaluator_ids": ids}), Some(&app.admin)).await.expect(200);
@@ -44,7 +49,7 @@ async fn score_and_finalize(app: &TestApp, evaluation: &Value, experts: &[(Strin
     app.post(&format!("{path}/finalize"), &json!({}), Some(&app.admin)).await.expect(200).body
 }
 
-async fn experts(app: &TestApp) -> Vec<(String, String)> {
+pub(crate) async fn experts(app: &TestApp) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for name in ["eval-a", "eval-b"] {
         let token = app.user(name, json!({"role": "evaluator"})).await;

@@ -3,8 +3,11 @@
 
 use serde_json::{Value, json};
 
+use chrono::{Datelike, Duration};
+
 use crate::accreditation::{cast, scored};
-use crate::helpers::{id, spawn_app};
+use crate::evaluation::{evaluation_of, experts, open_cycle, score_and_finalize};
+use crate::helpers::{booking_body, id, spawn_app};
 
 /// Only the bureau sees who objected and how to reach them; the base's operators, its
 /// district's officer and the experts see the reason, the time and the resolution.
@@ -73,4 +76,125 @@ async fn only_short_visible_request_ids_are_kept() {
     let log = app.get(&format!("/v1/audit?entity=user&entity_id={}", id(&written.body)), Some(&app.admin)).await;
     let entry = &log.expect(200).body["items"][0];
     assert_eq!(entry["request_id"], new_id.as_str(), "the audit log keeps the id the answer gave");
+}
+
+/// Every public answer (every `GET` the spec declares without a bearer token, read without
+/// one) over a city with an accredited base, an objection, a booking, an inspected sign and a
+/// finalised evaluation: none carries an account id, a phone number or e-mail address of a
+/// person, a check-in code, a token or a hash. A new public endpoint must be added to the map
+/// of its path's ids, or this test fails.
+#[tokio::test]
+async fn public_answers_carry_no_account_ids_or_personal_details() {
+    let app = spawn_app().await;
+    let c = cast(&app).await;
+    let a = scored(&app, &c).await;
+    let path = format!("/v1/accreditations/{a}");
+    app.post(&format!("{path}/start-public-notice"), &json!({}), Some(&app.admin)).await.expect(200);
+    let objection = json!({"name": "王女士", "contact": "wang.objector@example.cn", "reason": "noise at night"});
+    let filed = app.post(&format!("{path}/objections"), &objection, None).await.expect(201).body;
+    app.clock.advance(Duration::days(8));
+    let resolve = format!("{path}/objections/{}/resolve", id(&filed));
+    app.post(&resolve, &json!({"outcome": "dismissed", "resolution": "checked"}), Some(&app.admin)).await.expect(200);
+    let decide = json!({"decision": "accredited", "comment": "bureau meeting"});
+    let decided = app.post(&format!("{path}/decide"), &decide, Some(&app.admin)).await.expect(200).body;
+    let certificate = decided["certificate_number"].as_str().expect("a certificate").to_string();
+    let base = c.base.clone();
+    let base_id = id(&base);
+
+    let session = app.session(&base_id, &c.operator, 72, json!({})).await;
+    let (school, school_token) = app.school_account("隐私 学校").await;
+    let mut body = booking_body(&session, &school, 20, 2);
+    body["contact_phone"] = json!("139 8765 4321");
+    body["contact_name"] = json!("陈老师");
+    let booking = app.post("/v1/bookings", &body, Some(&school_token)).await.expect(201).body;
+    let feed = app
+        .post(&format!("/v1/schools/{}/calendar-token", id(&school)), &json!({}), Some(&school_token))
+        .await
+        .expect(201)
+        .body;
+    let exhibit = app.exhibit(&base_id, &c.operator).await;
+
+    let sign = app
+        .post(
+            &format!("/v1/bases/{base_id}/signs"),
+            &json!({"type": "plaque", "location": base["location"]}),
+            Some(&c.operator),
+        )
+        .await
+        .expect(201)
+        .body;
+    let sign_path = format!("/v1/signs/{}", id(&sign));
+    app.post(&format!("{sign_path}/approve"), &json!({}), Some(&c.officer)).await.expect(200);
+    app.post(&format!("{sign_path}/install"), &json!({}), Some(&c.operator)).await.expect(200);
+    app.post(&format!("{sign_path}/inspections"), &json!({"condition": "good"}), Some(&c.officer)).await.expect(201);
+    let staff = app.get(&sign_path, Some(&c.officer)).await.expect(200).body;
+    assert!(staff["inspections"][0]["inspector_id"].is_string(), "staff see who inspected");
+
+    let year = (app.now() + Duration::hours(8)).year();
+    let cycle = open_cycle(&app, year).await;
+    let evaluation = evaluation_of(&app, &cycle, &base, "annual").await;
+    score_and_finalize(&app, &evaluation, &experts(&app).await, [9.0, 9.0, 9.0]).await;
+
+    // What no public answer may carry.
+    let users = app.get("/v1/users?limit=100", Some(&app.admin)).await.expect(200).body;
+    let mut secrets: Vec<String> = users["items"].as_array().unwrap().iter().map(id).collect();
+    assert!(secrets.len() >= 8, "every account of the cast: {secrets:?}");
+    secrets.extend(
+        [&booking["code"], &booking["contact_phone"], &booking["contact_name"], &feed["token"]]
+            .iter()
+            .map(|v| v.as_str().expect("a text").to_string()),
+    );
+    secrets.extend(["wang.objector@example.cn", "王女士", "$argon2", &app.admin, &school_token].map(String::from));
+
+    let spec = app.get("/openapi.json", None).await.expect(200).body;
+    let session_pool = session["pools"][0]["id"].as_str().expect("the session's pool").to_string();
+    let value_of = |path: &str| -> Vec<(String, String)> {
+        let ids: &[(&str, &str)] = match path {
+            p if p.starts_with("/v1/bases/{id}") => &[("{id}", &base_id)],
+            "/v1/capacity-pools/{id}" => &[("{id}", &session_pool)],
+            "/v1/certificates/{number}" => &[("{number}", &certificate)],
+            "/v1/districts/{code}" => &[("{code}", "440106")],
+            "/v1/exhibits/{id}" => &[("{id}", exhibit["id"].as_str().unwrap())],
+            "/v1/sessions/{id}" => &[("{id}", session["id"].as_str().unwrap())],
+            "/v1/signs/{id}" => &[("{id}", sign["id"].as_str().unwrap())],
+            "/v1/schools/{id}/bookings.ics" => {
+                return vec![(feed["path"].as_str().unwrap().to_string(), String::new())];
+            }
+            p if !p.contains('{') => &[],
+            p => panic!("a public endpoint this test does not know the ids of: {p}"),
+        };
+        let url = ids.iter().fold(path.to_string(), |url, (k, v)| url.replace(k, v));
+        let mut urls = vec![(url.clone(), String::new())];
+        if matches!(path, "/v1/bases" | "/v1/signs") {
+            urls.push((format!("{url}?format=geojson"), String::new()));
+            urls.push((format!("{url}?near=23.13,113.33"), String::new()));
+        }
+        urls
+    };
+    let mut read = 0;
+    for (path, ops) in spec["paths"].as_object().unwrap() {
+        let Some(get) = ops.get("get") else { continue };
+        let public =
+            get.get("security").is_none_or(|s| s.as_array().unwrap().iter().any(|r| r.as_object().unwrap().is_empty()));
+        if !public {
+            continue;
+        }
+        for (url, _) in value_of(path) {
+            let res = app.client.get(app.url(&url)).send().await.unwrap();
+            assert!(res.status().is_success(), "{url}: {}", res.status());
+            let text = res.text().await.unwrap();
+            for secret in &secrets {
+                assert!(!text.contains(secret.as_str()), "{url} carries {secret}:\n{text:.2000}");
+            }
+            read += 1;
+        }
+    }
+    assert!(read >= 20, "read {read} public answers");
+    // The answers scanned are full ones: the public reads the sign's inspection and the
+    // base's finalised result, without the accounts behind them.
+    let public_sign = app.get(&sign_path, None).await.expect(200).body;
+    assert_eq!(public_sign["inspections"][0]["condition"], "good");
+    assert_eq!(public_sign["inspections"][0]["inspector_id"], Value::Null);
+    let results = app.get(&format!("/v1/bases/{base_id}/evaluations"), None).await.expect(200).body;
+    assert_eq!(results["items"].as_array().unwrap().len(), 1);
 }
