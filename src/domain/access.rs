@@ -49,7 +49,7 @@ pub enum Action<'a> {
     ManageSessions {
         base_id: Uuid,
     },
-    /// Create city-wide capacity pools.
+    /// Create city-wide capacity pools and decide which sessions draw on them.
     ManageCityPools,
     /// Book, or cancel before the visit, for a school.
     BookFor {
@@ -150,7 +150,10 @@ fn refusal(actor: &Actor, action: Action<'_>) -> String {
         Action::EditSchool { school_id } => format!("a {role} account cannot edit school {school_id}"),
         Action::ReadSchools => format!("a {role} account cannot read schools"),
         Action::ManageSessions { base_id } => format!("a {role} account cannot manage the sessions of base {base_id}"),
-        Action::ManageCityPools => "only an admin creates city-wide capacity pools".into(),
+        Action::ManageCityPools => {
+            "a city-wide capacity pool is the bureau's: only an admin creates one and decides which sessions draw on it"
+                .into()
+        }
         Action::BookFor { school_id } => format!("a {role} account cannot book or cancel for school {school_id}"),
         Action::ReadConsistency => "only an admin reads the consistency report".into(),
         Action::ManageStandards => "only the bureau (admin) takes this step".into(),

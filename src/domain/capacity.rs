@@ -298,8 +298,15 @@ pub async fn create(db: &DatabaseConnection, actor: &Actor, new: NewPool, now: D
     Ok(created)
 }
 
-/// May `actor` attach sessions of `base_id` to `pool`? Its base's pools and city-wide pools.
-fn authorize_link(actor: &Actor, pool: &capacity_pool::Model, base_id: Uuid) -> Result<()> {
+/// May `actor` make a session of `base_id` draw on `pool`, or stop it drawing? Whoever owns a
+/// pool decides: a base's pools are its operators' (for that base's sessions only); a
+/// city-wide pool is the bureau's quota, so only the bureau attaches and detaches sessions
+/// there; a session's own pool is never shared. The one rule behind attaching, detaching and
+/// naming pools when creating sessions.
+pub fn authorize_link(actor: &Actor, pool: &capacity_pool::Model, base_id: Uuid) -> Result<()> {
+    if pool.base_id.is_none() && pool.session_id.is_none() {
+        return authorize(actor, Action::ManageCityPools);
+    }
     authorize(actor, Action::ManageSessions { base_id })?;
     match pool.base_id {
         Some(b) if b != base_id => {

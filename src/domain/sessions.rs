@@ -227,10 +227,10 @@ async fn insert(
             .one(txn)
             .await?
             .ok_or_else(|| AppError::field(format!("pool_ids[{i}]"), "no such capacity pool"))?;
-        let usable = pool.session_id.is_none() && pool.base_id.is_none_or(|b| b == base.id);
-        if !usable {
-            return Err(AppError::field(format!("pool_ids[{i}]"), "is another base's or another session's pool"));
-        }
+        capacity::authorize_link(actor, &pool, base.id).map_err(|e| match e {
+            AppError::Forbidden(_) => e,
+            _ => AppError::field(format!("pool_ids[{i}]"), "is another base's or another session's pool"),
+        })?;
         if !pool_ids.contains(pid) {
             pool_ids.push(*pid);
         }

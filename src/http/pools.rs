@@ -122,8 +122,9 @@ pub struct AttachSession {
 
 /// Attach a session to a pool
 ///
-/// The session's base operators (for their base's pools and city-wide pools), or an admin.
-/// The bookings the session already has are counted into the pool; 409 if they don't fit.
+/// Whoever owns the pool: the session's base operators for their base's pools; the bureau
+/// (an admin) for a city-wide pool, which is its quota (an operator gets 403). The bookings the
+/// session already has are counted into the pool; 409 if they don't fit.
 #[utoipa::path(
     post, path = "/v1/capacity-pools/{id}/sessions", tag = "capacity", operation_id = "attach_session",
     params(("id" = Uuid, Path, description = "Pool id")),
@@ -146,7 +147,8 @@ async fn attach_session(
 
 /// Detach a session from a pool
 ///
-/// Gives back what the session's bookings held in the pool.
+/// Whoever owns the pool, as for attaching (a city-wide pool: the bureau only). Gives back
+/// what the session's bookings held in the pool.
 #[utoipa::path(
     delete, path = "/v1/capacity-pools/{id}/sessions/{session_id}", tag = "capacity", operation_id = "detach_session",
     params(

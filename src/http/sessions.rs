@@ -60,7 +60,7 @@ pub struct NewSession {
     #[serde(default)]
     #[schema(pattern = "^2[0-9]{3}-")]
     pub booking_closes_at: Option<DateTime<Utc>>,
-    /// Further pools to draw on: the base's own pools or city-wide ones.
+    /// Further pools to draw on: the base's own pools, or (an admin only) city-wide ones.
     #[serde(default)]
     pub pool_ids: Vec<Uuid>,
     /// The largest group this session takes.

@@ -78,11 +78,20 @@ async fn a_city_wide_quota_is_shared_by_two_bases() {
     let sa = app.session(&id(&a), &op_a, 72, json!({"capacity": 50})).await;
     let sb = app.session(&id(&b), &op_b, 72, json!({"capacity": 50})).await;
     let pool_path = format!("/v1/capacity-pools/{}/sessions", id(&week));
-    // Operators opt their own sessions in; not another base's.
+    // The quota is the bureau's: it decides which sessions draw on it, not the operators,
+    // neither for their own sessions nor at a session's creation.
     app.post(&pool_path, &json!({"session_id": sb["id"]}), Some(&op_a)).await.expect_problem(403, "forbidden");
-    app.post(&pool_path, &json!({"session_id": sa["id"]}), Some(&op_a)).await.expect(200);
-    app.post(&pool_path, &json!({"session_id": sb["id"]}), Some(&op_b)).await.expect(200);
-    app.post(&pool_path, &json!({"session_id": sb["id"]}), Some(&op_b)).await.expect_problem(409, "conflict");
+    app.post(&pool_path, &json!({"session_id": sa["id"]}), Some(&op_a)).await.expect_problem(403, "forbidden");
+    let starts = (app.now() + chrono::Duration::hours(80)).to_rfc3339();
+    let ends = (app.now() + chrono::Duration::hours(81)).to_rfc3339();
+    let opted = json!({"starts_at": starts, "ends_at": ends, "capacity": 50, "audiences": ["junior"], "pool_ids": [week["id"]]});
+    app.post(&format!("/v1/bases/{}/sessions", id(&a)), &opted, Some(&op_a)).await.expect_problem(403, "forbidden");
+    app.post(&pool_path, &json!({"session_id": sa["id"]}), Some(&app.admin)).await.expect(200);
+    app.post(&pool_path, &json!({"session_id": sb["id"]}), Some(&app.admin)).await.expect(200);
+    app.post(&pool_path, &json!({"session_id": sb["id"]}), Some(&app.admin)).await.expect_problem(409, "conflict");
+    // Nor may an operator take its session out of the quota.
+    let detach = format!("{pool_path}/{}", id(&sa));
+    app.delete(&detach, Some(&op_a)).await.expect_problem(403, "forbidden");
     let (s1, t1) = app.school_account("一").await;
     let (s2, t2) = app.school_account("二").await;
     app.post("/v1/bookings", &booking_body(&sa, &s1, 38, 2), Some(&t1)).await.expect(201);
