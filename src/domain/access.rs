@@ -40,8 +40,14 @@ pub enum Action<'a> {
         base_id: Uuid,
     },
     CreateSchool,
+    /// Edit a school's profile (its own account), all but its district.
     EditSchool {
         school_id: Uuid,
+    },
+    /// Move a school to another district: district statistics and fairness weights rest on
+    /// it, so the bureau or the officer of the school's (current) district, never the school.
+    ChangeSchoolDistrict {
+        district_code: &'a str,
     },
     /// Read the school directory.
     ReadSchools,
@@ -116,7 +122,7 @@ pub fn authorize(actor: &Actor, action: Action<'_>) -> Result<()> {
             actor.operates(base_id)
                 || (actor.role == Role::DistrictOfficer && actor.district_code.as_deref() == Some(district_code))
         }
-        Action::DistrictDecision { district_code } => {
+        Action::DistrictDecision { district_code } | Action::ChangeSchoolDistrict { district_code } => {
             actor.role == Role::DistrictOfficer && actor.district_code.as_deref() == Some(district_code)
         }
         Action::CreateBase { district_code } => {
@@ -148,6 +154,9 @@ fn refusal(actor: &Actor, action: Action<'_>) -> String {
             format!("a {role} account cannot change the exhibits of base {base_id}")
         }
         Action::EditSchool { school_id } => format!("a {role} account cannot edit school {school_id}"),
+        Action::ChangeSchoolDistrict { district_code } => format!(
+            "a school's district is changed by the bureau or the officer of its district ({district_code}), not by a {role} account"
+        ),
         Action::ReadSchools => format!("a {role} account cannot read schools"),
         Action::ManageSessions { base_id } => format!("a {role} account cannot manage the sessions of base {base_id}"),
         Action::ManageCityPools => {

@@ -98,10 +98,17 @@ pub async fn update(
 ) -> Result<school::Model> {
     let txn = begin_write(db).await?;
     let before = get(&txn, id).await?;
-    authorize(actor, Action::EditSchool { school_id: id })?;
+    let edit = Action::EditSchool { school_id: id };
+    let move_district = Action::ChangeSchoolDistrict { district_code: &before.district_code };
+    authorize(actor, edit).or_else(|_| authorize(actor, move_district))?;
     precondition.check(before.version)?;
     let data = apply(&before)?;
-    if data.district_code != before.district_code {
+    let old = SchoolData::of(&before);
+    if (SchoolData { district_code: old.district_code.clone(), ..data.clone() }) != old {
+        authorize(actor, edit)?;
+    }
+    if data.district_code != old.district_code {
+        authorize(actor, move_district)?;
         districts::ensure_exists(&txn, &data.district_code, "district_code").await?;
     }
     let row = active_model(id, &data, before.version + 1, before.created_at, now);

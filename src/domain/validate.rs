@@ -150,6 +150,16 @@ pub const OPTIONAL_TEXT_PATTERN: &str = concat!(
     r"[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)?$",
 );
 
+/// Why a time in a leap second is refused.
+pub const LEAP_SECOND: &str = "must not be in a leap second (:60); give :59.999 or the next minute";
+
+/// Whether `value` is an RFC 3339 time in a leap second (`2016-12-31T23:59:60Z`), which chrono
+/// reads as a 61st second that neither database orders as time.
+pub fn is_leap_second(value: &str) -> bool {
+    use chrono::Timelike;
+    chrono::DateTime::parse_from_rfc3339(value.trim()).is_ok_and(|t| t.nanosecond() >= 1_000_000_000)
+}
+
 /// A non-blank text of at most `max` characters (counted as sent, as the documented
 /// `maxLength` counts them), trimmed.
 pub fn text(value: &str, max: usize) -> Result<String, String> {
@@ -275,6 +285,15 @@ mod tests {
             }
         }
         assert!(wrong.is_empty(), "the patterns disagree with the rules: {}", wrong.join(", "));
+    }
+
+    #[test]
+    fn leap_seconds_are_found_in_any_offset() {
+        assert!(is_leap_second("2016-12-31T23:59:60Z"));
+        assert!(is_leap_second("2017-01-01T07:59:60.5+08:00"));
+        assert!(!is_leap_second("2016-12-31T23:59:59Z"));
+        assert!(!is_leap_second("23:59:60"));
+        assert!(!is_leap_second("a text"));
     }
 
     #[test]

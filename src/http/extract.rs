@@ -14,6 +14,7 @@ use serde_json::Value;
 use crate::domain::Precondition;
 use crate::domain::access::Actor;
 use crate::domain::auth;
+use crate::domain::validate;
 use crate::error::{AppError, FieldError};
 use crate::state::AppState;
 
@@ -55,8 +56,8 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     if !value.is_object() {
         return Err(AppError::field("body", "must be a JSON object"));
     }
-    if let Some(field) = nul_at(&value, "") {
-        return Err(AppError::field(field, "must not contain a NUL character"));
+    if let Some((field, why)) = refused_text(&value) {
+        return Err(AppError::field(field, why));
     }
     integral_floats_as_integers(&mut value);
     from_value(value)
@@ -82,27 +83,29 @@ fn integral_floats_as_integers(v: &mut serde_json::Value) {
     }
 }
 
-/// The path of the first string (or key) holding a NUL character, which no database column
-/// should receive (PostgreSQL refuses it in text).
-fn nul_at(v: &serde_json::Value, path: &str) -> Option<String> {
+/// The path of the first string (or key) in `v` that `refused` refuses.
+fn string_at(v: &serde_json::Value, path: &str, refused: &impl Fn(&str) -> bool) -> Option<String> {
     let join = |k: &str| if path.is_empty() { k.to_string() } else { format!("{path}.{k}") };
     match v {
-        serde_json::Value::String(s) if s.contains('\0') => {
-            Some(if path.is_empty() { "body".into() } else { path.into() })
-        }
-        serde_json::Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .find_map(|(i, item)| nul_at(item, &format!("{}[{i}]", if path.is_empty() { "body" } else { path }))),
-        serde_json::Value::Object(m) => {
-            m.iter().find_map(
-                |(k, item)| {
-                    if k.contains('\0') { Some(join(k.trim_matches('\0'))) } else { nul_at(item, &join(k)) }
-                },
-            )
-        }
+        serde_json::Value::String(s) if refused(s) => Some(if path.is_empty() { "body".into() } else { path.into() }),
+        serde_json::Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
+            string_at(item, &format!("{}[{i}]", if path.is_empty() { "body" } else { path }), refused)
+        }),
+        serde_json::Value::Object(m) => m.iter().find_map(|(k, item)| {
+            if refused(k) { Some(join(&k.replace('\0', ""))) } else { string_at(item, &join(k), refused) }
+        }),
         _ => None,
     }
+}
+
+/// Texts no request may hold: a NUL character, which no database column should receive
+/// (PostgreSQL refuses it in text), and a time in a leap second (`23:59:60Z`), which would be
+/// stored as written and sort after the next minute's first second. The field and why, if so.
+fn refused_text(v: &serde_json::Value) -> Option<(String, &'static str)> {
+    let nul = |s: &str| s.contains('\0');
+    string_at(v, "", &nul)
+        .map(|f| (f, "must not contain a NUL character"))
+        .or_else(|| string_at(v, "", &validate::is_leap_second).map(|f| (f, validate::LEAP_SECOND)))
 }
 
 /// Deserializes an already-parsed JSON value, naming the field of an error.
@@ -265,10 +268,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, AppError> {
         let query = parts.uri.query().unwrap_or("");
-        if let Some((k, _)) =
-            form_urlencoded::parse(query.as_bytes()).find(|(k, v)| k.contains('\0') || v.contains('\0'))
-        {
-            return Err(AppError::field(k.replace('\0', ""), "must not contain a NUL character"));
+        let params: serde_json::Map<String, Value> = form_urlencoded::parse(query.as_bytes())
+            .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
+            .collect();
+        if let Some((field, why)) = refused_text(&Value::Object(params)) {
+            return Err(AppError::field(field, why));
         }
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         serde_path_to_error::deserialize(de).map(ApiQuery).map_err(|e| {

@@ -224,7 +224,9 @@ async fn get_school(
 
 /// Edit a school
 ///
-/// An admin, or that school's own account. Requires `If-Match`.
+/// An admin, or that school's own account, all but its district: district statistics and
+/// fairness weights rest on it, so `district_code` is changed by an admin or the officer of
+/// the school's district only (403 for the school). Requires `If-Match`.
 #[utoipa::path(
     patch, path = "/v1/schools/{id}", tag = "schools", operation_id = "update_school",
     params(

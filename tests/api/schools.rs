@@ -74,3 +74,35 @@ async fn school_rules_are_422_naming_the_field() {
         app.post("/v1/schools", &body, Some(&app.admin)).await.expect_invalid(named);
     }
 }
+
+/// District statistics and fairness weights rest on a school's district: the bureau or the
+/// officer of the school's district moves it; the school edits the rest of its profile only.
+#[tokio::test]
+async fn a_schools_district_is_changed_by_the_bureau_or_its_district_only() {
+    let app = spawn_app().await;
+    let s = app.school(json!({"district_code": "440106"})).await;
+    let path = format!("/v1/schools/{}", id(&s));
+    let school = app.user("moving-school", json!({"role": "school", "school_id": id(&s)})).await;
+    let tianhe = app.user("school-tianhe", json!({"role": "district_officer", "district_code": "440106"})).await;
+    let yuexiu = app.user("school-yuexiu", json!({"role": "district_officer", "district_code": "440104"})).await;
+    let etag = || async { app.get(&path, Some(&app.admin)).await.expect(200).etag() };
+
+    let moved = json!({"district_code": "440104"});
+    app.patch(&path, &moved, Some(&school), Some(&etag().await)).await.expect_problem(403, "forbidden");
+    let both = json!({"district_code": "440104", "student_count": 900});
+    app.patch(&path, &both, Some(&school), Some(&etag().await)).await.expect_problem(403, "forbidden");
+    let same = json!({"district_code": "440106", "student_count": 900});
+    app.patch(&path, &same, Some(&school), Some(&etag().await)).await.expect(200);
+    app.patch(&path, &moved, Some(&yuexiu), Some(&etag().await)).await.expect_problem(403, "forbidden");
+    app.patch(&path, &json!({"student_count": 1}), Some(&tianhe), Some(&etag().await))
+        .await
+        .expect_problem(403, "forbidden");
+    let r = app.patch(&path, &moved, Some(&tianhe), Some(&etag().await)).await.expect(200).body;
+    assert_eq!((r["district_code"].as_str(), r["student_count"].as_i64()), (Some("440104"), Some(900)));
+    app.patch(&path, &json!({"district_code": "440106"}), Some(&tianhe), Some(&etag().await))
+        .await
+        .expect_problem(403, "forbidden");
+    app.patch(&path, &json!({"district_code": "440106"}), Some(&app.admin), Some(&etag().await)).await.expect(200);
+    let log = app.get(&format!("/v1/audit?entity=school&entity_id={}", id(&s)), Some(&app.admin)).await.expect(200);
+    assert_eq!(log.body["items"].as_array().unwrap().len(), 4, "created, edited, moved, moved back");
+}

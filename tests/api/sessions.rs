@@ -360,3 +360,26 @@ async fn sessions_say_whether_a_school_can_book_them_now_and_filter_on_it() {
     assert_eq!(app.get(&of_applicant("&bookable=false"), None).await.expect(200).body["items"][0]["id"], s["id"]);
     app.get("/v1/sessions?bookable=maybe", None).await.expect_invalid("bookable");
 }
+
+/// A time in a leap second (`23:59:60Z`) would be stored as written and sort after the next
+/// minute's first second: refused with 422 naming the field, in bodies and in queries.
+#[tokio::test]
+async fn times_in_a_leap_second_are_refused_naming_the_field() {
+    let app = spawn_app().await;
+    let (base, op) = app.accredited_base(json!({})).await;
+    let path = format!("/v1/bases/{}/sessions", id(&base));
+    let day = (app.now() + Duration::days(3)).format("%Y-%m-%d").to_string();
+    let leap = format!("{day}T23:59:60Z");
+    let body =
+        json!({"starts_at": leap, "ends_at": format!("{day}T23:59:59Z"), "capacity": 10, "audiences": ["junior"]});
+    let r = app.post(&path, &body, Some(&op)).await.expect_invalid("starts_at");
+    assert!(r.body["errors"][0]["message"].as_str().unwrap_or_default().contains("leap second"), "{}", r.body);
+    let offset = format!("{day}T07:59:60.5+08:00");
+    let body =
+        json!({"starts_at": format!("{day}T09:00:00Z"), "ends_at": offset, "capacity": 10, "audiences": ["junior"]});
+    app.post(&path, &body, Some(&op)).await.expect_invalid("ends_at");
+    app.get(&format!("/v1/sessions?from={}", leap), None).await.expect_invalid("from");
+    app.get(&format!("/v1/sessions?to={}", offset.replace('+', "%2B")), None).await.expect_invalid("to");
+    let listed = app.get(&format!("/v1/sessions?base_id={}", id(&base)), None).await.expect(200).body;
+    assert_eq!(listed["items"], json!([]), "nothing written");
+}
