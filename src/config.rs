@@ -33,6 +33,8 @@ pub struct Config {
     /// Where people reach this service (`https://kepu.example.gov.cn`), for links in what it
     /// sends out (calendar feeds); `None`: links are paths.
     pub public_url: Option<String>,
+    /// Origins whose web pages may call the API (CORS); empty: none.
+    pub cors_origins: Vec<axum::http::HeaderValue>,
 }
 
 impl Config {
@@ -49,6 +51,7 @@ impl Config {
             db_max_connections: None,
             auth_cache: Duration::from_secs(5),
             public_url: None,
+            cors_origins: Vec::new(),
         }
     }
 

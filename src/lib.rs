@@ -16,6 +16,8 @@ pub mod error;
 pub mod http;
 /// The OpenAPI document.
 pub mod openapi;
+/// Security headers and CORS.
+pub mod security;
 /// Router, middleware, serving and graceful shutdown.
 pub mod startup;
 /// Shared state of the handlers.

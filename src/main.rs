@@ -40,6 +40,10 @@ struct Cli {
     /// sends out (calendar feeds); unset: links are paths.
     #[arg(long, env = "KEPU_PUBLIC_URL", global = true)]
     public_url: Option<String>,
+    /// Origins whose web pages may call the API, separated by commas, e.g.
+    /// https://console.example.gov.cn (CORS); unset: none.
+    #[arg(long, env = "KEPU_CORS_ORIGINS", global = true, value_delimiter = ',', value_parser = kepu::security::parse_origin)]
+    cors_origins: Vec<axum::http::HeaderValue>,
     #[command(subcommand)]
     command: Command,
 }
@@ -158,6 +162,7 @@ async fn main() -> anyhow::Result<()> {
     config.db_max_connections = cli.db_max_connections;
     config.token_ttl = std::time::Duration::from_secs(cli.token_ttl_hours.max(1) * 3600);
     config.auth_cache = std::time::Duration::from_secs(cli.auth_cache_seconds);
+    config.cors_origins = cli.cors_origins;
     config.public_url = cli.public_url.map(|u| u.trim_end_matches('/').to_string()).filter(|u| !u.is_empty());
     match cli.command {
         Command::Bench { what: BenchCommand::Booking { database, clients, seconds, city_bases } } => {

@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::error::AppError;
 use crate::openapi::{ApiDoc, Links, StandardErrors, TextPatterns};
 use crate::state::{AppState, SystemClock};
-use crate::{db, http, telemetry};
+use crate::{db, http, security, telemetry};
 
 fn split() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let (router, mut spec) = OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(http::router()).split_for_parts();
@@ -57,10 +57,10 @@ pub fn app(state: AppState) -> Router {
     let request_id = HeaderName::from_static(telemetry::REQUEST_ID);
     let timeout = state.config.request_timeout;
     let body_limit = state.config.body_limit_bytes;
-    router
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
+    let cors = security::cors(&state.config.cors_origins);
+    let docs = Router::from(SwaggerUi::new("/docs").url("/openapi.json", spec));
+    let router = security::with_docs(router, docs).fallback(not_found).method_not_allowed_fallback(method_not_allowed);
+    let router = router
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(telemetry::track_metrics))
         .layer(middleware::from_fn(telemetry::problem_guard))
@@ -71,9 +71,13 @@ pub fn app(state: AppState) -> Router {
             tracing::info_span!("request", method = %req.method(), uri = %req.uri().path(), request_id = %id)
         }))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
-        .layer(middleware::from_fn(telemetry::screen_request_id))
-        .with_state(state)
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid));
+    // Every answer, a timeout's and a caught panic's included, carries the security headers.
+    let router = security::with_headers(router).layer(middleware::from_fn(telemetry::screen_request_id));
+    match cors {
+        Some(cors) => router.layer(cors).with_state(state),
+        None => router.with_state(state),
+    }
 }
 
 /// Connects, migrates and builds the state.

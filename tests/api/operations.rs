@@ -163,3 +163,65 @@ async fn docs_page_and_spec_are_served_without_any_cdn() {
     let init = app.client.get(app.url("/docs/swagger-initializer.js")).send().await.unwrap().text().await.unwrap();
     assert!(init.contains("/openapi.json"), "{init}");
 }
+
+/// Every answer carries `nosniff`, no referrer, no framing and a content security policy: the
+/// strictest for the API (it serves no page), the docs page's own scripts and styles there.
+#[tokio::test]
+async fn every_answer_carries_the_security_headers() {
+    let app = spawn_app().await;
+    let answers = [
+        app.get("/v1/districts", None).await,
+        app.get("/v1/no-such-route", None).await,
+        app.get("/v1/sessions?near=north", None).await,
+        app.post("/v1/bases", &serde_json::json!({}), None).await,
+        app.get("/openapi.json", None).await,
+        app.get("/docs/", None).await,
+    ];
+    for r in &answers {
+        assert_eq!(r.header("x-content-type-options"), Some("nosniff"), "{}", r.status);
+        assert_eq!(r.header("referrer-policy"), Some("no-referrer"));
+        assert_eq!(r.header("x-frame-options"), Some("DENY"));
+        let csp = r.header("content-security-policy").expect("a content security policy");
+        assert!(csp.starts_with("default-src 'none'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    }
+    assert_eq!(answers[0].header("content-security-policy"), Some(kepu::security::API_CSP));
+    assert_eq!(answers[5].header("content-security-policy"), Some(kepu::security::DOCS_CSP));
+    assert!(!kepu::security::DOCS_CSP.contains("unsafe") && !kepu::security::DOCS_CSP.contains("http"));
+}
+
+/// CORS is off unless origins are configured: a web page elsewhere gets no
+/// `access-control-allow-origin`; a configured origin gets it, with the headers it needs.
+#[tokio::test]
+async fn cross_origin_calls_only_from_configured_origins() {
+    let preflight = |app: &crate::helpers::TestApp, origin: &str| {
+        app.client
+            .request(reqwest::Method::OPTIONS, app.url("/v1/bookings"))
+            .header("origin", origin.to_string())
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "authorization,content-type,idempotency-key")
+    };
+    let closed = spawn_app().await;
+    let r = closed.send(preflight(&closed, "https://console.example.gov.cn")).await;
+    assert_eq!(r.header("access-control-allow-origin"), None);
+    let r = closed
+        .send(closed.client.get(closed.url("/v1/districts")).header("origin", "https://console.example.gov.cn"))
+        .await;
+    assert_eq!((r.status.as_u16(), r.header("access-control-allow-origin")), (200, None));
+
+    let console = "https://console.example.gov.cn";
+    let open = crate::helpers::spawn_app_with(|c| {
+        c.cors_origins = vec![kepu::security::parse_origin(console).expect("an origin")];
+    })
+    .await;
+    let r = open.send(preflight(&open, console)).await;
+    assert_eq!(r.header("access-control-allow-origin"), Some(console));
+    let allowed = r.header("access-control-allow-headers").unwrap_or_default().to_string();
+    for h in ["authorization", "content-type", "idempotency-key"] {
+        assert!(allowed.contains(h), "{allowed}");
+    }
+    let r = open.send(open.client.get(open.url("/v1/districts")).header("origin", console)).await;
+    assert_eq!(r.header("access-control-allow-origin"), Some(console));
+    assert!(r.header("access-control-expose-headers").unwrap_or_default().contains("etag"));
+    let r = open.send(preflight(&open, "https://elsewhere.example")).await;
+    assert_eq!(r.header("access-control-allow-origin"), None, "only the configured origins");
+}
