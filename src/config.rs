@@ -35,6 +35,13 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Origins whose web pages may call the API (CORS); empty: none.
     pub cors_origins: Vec<axum::http::HeaderValue>,
+    /// Proxies whose `X-Forwarded-For` names the client (addresses or networks); empty: the
+    /// TCP peer is the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Requests a minute for callers without a valid token, per address (0: no limit).
+    pub rate_anonymous: crate::security::RateLimit,
+    /// Requests a minute per signed-in account (0: no limit).
+    pub rate_account: crate::security::RateLimit,
 }
 
 impl Config {
@@ -52,6 +59,9 @@ impl Config {
             auth_cache: Duration::from_secs(5),
             public_url: None,
             cors_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
+            rate_anonymous: crate::security::RateLimit { per_minute: 600 },
+            rate_account: crate::security::RateLimit { per_minute: 1200 },
         }
     }
 

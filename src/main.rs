@@ -44,6 +44,17 @@ struct Cli {
     /// https://console.example.gov.cn (CORS); unset: none.
     #[arg(long, env = "KEPU_CORS_ORIGINS", global = true, value_delimiter = ',', value_parser = kepu::security::parse_origin)]
     cors_origins: Vec<axum::http::HeaderValue>,
+    /// Reverse proxies (addresses or networks, separated by commas) whose X-Forwarded-For names
+    /// the client; unset: the TCP peer is the client.
+    #[arg(long, env = "KEPU_TRUSTED_PROXIES", global = true, value_delimiter = ',', value_parser = kepu::security::parse_proxy)]
+    trusted_proxies: Vec<ipnet::IpNet>,
+    /// Requests a minute for callers without a valid token, per address, with bursts of ten
+    /// seconds' worth (0: no limit).
+    #[arg(long, env = "KEPU_RATE_ANONYMOUS_PER_MINUTE", default_value_t = 600, global = true)]
+    rate_anonymous_per_minute: u32,
+    /// Requests a minute per signed-in account, with bursts of ten seconds' worth (0: no limit).
+    #[arg(long, env = "KEPU_RATE_ACCOUNT_PER_MINUTE", default_value_t = 1200, global = true)]
+    rate_account_per_minute: u32,
     #[command(subcommand)]
     command: Command,
 }
@@ -163,6 +174,9 @@ async fn main() -> anyhow::Result<()> {
     config.token_ttl = std::time::Duration::from_secs(cli.token_ttl_hours.max(1) * 3600);
     config.auth_cache = std::time::Duration::from_secs(cli.auth_cache_seconds);
     config.cors_origins = cli.cors_origins;
+    config.trusted_proxies = cli.trusted_proxies;
+    config.rate_anonymous = kepu::security::RateLimit { per_minute: cli.rate_anonymous_per_minute };
+    config.rate_account = kepu::security::RateLimit { per_minute: cli.rate_account_per_minute };
     config.public_url = cli.public_url.map(|u| u.trim_end_matches('/').to_string()).filter(|u| !u.is_empty());
     match cli.command {
         Command::Bench { what: BenchCommand::Booking { database, clients, seconds, city_bases } } => {

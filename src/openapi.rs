@@ -89,7 +89,8 @@ fn add(op: &mut Operation, status: &str, description: &str, example: AppError) {
 
 impl Modify for StandardErrors {
     fn modify(&self, openapi: &mut Spec) {
-        for item in openapi.paths.paths.values_mut() {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let limited = !crate::security::exempt(path);
             for op in
                 [item.get.as_mut(), item.post.as_mut(), item.put.as_mut(), item.patch.as_mut(), item.delete.as_mut()]
                     .into_iter()
@@ -131,11 +132,44 @@ impl Modify for StandardErrors {
                         AppError::forbidden("a school account cannot edit base 0193a5d2-7c1e-7a3b-9f00-1c2d3e4f5a6b"),
                     );
                 }
+                if limited {
+                    op.responses.responses.entry("429".to_string()).or_insert_with(rate_limited_response);
+                }
                 add(op, "500", "A bug; it has been logged", AppError::Internal(anyhow::anyhow!("bug")));
                 fill_problem_examples(op);
             }
         }
     }
+}
+
+/// 429 from the request-rate limits, with the fields that say when to come back.
+fn rate_limited_response() -> RefOr<utoipa::openapi::Response> {
+    let example = AppError::RateLimited {
+        detail: "too many requests: anonymous callers may make 600 a minute (bursts of 100); try again in 3 s".into(),
+        retry_after_s: 3,
+    };
+    let RefOr::T(mut response) = problem_response(
+        "Too many requests from this caller (per account when signed in, else per address); \
+         wait `Retry-After` seconds",
+        &example,
+    ) else {
+        unreachable!("problem_response builds the response itself")
+    };
+    let text =
+        || utoipa::openapi::schema::ObjectBuilder::new().schema_type(utoipa::openapi::schema::Type::String).build();
+    for (name, description) in [
+        ("Retry-After", "Seconds to wait"),
+        (
+            "RateLimit-Policy",
+            "The caller's policy: its burst `q` and the seconds `w` a burst refills in, e.g. `\"anonymous\";q=100;w=10`",
+        ),
+        ("RateLimit", "What is left: `r` requests, full again in `t` seconds, e.g. `\"anonymous\";r=0;t=3`"),
+    ] {
+        let mut header = utoipa::openapi::header::Header::new(text());
+        header.description = Some(description.into());
+        response.headers.insert(name.into(), RefOr::T(header));
+    }
+    RefOr::T(response)
 }
 
 /// Gives explicitly listed problem responses (404, 409, 412, …) an example of their status.

@@ -1,9 +1,27 @@
 //! What every answer carries to keep browsers safe (`nosniff`, a strict content security
-//! policy, no referrer), and who may call the API from a web page of another origin (CORS:
-//! nobody, unless configured).
+//! policy, no referrer), who may call the API from a web page of another origin (CORS: nobody,
+//! unless configured), which address a request comes from (behind trusted proxies too), and
+//! how many requests a caller may make (token buckets per account and per address).
+
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::time::Duration;
 
 use axum::Router;
-use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::{Quota, RateLimiter};
+use ipnet::IpNet;
+use uuid::Uuid;
+
+use crate::domain::auth;
+use crate::error::AppError;
+use crate::state::AppState;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -73,6 +91,198 @@ pub fn cors(origins: &[HeaderValue]) -> Option<CorsLayer> {
             .expose_headers(exposed.map(HeaderName::from_static))
             .max_age(std::time::Duration::from_secs(3600)),
     )
+}
+
+/// The address a request comes from: the TCP peer, or, when the peer is one of the
+/// `trusted` proxies, the last address in `X-Forwarded-For` that is not a trusted proxy (each
+/// proxy appends the address it was reached from; anything left of the first untrusted hop
+/// may be forged by the client). The one rule behind rate limits, log-in and objection
+/// throttles.
+pub fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let hops: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .map(|hop| hop.parse::<IpAddr>().or_else(|_| hop.parse::<SocketAddr>().map(|s| s.ip())))
+        .collect::<Result<_, _>>()
+        .unwrap_or_default();
+    hops.into_iter().rev().find(|ip| !is_trusted(ip)).unwrap_or(peer)
+}
+
+/// Reads one entry of `KEPU_TRUSTED_PROXIES`: an address (`10.0.0.5`) or a network
+/// (`10.0.0.0/8`).
+pub fn parse_proxy(entry: &str) -> Result<IpNet, String> {
+    let e = entry.trim();
+    e.parse::<IpNet>()
+        .or_else(|_| e.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("{e:?}: an address or a network such as 10.0.0.0/8"))
+}
+
+/// Whose token bucket a request draws on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Caller {
+    /// A signed-in account, whichever of its tokens and addresses it uses.
+    Account(Uuid),
+    /// Anyone without a valid token, by address.
+    Address(IpAddr),
+}
+
+/// Seconds of requests a burst holds.
+const BURST_SECONDS: u64 = 10;
+
+/// Requests a caller may make: `per_minute` on average, with bursts of [`BURST_SECONDS`]' worth
+/// at once. Zero: no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub per_minute: u32,
+}
+
+impl RateLimit {
+    fn quota(self) -> Option<(Quota, u32)> {
+        let rate = NonZeroU32::new(self.per_minute)?;
+        let burst = NonZeroU32::new((self.per_minute / (60 / BURST_SECONDS as u32)).max(1))?;
+        Some((Quota::per_minute(rate).allow_burst(burst), burst.get()))
+    }
+}
+
+type Buckets = RateLimiter<Caller, DefaultKeyedStateStore<Caller>, DefaultClock, StateInformationMiddleware>;
+
+/// The buckets of one kind of caller under one limit.
+#[derive(Debug)]
+struct Policy {
+    name: &'static str,
+    buckets: Buckets,
+    per_minute: u32,
+    burst: u32,
+}
+
+impl Policy {
+    fn new(name: &'static str, limit: RateLimit) -> Option<Self> {
+        let (quota, burst) = limit.quota()?;
+        let buckets = RateLimiter::keyed(quota).with_middleware::<StateInformationMiddleware>();
+        Some(Self { name, buckets, per_minute: limit.per_minute, burst })
+    }
+}
+
+/// One bucket per caller, kept in this process (each instance behind a load balancer keeps its
+/// own: N instances let a caller make up to N times as many requests), by the GCRA of the
+/// `governor` crate.
+#[derive(Debug)]
+pub struct Limiter {
+    anonymous: Option<Policy>,
+    accounts: Option<Policy>,
+    clock: DefaultClock,
+}
+
+/// A caller's standing after a request: what is left of its burst, or how long to wait.
+struct Standing<'a> {
+    policy: &'a Policy,
+    remaining: u32,
+    wait: Option<Duration>,
+}
+
+impl Limiter {
+    pub fn new(anonymous: RateLimit, accounts: RateLimit) -> Self {
+        Self {
+            anonymous: Policy::new("anonymous", anonymous),
+            accounts: Policy::new("account", accounts),
+            clock: DefaultClock::default(),
+        }
+    }
+
+    fn check(&self, caller: &Caller) -> Option<Standing<'_>> {
+        let policy = match caller {
+            Caller::Account(_) => self.accounts.as_ref()?,
+            Caller::Address(_) => self.anonymous.as_ref()?,
+        };
+        Some(match policy.buckets.check_key(caller) {
+            Ok(snapshot) => Standing { policy, remaining: snapshot.remaining_burst_capacity(), wait: None },
+            Err(not_until) => Standing { policy, remaining: 0, wait: Some(not_until.wait_time_from(self.clock.now())) },
+        })
+    }
+
+    /// Forgets the buckets of callers that have been quiet long enough to be full again.
+    pub fn forget_idle(&self) {
+        for policy in [&self.anonymous, &self.accounts].into_iter().flatten() {
+            policy.buckets.retain_recent();
+            policy.buckets.shrink_to_fit();
+        }
+    }
+}
+
+/// Liveness, readiness and metrics are never limited: probes and scrapers must get through.
+pub fn exempt(path: &str) -> bool {
+    matches!(path, "/healthz" | "/readyz" | "/metrics")
+}
+
+/// Limits request rates: a signed-in account's requests draw on its own bucket (resolved from
+/// its bearer token), anyone else's on its address's. Over the limit: 429 `rate-limited` with
+/// `Retry-After`; every limited answer carries the `RateLimit-Policy` and `RateLimit` fields
+/// (IETF draft-ietf-httpapi-ratelimit-headers).
+pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if exempt(req.uri().path()) {
+        return next.run(req).await;
+    }
+    let (token, address) = credentials_of(&state, &req);
+    let caller = account_of(&state, token).await.map_or(Caller::Address(address), Caller::Account);
+    let Some(standing) = state.limiter.check(&caller) else {
+        return next.run(req).await;
+    };
+    let (policy, retry_after) = (standing.policy, standing.wait.map(|w| w.as_secs().max(1)));
+    let mut response = match retry_after {
+        Some(secs) => AppError::RateLimited {
+            detail: format!(
+                "too many requests: {} callers may make {} a minute (bursts of {}); try again in {secs} s",
+                policy.name, policy.per_minute, policy.burst
+            ),
+            retry_after_s: secs,
+        }
+        .into_response(),
+        None => next.run(req).await,
+    };
+    // The burst refills in BURST_SECONDS: the policy's window; `t` is when it is full again.
+    let used = u64::from(policy.burst - standing.remaining.min(policy.burst));
+    let reset = retry_after.unwrap_or_else(|| (used * BURST_SECONDS).div_ceil(u64::from(policy.burst)));
+    let fields = [
+        ("ratelimit-policy", format!("\"{}\";q={};w={BURST_SECONDS}", policy.name, policy.burst)),
+        ("ratelimit", format!("\"{}\";r={};t={reset}", policy.name, standing.remaining)),
+    ];
+    for (name, value) in fields {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            response.headers_mut().insert(HeaderName::from_static(name), v);
+        }
+    }
+    response
+}
+
+/// The bearer token of a request, if any, and its client's address.
+fn credentials_of(state: &AppState, req: &Request) -> (Option<String>, IpAddr) {
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty())
+        .map(|(_, token)| token.trim().to_string());
+    (token, address_of(state, req.headers(), req.extensions().get::<ConnectInfo<SocketAddr>>()))
+}
+
+/// The account behind a valid bearer token.
+async fn account_of(state: &AppState, token: Option<String>) -> Option<Uuid> {
+    let actor = auth::authenticate(&state.db, &state.tokens, &token?, state.now()).await.ok()?;
+    Some(actor.user_id)
+}
+
+/// The client's address of a request ([`client_address`] with the configured proxies).
+pub fn address_of(state: &AppState, headers: &HeaderMap, peer: Option<&ConnectInfo<SocketAddr>>) -> IpAddr {
+    let peer = peer.map_or(IpAddr::from([0, 0, 0, 0]), |ConnectInfo(a)| a.ip());
+    client_address(peer, headers, &state.config.trusted_proxies)
 }
 
 #[cfg(test)]

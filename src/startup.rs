@@ -62,6 +62,7 @@ pub fn app(state: AppState) -> Router {
     let router = security::with_docs(router, docs).fallback(not_found).method_not_allowed_fallback(method_not_allowed);
     let router = router
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(state.clone(), security::rate_limit))
         .layer(middleware::from_fn(telemetry::track_metrics))
         .layer(middleware::from_fn(telemetry::problem_guard))
         .layer(CatchPanicLayer::new())
@@ -106,10 +107,20 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let limiter = state.limiter.clone();
+    let forget_idle = tokio::spawn(async move {
+        let mut every_minute = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            every_minute.tick().await;
+            limiter.forget_idle();
+        }
+    });
     let app = app(state);
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+    let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    forget_idle.abort();
+    served
 }
 
 /// Resolves on SIGINT or SIGTERM.

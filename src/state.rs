@@ -53,6 +53,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub metrics: Option<PrometheusHandle>,
     pub tokens: Arc<TokenCache>,
+    /// Request-rate buckets of this process's callers.
+    pub limiter: Arc<crate::security::Limiter>,
 }
 
 impl AppState {
@@ -60,7 +62,9 @@ impl AppState {
     pub fn new(db: DatabaseConnection, config: Config, clock: Arc<dyn Clock>) -> Self {
         let tokens = Arc::new(TokenCache::new(config.auth_cache));
         let read_db = db.clone();
-        Self { db, read_db, config: Arc::new(config), clock, metrics: crate::telemetry::metrics_handle(), tokens }
+        let limiter = Arc::new(crate::security::Limiter::new(config.rate_anonymous, config.rate_account));
+        let (config, metrics) = (Arc::new(config), crate::telemetry::metrics_handle());
+        Self { db, read_db, config, clock, metrics, tokens, limiter }
     }
 
     /// Searches and public lists read from `read_db` (a replica) instead of the primary.

@@ -23,6 +23,7 @@ use crate::domain::geo::LatLon;
 use crate::domain::sessions::{self, SessionInput};
 use crate::domain::users::{self, Scope};
 use crate::domain::{auth, capacity};
+use crate::security::RateLimit;
 use crate::state::{AppState, SystemClock};
 use crate::{db, startup};
 
@@ -287,6 +288,9 @@ async fn run(args: &BenchArgs, bench_db: &BenchDb) -> anyhow::Result<()> {
     let backend = if bench_db.url.starts_with("postgres") { "postgres" } else { "sqlite" };
     let mut config = Config::new(bench_db.url.clone());
     config.db_max_connections = args.connections;
+    // A benchmark's clients share one address and one account: measure the service, not its limits.
+    config.rate_anonymous = RateLimit { per_minute: 0 };
+    config.rate_account = RateLimit { per_minute: 0 };
     // kepu and the raw path share one pool: the same connections, as many as kepu would open.
     let connections = config.pool_size();
     let db = db::connect(&config.database_url, connections).await?;

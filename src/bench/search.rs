@@ -12,6 +12,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use serde_json::json;
 
 use crate::config::Config;
+use crate::security::RateLimit;
 use crate::state::{AppState, SystemClock};
 use crate::{db, startup};
 
@@ -85,6 +86,9 @@ pub async fn search(args: SearchArgs) -> anyhow::Result<()> {
 async fn run(args: &SearchArgs, bench_db: &BenchDb) -> anyhow::Result<()> {
     let mut config = Config::new(bench_db.url.clone());
     config.db_max_connections = args.connections;
+    // A benchmark's clients share one address and one account: measure the service, not its limits.
+    config.rate_anonymous = RateLimit { per_minute: 0 };
+    config.rate_account = RateLimit { per_minute: 0 };
     let connections = config.pool_size();
     let db = db::connect(&config.database_url, connections).await?;
     db::migrate(&db).await?;

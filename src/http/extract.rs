@@ -404,20 +404,17 @@ pub fn etag(version: i32) -> String {
     format!("\"{version}\"")
 }
 
-/// The client's address (the peer of the TCP connection).
+/// The client's address: the TCP peer, or behind trusted proxies the address they name
+/// ([`crate::security::client_address`]).
 #[derive(Debug, Clone)]
 pub struct ClientIp(pub String);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<AppState> for ClientIp {
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, AppError> {
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(a)| a.ip().to_string())
-            .unwrap_or_else(|| "unknown".into());
-        Ok(ClientIp(ip))
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>();
+        Ok(ClientIp(crate::security::address_of(state, &parts.headers, peer).to_string()))
     }
 }
 

@@ -154,6 +154,10 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     config.db_max_connections = Some(if is_postgres() { 6 } else { 4 });
     // Tests move the clock by days; tokens outlive that unless a test says otherwise.
     config.token_ttl = std::time::Duration::from_secs(20 * 366 * 24 * 3600);
+    // Tests race many clients from one address and one admin account: request-rate limits are
+    // off unless a test turns them on (tests/api/privacy.rs does).
+    config.rate_anonymous = kepu::security::RateLimit { per_minute: 0 };
+    config.rate_account = kepu::security::RateLimit { per_minute: 0 };
     configure(&mut config);
     let db = kepu::db::connect(&config.database_url, config.db_max_connections.unwrap_or(4)).await.expect("connect");
     kepu::db::migrate(&db).await.expect("migrate");

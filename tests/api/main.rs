@@ -12,6 +12,7 @@ mod districts;
 mod evaluation;
 mod exhibits;
 mod helpers;
+mod limits;
 mod migrations;
 mod openapi;
 mod operations;
