@@ -104,10 +104,12 @@ pub async fn update(
     precondition.check(before.version)?;
     let data = apply(&before)?;
     let old = SchoolData::of(&before);
-    if (SchoolData { district_code: old.district_code.clone(), ..data.clone() }) != old {
+    let moved = data.district_code != old.district_code;
+    // Anything but a move (a profile change, or no change at all) is the school's own edit.
+    if !moved || (SchoolData { district_code: old.district_code.clone(), ..data.clone() }) != old {
         authorize(actor, edit)?;
     }
-    if data.district_code != old.district_code {
+    if moved {
         authorize(actor, move_district)?;
         districts::ensure_exists(&txn, &data.district_code, "district_code").await?;
     }
