@@ -234,16 +234,20 @@ pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next)
     let Some(standing) = state.limiter.check(&caller) else {
         return next.run(req).await;
     };
-    let (policy, retry_after) = (standing.policy, standing.wait.map(|w| w.as_secs().max(1)));
+    let retry_after = standing.wait.map(|w| u64::try_from(w.as_millis().div_ceil(1000)).unwrap_or(u64::MAX).max(1));
+    let policy = standing.policy;
     let mut response = match retry_after {
-        Some(secs) => AppError::RateLimited {
-            detail: format!(
-                "too many requests: {} callers may make {} a minute (bursts of {}); try again in {secs} s",
-                policy.name, policy.per_minute, policy.burst
-            ),
-            retry_after_s: secs,
+        Some(secs) => {
+            crate::telemetry::record_rate_limited(policy.name);
+            AppError::RateLimited {
+                detail: format!(
+                    "too many requests: {} callers may make {} a minute (bursts of {}); try again in {secs} s",
+                    policy.name, policy.per_minute, policy.burst
+                ),
+                retry_after_s: secs,
+            }
+            .into_response()
         }
-        .into_response(),
         None => next.run(req).await,
     };
     // The burst refills in BURST_SECONDS: the policy's window; `t` is when it is full again.

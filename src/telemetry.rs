@@ -31,6 +31,7 @@ pub fn init_tracing() {
 const HTTP_REQUESTS: &str = "http_requests_total";
 const HTTP_DURATION: &str = "http_request_duration_seconds";
 const BOOKINGS: &str = "kepu_bookings_total";
+const RATE_LIMITED: &str = "kepu_rate_limited_total";
 const SEARCH_DURATION: &str = "kepu_search_duration_seconds";
 const DB_POOL_CONNECTIONS: &str = "kepu_db_pool_connections";
 const DB_POOL_MAX: &str = "kepu_db_pool_max_connections";
@@ -86,6 +87,16 @@ fn describe_metrics() {
         "Database pool connections by state (in_use, idle), read when /metrics is scraped."
     );
     describe_gauge!(DB_POOL_MAX, Unit::Count, "The database pool's maximum number of connections.");
+    describe_counter!(
+        RATE_LIMITED,
+        Unit::Count,
+        "Requests refused 429 by the request-rate limits, by policy: anonymous (per address) or account."
+    );
+}
+
+/// Counts one request refused by the rate limits of `policy` (`anonymous` or `account`).
+pub fn record_rate_limited(policy: &'static str) {
+    metrics::counter!(RATE_LIMITED, "policy" => policy).increment(1);
 }
 
 /// The longest `x-request-id` a caller may bring.

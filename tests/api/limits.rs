@@ -53,6 +53,8 @@ async fn anonymous_callers_are_limited_per_address_and_told_when_to_come_back() 
     assert!(field(&refused, "ratelimit").starts_with("\"anonymous\";r=0;t="));
     let problem: serde_json::Value = refused.json().await.expect("a problem");
     assert!(problem["type"].as_str().unwrap().ends_with("/rate-limited"), "{problem}");
+    let metrics = get(&app, &here, "/metrics", None).await.text().await.expect("metrics");
+    assert!(metrics.contains("kepu_rate_limited_total{policy=\"anonymous\"}"), "counted");
 
     // Another address has its own bucket; probes and scrapers are never limited; a signed-in
     // account from the limited address draws on its account's bucket.
