@@ -15,6 +15,7 @@ pub mod evaluation;
 pub mod evaluation_cycle;
 pub mod exhibit;
 pub mod idempotency_key;
+pub mod login_address;
 pub mod login_failure;
 pub mod maintenance_item;
 pub mod notification;
