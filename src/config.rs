@@ -14,12 +14,14 @@ pub struct Config {
     pub database_read_url: Option<String>,
     /// Lifetime of a bearer token.
     pub token_ttl: Duration,
-    /// Failed log-ins are counted over this window.
+    /// Failed log-ins from one client address are counted over this window.
     pub login_window: Duration,
-    /// Failed log-ins for one username within the window before 429.
-    pub login_max_per_user: u64,
-    /// Failed log-ins from one client address within the window before 429.
+    /// Failed log-ins from one client address (for any usernames) within `login_window`
+    /// before that address is answered 429.
     pub login_max_per_client: u64,
+    /// Failed log-ins for one username, from all addresses, within an hour before only the
+    /// addresses the account logged in from lately may still try (others are answered 429).
+    pub login_account_failures_per_hour: u64,
     /// A request taking longer than this is answered 503.
     pub request_timeout: Duration,
     /// Largest accepted request body.
@@ -51,8 +53,8 @@ impl Config {
             database_read_url: None,
             token_ttl: Duration::from_secs(12 * 3600),
             login_window: Duration::from_secs(15 * 60),
-            login_max_per_user: 5,
             login_max_per_client: 50,
+            login_account_failures_per_hour: 100,
             request_timeout: Duration::from_secs(30),
             body_limit_bytes: 256 * 1024,
             db_max_connections: None,

@@ -36,6 +36,17 @@ struct Cli {
     /// it up). Revocations made through another kepu process take effect within this time.
     #[arg(long, env = "KEPU_AUTH_CACHE_SECONDS", default_value_t = 5, global = true)]
     auth_cache_seconds: u64,
+    /// Failed log-ins from one client address (an IPv6 one by its /64), for any usernames,
+    /// within 15 minutes before that address is answered 429 (at least 1).
+    #[arg(long, env = "KEPU_LOGIN_FAILURES_PER_ADDRESS", default_value_t = 50, global = true)]
+    login_failures_per_address: u64,
+    /// Failed log-ins for one username, from all addresses, within an hour before only the
+    /// addresses the account logged in from in the last 30 days may still try; others are
+    /// answered 429 (at least 1). Besides, after 3 failures on a username from one address
+    /// within a day, that address waits 1 s, 2 s, 4 s, … up to 15 min after each further one
+    /// (a log-in from it clears them).
+    #[arg(long, env = "KEPU_LOGIN_FAILURES_PER_ACCOUNT_HOUR", default_value_t = 100, global = true)]
+    login_failures_per_account_hour: u64,
     /// Where people reach this service, e.g. https://kepu.example.gov.cn, for links in what it
     /// sends out (calendar feeds); unset: links are paths.
     #[arg(long, env = "KEPU_PUBLIC_URL", global = true)]
@@ -177,6 +188,8 @@ async fn main() -> anyhow::Result<()> {
     config.trusted_proxies = cli.trusted_proxies;
     config.rate_anonymous = kepu::security::RateLimit { per_minute: cli.rate_anonymous_per_minute };
     config.rate_account = kepu::security::RateLimit { per_minute: cli.rate_account_per_minute };
+    config.login_max_per_client = cli.login_failures_per_address.max(1);
+    config.login_account_failures_per_hour = cli.login_failures_per_account_hour.max(1);
     config.public_url = cli.public_url.map(|u| u.trim_end_matches('/').to_string()).filter(|u| !u.is_empty());
     match cli.command {
         Command::Bench { what: BenchCommand::Booking { database, clients, seconds, city_bases } } => {

@@ -1,4 +1,6 @@
-//! A failed log-in, kept for a while to slow down password guessing.
+//! A failed log-in, kept for a while to slow down password guessing. A log-in attempt is
+//! written here before its password is checked (and removed if the password is right), so
+//! that attempts in flight count too.
 use sea_orm::entity::prelude::*;
 
 #[sea_orm::model]
@@ -8,6 +10,7 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
     pub username: String,
+    /// The address as the log-in throttle keys it (an IPv6 address by its /64).
     pub client_ip: String,
     pub at: DateTimeUtc,
 }

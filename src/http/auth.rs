@@ -39,15 +39,32 @@ pub struct TokenResponse {
 
 /// Log in
 ///
-/// Exchanges a username and password for a bearer token. Repeated failures for one username
-/// or from one address are answered 429 for a while.
+/// Exchanges a username and password for a bearer token.
+///
+/// Failed log-ins are throttled so that guessing stays slow while nobody elsewhere can lock
+/// an account out. A refused attempt is answered 429 with `Retry-After` (seconds), before its
+/// password is looked at, and is not counted as a failure. The rules, with their defaults:
+///
+/// - **Per username and address**: after 3 failures on a username from one address, the next
+///   attempt from there waits 1 s after the last failure, and each further failure doubles
+///   the wait (2 s, 4 s, …) up to 15 minutes. These failures are remembered for 24 hours; a
+///   log-in to that username from that address clears them.
+/// - **Per address**: at most 50 failures from one address, for any usernames, within 15
+///   minutes (`KEPU_LOGIN_FAILURES_PER_ADDRESS`).
+/// - **Per account**: at most 100 failures on a username from all addresses within an hour
+///   (`KEPU_LOGIN_FAILURES_PER_ACCOUNT_HOUR`). Beyond them only addresses the account logged
+///   in from within the last 30 days may still try, each under its own waits.
+///
+/// So failures made elsewhere never refuse the right password from an address the account
+/// logged in from lately. Attempts in flight count as failures until their password is
+/// found right. An IPv6 client is counted by its /64.
 #[utoipa::path(
     post, path = "/v1/auth/token", tag = "auth", operation_id = "create_token",
     request_body = Credentials,
     responses(
         (status = 201, description = "Logged in", body = TokenResponse),
         (status = 401, description = "Unknown username or wrong password", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failed log-ins; see `Retry-After`", body = Problem, content_type = "application/problem+json",
+        (status = 429, description = "Too many failed log-ins (see the rules above; the password was not checked), or too many requests from this address; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
     )
 )]

@@ -292,6 +292,15 @@ impl TestApp {
         r.body["access_token"].as_str().expect("token").to_string()
     }
 
+    /// Tries to log in from the client address `ip`, a loopback address such as `127.0.0.7`
+    /// (every 127.x.y.z reaches the server on Linux, which sees it as the peer's address).
+    pub async fn login_from(&self, ip: &str, username: &str, password: &str) -> Reply {
+        let local: std::net::IpAddr = ip.parse().expect("an IP address");
+        let client = reqwest::Client::builder().local_address(local).build().expect("client");
+        let body = json!({"username": username, "password": password});
+        self.send(client.post(self.url("/v1/auth/token")).json(&body)).await
+    }
+
     /// Creates an account through the API and logs it in.
     pub async fn user(&self, username: &str, scope: Value) -> String {
         let mut body = json!({"username": username, "password": PASSWORD});
