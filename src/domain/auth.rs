@@ -121,6 +121,17 @@ pub fn address_key(client_ip: &str) -> String {
     }
 }
 
+/// The username the log-in throttle counts an attempt by: as it is, or, when it is longer
+/// than any username can be, `#` and its SHA-256 digest (an index entry's size is limited;
+/// no username has a `#`).
+fn username_key(username: &str) -> std::borrow::Cow<'_, str> {
+    if username.len() <= crate::domain::users::MAX_USERNAME_LEN {
+        username.into()
+    } else {
+        format!("#{}", token_digest(username)).into()
+    }
+}
+
 /// The wait after `failures` failed log-ins of one username from one address, counted from
 /// the last of them: none for the first [`limits::FREE_FAILURES`], then 1 s, 2 s, 4 s, …,
 /// at most [`limits::MAX_DELAY_S`].
@@ -164,11 +175,12 @@ pub async fn login(
     now: DateTime<Utc>,
 ) -> Result<IssuedToken> {
     let address = address_key(client_ip);
+    let key = username_key(username);
     // A refusal read without locks first: a flood of refused attempts never queues for them.
-    if let Some(refusal) = refusal(db, config, username, &address, now).await? {
+    if let Some(refusal) = refusal(db, config, &key, &address, now).await? {
         return Err(refusal.into());
     }
-    admit(db, config, username, &address, now).await?;
+    admit(db, config, &key, &address, now).await?;
 
     let account = user::Entity::find().filter(user::Column::Username.eq(username)).one(db).await?;
     let hash = account.as_ref().map_or_else(|| DUMMY_HASH.clone(), |u| u.password_hash.clone());
@@ -181,7 +193,7 @@ pub async fn login(
 
     let txn = begin_write(db).await?;
     login_failure::Entity::delete_many()
-        .filter(login_failure::Column::Username.eq(username))
+        .filter(login_failure::Column::Username.eq(key.as_ref()))
         .filter(login_failure::Column::ClientIp.eq(address.as_str()))
         .exec(&txn)
         .await?;

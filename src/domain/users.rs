@@ -20,10 +20,13 @@ use crate::domain::page::{Cursor, PageRequest, Paged};
 use crate::domain::validate::Validator;
 use crate::error::{AppError, Result, map_constraint};
 
+/// The longest username, in bytes (its characters are ASCII).
+pub const MAX_USERNAME_LEN: usize = 64;
+
 /// A username's rules: 2–64 characters of a–z, 0–9, `.`, `_`, `-`, `@`.
 pub fn check_username(name: &str) -> std::result::Result<String, String> {
     let ok_chars = name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-@".contains(c));
-    if (2..=64).contains(&name.len()) && ok_chars {
+    if (2..=MAX_USERNAME_LEN).contains(&name.len()) && ok_chars {
         Ok(name.to_string())
     } else {
         Err("must be 2–64 characters of a–z, 0–9, '.', '_', '-', '@'".into())

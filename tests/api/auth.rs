@@ -296,3 +296,15 @@ async fn a_disabled_account_cannot_log_in_and_loses_its_sessions() {
         .await
         .expect_problem(401, "unauthorized");
 }
+
+#[tokio::test]
+async fn a_username_longer_than_any_is_counted_like_any_other_and_never_breaks_the_server() {
+    let app = spawn_app().await;
+    // 20,000 CJK characters that do not compress: more than an index entry may hold.
+    let long: String = (0..20_000u32).filter_map(|i| char::from_u32(0x4e00 + (i * 7919) % 20_000)).collect();
+    for _ in 0..3 {
+        app.login_from("127.0.0.5", &long, WRONG).await.expect_problem(401, "unauthorized");
+    }
+    app.login_from("127.0.0.5", &long, WRONG).await.expect_problem(429, "rate-limited");
+    app.login_from("127.0.0.6", &long, WRONG).await.expect_problem(401, "unauthorized");
+}
