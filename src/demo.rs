@@ -516,6 +516,70 @@ async fn seed_sessions(
     Ok(count)
 }
 
+/// Science tours (科普一日游): a morning at an accredited base and an afternoon at the nearest
+/// other one for a shared audience, on the first day in the second week both are open; one
+/// tour per base pair, at most four.
+async fn seed_tours(
+    db: &DatabaseConnection,
+    admin: &Actor,
+    base_ids: &[uuid::Uuid],
+    now: chrono::DateTime<Utc>,
+) -> anyhow::Result<usize> {
+    use entity::session;
+    use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
+    let accredited: Vec<(usize, uuid::Uuid)> =
+        base_ids.iter().copied().enumerate().filter(|(i, _)| status_of(*i) == BaseStatus::Accredited).collect();
+    let at = |i: usize| LatLon { lat: BASES[i].5, lon: BASES[i].6 };
+    let local_hour = |t: chrono::DateTime<Utc>| {
+        use chrono::Timelike;
+        t.with_timezone(&sessions::city_offset()).hour()
+    };
+    let mut made = 0;
+    let mut used = std::collections::HashSet::new();
+    for &(i, morning_base) in &accredited {
+        if made == 4 {
+            break;
+        }
+        let shared = |j: usize| audiences_of(BASES[i].3).into_iter().find(|a| audiences_of(BASES[j].3).contains(a));
+        let Some(&(j, afternoon_base)) = accredited
+            .iter()
+            .filter(|(j, _)| *j != i && !used.contains(j) && !used.contains(&i) && shared(*j).is_some())
+            .min_by(|(a, _), (b, _)| at(i).distance_km(at(*a)).total_cmp(&at(i).distance_km(at(*b))))
+        else {
+            continue;
+        };
+        let (Some(audience), true) = (shared(j), at(i).distance_km(at(j)) < 20.0) else { continue };
+        let of_base = |b: uuid::Uuid| {
+            session::Entity::find()
+                .filter(session::Column::BaseId.eq(b))
+                .filter(session::Column::StartsAt.gt(now + chrono::Duration::days(7)))
+                .order_by_asc(session::Column::StartsAt)
+                .all(db)
+        };
+        let (mornings, afternoons) = (of_base(morning_base).await?, of_base(afternoon_base).await?);
+        let pair = mornings.iter().filter(|m| local_hour(m.starts_at) < 12).find_map(|m| {
+            afternoons
+                .iter()
+                .find(|a| a.starts_at.date_naive() == m.starts_at.date_naive() && local_hour(a.starts_at) >= 12)
+                .map(|a| (m.id, a.id))
+        });
+        let Some((first, second)) = pair else { continue };
+        let input = crate::domain::tours::TourInput {
+            title: format!("科普一日游：{}—{}", BASES[i].0, BASES[j].0),
+            audience,
+            meeting_point: format!("{}正门", BASES[i].0),
+            meeting_location: at(i),
+            places: 45,
+            legs: vec![first, second],
+        };
+        crate::domain::tours::create(db, admin, input, now).await?;
+        used.insert(i);
+        used.insert(j);
+        made += 1;
+    }
+    Ok(made)
+}
+
 /// The accredited demo bases hold certificates issued in 2024 (so that plaques can be
 /// verified) and a plaque at their gate.
 async fn seed_certificates_and_plaques(
@@ -657,6 +721,7 @@ pub async fn seed(db: &DatabaseConnection, admin_password: &str) -> anyhow::Resu
     }
 
     let sessions = seed_sessions(db, &admin, &base_ids, now).await?;
+    let tours = seed_tours(db, &admin, &base_ids, now).await?;
     seed_certificates_and_plaques(db, &admin, &base_ids, now).await?;
 
     // One account of each scoped role, sharing the admin's password: demo only.
@@ -682,7 +747,7 @@ pub async fn seed(db: &DatabaseConnection, admin_password: &str) -> anyhow::Resu
             users::create(db, Some(&admin), name.into(), admin_password.into(), scope, now).await?;
         }
     }
-    tracing::info!(bases = BASES.len(), sessions, "demo city loaded");
+    tracing::info!(bases = BASES.len(), sessions, tours, "demo city loaded");
     Ok(())
 }
 

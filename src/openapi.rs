@@ -34,6 +34,7 @@ Errors are RFC 9457 `application/problem+json` documents whose `type` ends with 
         (name = "sessions", description = "Bookable visit times at a base"),
         (name = "capacity", description = "Capacity pools shared by sessions"),
         (name = "bookings", description = "School visits, check-in, calendar feeds and notifications"),
+        (name = "tours", description = "Science tours (科普一日游): day routes through several bases, booked whole"),
         (name = "accreditation", description = "Accreditation (认定): standards, applications, public notice, certificates"),
         (name = "evaluation", description = "Annual evaluation (年度评估)"),
         (name = "signage", description = "Signage (标识): standards, signs, inspections"),
@@ -336,6 +337,10 @@ const TEXT_FIELDS: &[(&str, &str, &[&str])] = &[
     ("ResolveBody", TEXT, &["resolution"]),
     ("Section", TEXT, &["name"]),
     ("Indicator", TEXT, &["name"]),
+    ("NewTour", TEXT, &["title", "meeting_point"]),
+    ("NewTourBooking", TEXT, &["contact_name"]),
+    ("NewTourBooking", PHONE, &["contact_phone"]),
+    ("NewTourBooking", OPT_TEXT, &["needs"]),
 ];
 
 impl Modify for TextPatterns {

@@ -31,6 +31,8 @@ pub struct Model {
     pub teachers_present: Option<i32>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// Set on a leg of a tour booking.
+    pub tour_booking_id: Option<Uuid>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

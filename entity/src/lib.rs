@@ -29,4 +29,7 @@ pub mod session_pool;
 pub mod sign;
 pub mod sign_inspection;
 pub mod signage_standard;
+pub mod tour;
+pub mod tour_booking;
+pub mod tour_leg;
 pub mod user;

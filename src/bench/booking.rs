@@ -217,6 +217,7 @@ async fn seed_history(
                     teachers_present: Some(TEACHERS),
                     created_at: starts - chrono::Duration::days(7),
                     updated_at: starts,
+                    tour_booking_id: None,
                 }));
             }
         }

@@ -78,6 +78,11 @@ pub enum Action<'a> {
     DistrictDecision {
         district_code: &'a str,
     },
+    /// Make or cancel a science tour whose legs are all in `district_code` (`None`: legs in
+    /// several districts, the bureau's alone).
+    ManageTours {
+        district_code: Option<&'a str>,
+    },
 }
 
 impl Actor {
@@ -125,6 +130,11 @@ pub fn authorize(actor: &Actor, action: Action<'_>) -> Result<()> {
         Action::DistrictDecision { district_code } | Action::ChangeSchoolDistrict { district_code } => {
             actor.role == Role::DistrictOfficer && actor.district_code.as_deref() == Some(district_code)
         }
+        Action::ManageTours { district_code } => {
+            actor.role == Role::DistrictOfficer
+                && district_code.is_some()
+                && actor.district_code.as_deref() == district_code
+        }
         Action::CreateBase { district_code } => {
             actor.role == Role::DistrictOfficer && actor.district_code.as_deref() == Some(district_code)
         }
@@ -170,6 +180,14 @@ fn refusal(actor: &Actor, action: Action<'_>) -> String {
         Action::Apply { base_id, .. } => format!("a {role} account cannot apply for base {base_id}"),
         Action::DistrictDecision { district_code } => {
             format!("only the district officer of district {district_code} takes this step")
+        }
+        Action::ManageTours { district_code: Some(d) } => {
+            format!(
+                "a tour through district {d} is made by the bureau or that district's officer, not by a {role} account"
+            )
+        }
+        Action::ManageTours { district_code: None } => {
+            "a tour through several districts is the bureau's (admin) to make".into()
         }
     }
 }

@@ -3,13 +3,12 @@
 //! cancellation, check-in, promotion of waiting groups, and the sweep that records no-shows.
 
 use chrono::{DateTime, Duration, Utc};
-use entity::{audit_log, base, booking, idempotency_key, notification, school, session_pool};
+use entity::{audit_log, base, booking, capacity_pool, notification, school, session_pool};
 use rand::Rng;
 use sea_orm::sea_query::{Expr, Query, SelectStatement, UnionType};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend,
-    EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Statement,
-    TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
+    FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Statement, TransactionTrait,
 };
 use serde::Serialize;
 use uuid::Uuid;
@@ -19,11 +18,12 @@ use crate::domain::access::{Action, Actor, authorize};
 use crate::domain::audit::{self, Change};
 use crate::domain::capacity::{self, Party, PoolRef};
 use crate::domain::enums::{Audience, BaseStatus, BookingStatus, Role, SessionStatus};
+use crate::domain::idempotency::{self, Idempotency, Replay};
 use crate::domain::notifications;
 use crate::domain::page::{Cursor, PageRequest, Paged};
 use crate::domain::sessions::{self, local_time};
 use crate::domain::validate::{self, Validator};
-use crate::error::{AppError, FieldError, Result, map_constraint};
+use crate::error::{AppError, FieldError, Result};
 use crate::telemetry::{self, BookingOutcome};
 
 /// One teacher is needed for every this many students.
@@ -40,8 +40,6 @@ pub const SUSPENSION_DAYS: i64 = 30;
 pub const LATE_CANCELLATION_HOURS: i64 = 24;
 /// Check-in opens this long before the start.
 pub const CHECK_IN_OPENS_HOURS: i64 = 2;
-/// Idempotency keys are kept at least 24 h; the sweep drops them after this.
-pub const IDEMPOTENCY_KEEP_HOURS: i64 = 48;
 
 /// A booking request.
 #[derive(Debug, Clone)]
@@ -75,18 +73,11 @@ impl BookingRecord {
 #[derive(Debug)]
 pub enum Created {
     New(Box<BookingRecord>),
-    Replay { status: u16, body: serde_json::Value },
-}
-
-/// The `Idempotency-Key` of a request and the digest of its body.
-#[derive(Debug, Clone)]
-pub struct Idempotency {
-    pub key: String,
-    pub request_hash: String,
+    Replay(Replay),
 }
 
 /// Checks the party against the fixed rules (no database needed), naming each field.
-fn check_request(req: &BookingRequest) -> Result<()> {
+pub fn check_request(req: &BookingRequest) -> Result<()> {
     let mut v = Validator::new();
     if req.students < 1 {
         v.push("students", "at least 1 student");
@@ -105,23 +96,10 @@ fn check_request(req: &BookingRequest) -> Result<()> {
     v.finish()
 }
 
-fn new_code() -> String {
+pub fn new_code() -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
     let mut rng = rand::rng();
     (0..6).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
-}
-
-async fn find_key(conn: &impl ConnectionTrait, user: Uuid, idem: &Idempotency) -> Result<Option<Created>> {
-    match idempotency_key::Entity::find_by_id((user, idem.key.clone())).one(conn).await? {
-        Some(k) if k.request_hash == idem.request_hash => {
-            Ok(Some(Created::Replay { status: u16::try_from(k.status).unwrap_or(200), body: k.response }))
-        }
-        Some(_) => Err(AppError::invalid_rule(
-            "idempotency-key-reused",
-            "this Idempotency-Key was used with a different request body",
-        )),
-        None => Ok(None),
-    }
 }
 
 /// The time until which a school is suspended, if it is: its third no-show within 90 days
@@ -159,6 +137,52 @@ struct TargetRow {
 struct Target {
     row: TargetRow,
     pools: Vec<PoolRef>,
+}
+
+impl Target {
+    /// Whether the pool set read with the locks is still the session's (`current`, sorted).
+    fn pools_are(&self, current: &[Uuid]) -> bool {
+        let mut loaded: Vec<Uuid> = self.pools.iter().map(|p| p.id).collect();
+        loaded.sort();
+        loaded == current
+    }
+}
+
+/// The booking `req` makes of the session `t` (not yet written).
+fn new_booking(
+    req: &BookingRequest,
+    t: &Target,
+    status: BookingStatus,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> booking::Model {
+    let s = &t.row;
+    booking::Model {
+        id: Uuid::now_v7(),
+        session_id: s.id,
+        base_id: s.base_id,
+        school_id: req.school_id,
+        students: req.students,
+        teachers: req.teachers,
+        audience: req.audience.as_str().into(),
+        contact_name: req.contact_name.trim().into(),
+        contact_phone: req.contact_phone.trim().into(),
+        needs: req.needs.as_deref().map(str::trim).filter(|n| !n.is_empty()).map(str::to_string),
+        status: status.as_str().into(),
+        code: new_code(),
+        starts_at: s.starts_at,
+        ends_at: s.ends_at,
+        created_by: Some(actor.user_id),
+        cancelled_at: None,
+        cancel_reason: None,
+        late_cancellation: false,
+        checked_in_at: None,
+        students_present: None,
+        teachers_present: None,
+        created_at: now,
+        updated_at: now,
+        tour_booking_id: None,
+    }
 }
 
 /// Locks, then reads the session with its base and pool ids, in one statement: the school, so
@@ -257,9 +281,9 @@ struct Held {
 }
 
 /// What the locks guard, read after they are held (so it sees everything committed before):
-/// the school's active bookings and recent no-shows, other than `except` (the one being
-/// made), and the session's pool set.
-fn guarded_query(school_id: Uuid, session_id: Uuid, except: Uuid, now: DateTime<Utc>) -> SelectStatement {
+/// the school's active bookings and recent no-shows, other than `except` (those being made),
+/// and the session's pool set.
+fn guarded_query(school_id: Uuid, session_id: Uuid, except: &[Uuid], now: DateTime<Utc>) -> SelectStatement {
     let mut statuses = BookingStatus::names(BookingStatus::ACTIVE);
     statuses.push(BookingStatus::NoShow.as_str());
     let since = now - Duration::days(NO_SHOW_WINDOW_DAYS + SUSPENSION_DAYS);
@@ -282,7 +306,7 @@ fn guarded_query(school_id: Uuid, session_id: Uuid, except: Uuid, now: DateTime<
         .filter(booking::Column::SchoolId.eq(school_id))
         .filter(booking::Column::Status.is_in(statuses))
         .filter(booking::Column::EndsAt.gte(since))
-        .filter(booking::Column::Id.ne(except))
+        .filter(booking::Column::Id.is_not_in(except.iter().copied()))
         .into_query()
         .union(UnionType::All, pools)
         .take()
@@ -383,9 +407,9 @@ async fn decide(
 ) -> Result<Created> {
     authorize(actor, Action::BookFor { school_id: req.school_id })?;
     if let Some(idem) = &idem
-        && let Some(replay) = find_key(db, actor.user_id, idem).await?
+        && let Some(replay) = idempotency::find(db, actor.user_id, idem).await?
     {
-        return Ok(replay);
+        return Ok(Created::Replay(replay));
     }
     check_request(&req)?;
     let (r, key, show) = (&req, idem.as_ref(), &render);
@@ -411,11 +435,12 @@ enum Attempt {
     Full { free: i32 },
 }
 
-/// Runs an [`attempt`], again when the session's pools changed under it (an operator attached
-/// or detached one at that moment); the next attempt finds the lock free and the set current.
-async fn attempt_fresh<F: std::future::Future<Output = Result<Option<Attempt>>>>(
+/// Runs an attempt (a transaction that locks sessions and books), again when a session's
+/// pools changed under it (an operator attached or detached one at that moment): the next
+/// attempt finds the lock free and the set current.
+pub async fn attempt_fresh<T, F: std::future::Future<Output = Result<Option<T>>>>(
     attempt: impl Fn() -> F,
-) -> Result<Attempt> {
+) -> Result<T> {
     for _ in 0..3 {
         if let Some(done) = attempt().await? {
             return Ok(done);
@@ -440,40 +465,16 @@ async fn attempt(
     let target = lock_and_load(&txn, req.school_id, req.session_id).await?;
     // A request with the same key that held the lock before us has answered: replay it.
     if let Some(idem) = idem
-        && let Some(replay) = find_key(&txn, actor.user_id, idem).await?
+        && let Some(replay) = idempotency::find(&txn, actor.user_id, idem).await?
     {
         txn.rollback().await?;
-        return Ok(Some(Attempt::Done(replay)));
+        return Ok(Some(Attempt::Done(Created::Replay(replay))));
     }
     check_session(req, &target, now)?;
     let s = &target.row;
     let pools = if status == BookingStatus::Confirmed { target.pools.clone() } else { vec![] };
 
-    let booking = booking::Model {
-        id: Uuid::now_v7(),
-        session_id: s.id,
-        base_id: s.base_id,
-        school_id: req.school_id,
-        students: req.students,
-        teachers: req.teachers,
-        audience: req.audience.as_str().into(),
-        contact_name: req.contact_name.trim().into(),
-        contact_phone: req.contact_phone.trim().into(),
-        needs: req.needs.as_deref().map(str::trim).filter(|n| !n.is_empty()).map(str::to_string),
-        status: status.as_str().into(),
-        code: new_code(),
-        starts_at: s.starts_at,
-        ends_at: s.ends_at,
-        created_by: Some(actor.user_id),
-        cancelled_at: None,
-        cancel_reason: None,
-        late_cancellation: false,
-        checked_in_at: None,
-        students_present: None,
-        teachers_present: None,
-        created_at: now,
-        updated_at: now,
-    };
+    let booking = new_booking(req, &target, status, actor, now);
     let waitlisted = status == BookingStatus::Waitlisted;
     if waitlisted {
         booking::Entity::insert(booking::ActiveModel::from(booking.clone())).exec_without_returning(&txn).await?;
@@ -502,34 +503,12 @@ async fn attempt(
             ),
         ),
     };
-    if let Some(idem) = idem {
-        let (status, body) = render(&record);
-        let stored = idempotency_key::Entity::insert(idempotency_key::ActiveModel {
-            user_id: Set(actor.user_id),
-            key: Set(idem.key.clone()),
-            request_hash: Set(idem.request_hash.clone()),
-            status: Set(i32::from(status)),
-            response: Set(body),
-            created_at: Set(now),
-        })
-        .exec_without_returning(&txn)
-        .await;
-        if let Err(e) = stored {
-            // The same key raced in from another request: its answer is the first one.
-            let conflict = map_constraint(e, || AppError::Conflict("idempotency key taken".into()));
-            txn.rollback().await?;
-            return match conflict {
-                AppError::Conflict(_) => {
-                    find_key(db, actor.user_id, idem).await?.map(|c| Some(Attempt::Done(c))).ok_or_else(|| {
-                        AppError::conflict_rule(
-                            "idempotency-key-in-use",
-                            "a request with this key is still in progress",
-                        )
-                    })
-                }
-                other => Err(other),
-            };
-        }
+    if let Some(idem) = idem
+        && !idempotency::store(&txn, actor.user_id, idem, render(&record), now).await?
+    {
+        // The same key raced in from another request: its answer is the first one.
+        txn.rollback().await?;
+        return Ok(Some(Attempt::Done(Created::Replay(idempotency::taken(db, actor.user_id, idem).await?))));
     }
     let mut inserts = Vec::with_capacity(3);
     if !waitlisted {
@@ -543,12 +522,10 @@ async fn attempt(
     // right after. A broken rule found in the re-read rolls all of it back.
     let party = Party { students: req.students, teachers: req.teachers };
     let take_first = pools.first().map(|first| capacity::take_statement(*first, party, now));
-    let guarded = guarded_query(req.school_id, req.session_id, record.booking.id, now);
+    let guarded = guarded_query(req.school_id, req.session_id, &[record.booking.id], now);
     let (first_taken, rows) = crate::db::writes_then_read::<GuardedRow>(&txn, inserts, take_first, guarded).await?;
     let (held, current_pools) = split_guarded(rows);
-    let mut loaded_pools: Vec<Uuid> = target.pools.iter().map(|p| p.id).collect();
-    loaded_pools.sort();
-    if current_pools != loaded_pools {
+    if !target.pools_are(&current_pools) {
         txn.rollback().await?;
         return Ok(None);
     }
@@ -564,6 +541,88 @@ async fn attempt(
     }
     txn.commit().await?;
     Ok(Some(Attempt::Done(Created::New(Box::new(record)))))
+}
+
+/// Books one party on several sessions at once (the legs of a tour booking), in the caller's
+/// transaction, all or nothing, through the same steps as a single booking: `reqs` checked
+/// ([`check_request`]); each session locked, loaded and checked ([`lock_and_load`],
+/// [`check_session`]); the bookings written (pointing at `tour_booking_id`, showing `code`);
+/// the school's rules checked per leg against its other bookings, the legs not counting
+/// against each other ([`check_school`]); then the places taken from every leg's pools and from
+/// `extra` (the tour's own pool), added up per pool, in id order ([`capacity::take_all`]).
+/// `Ok(None)` when a leg's pool set changed while waiting for its lock: nothing is written,
+/// try again ([`attempt_fresh`]). When places lack, 409 `capacity-exhausted` saying how many
+/// are left (the least over the legs and `extra`).
+pub async fn book_together(
+    txn: &DatabaseTransaction,
+    actor: &Actor,
+    reqs: &[BookingRequest],
+    (tour_booking_id, code): (Uuid, &str),
+    extra: &[PoolRef],
+    now: DateTime<Utc>,
+) -> Result<Option<Vec<booking::Model>>> {
+    let mut targets = Vec::with_capacity(reqs.len());
+    for req in reqs {
+        check_request(req)?;
+        let target = lock_and_load(txn, req.school_id, req.session_id).await?;
+        check_session(req, &target, now)?;
+        targets.push(target);
+    }
+    let legs: Vec<booking::Model> = reqs
+        .iter()
+        .zip(&targets)
+        .map(|(req, t)| booking::Model {
+            tour_booking_id: Some(tour_booking_id),
+            code: code.to_string(),
+            ..new_booking(req, t, BookingStatus::Confirmed, actor, now)
+        })
+        .collect();
+    booking::Entity::insert_many(legs.iter().cloned().map(booking::ActiveModel::from))
+        .exec_without_returning(txn)
+        .await?;
+    let ids: Vec<Uuid> = legs.iter().map(|b| b.id).collect();
+    let mut takes: Vec<(PoolRef, Party)> = Vec::new();
+    for (req, t) in reqs.iter().zip(&targets) {
+        let rows = GuardedRow::find_by_statement(txn.get_database_backend().build(&guarded_query(
+            req.school_id,
+            req.session_id,
+            &ids,
+            now,
+        )))
+        .all(txn)
+        .await?;
+        let (held, current_pools) = split_guarded(rows);
+        if !t.pools_are(&current_pools) {
+            return Ok(None);
+        }
+        check_school(&held, t, now)?;
+        let party = Party { students: req.students, teachers: req.teachers };
+        takes.extend(t.pools.iter().map(|p| (*p, party)));
+    }
+    if let Some(first) = reqs.first() {
+        let party = Party { students: first.students, teachers: first.teachers };
+        takes.extend(extra.iter().map(|p| (*p, party)));
+    }
+    let sp = txn.begin().await?;
+    if capacity::take_all(&sp, &takes, now).await? {
+        sp.commit().await?;
+        return Ok(Some(legs));
+    }
+    sp.rollback().await?;
+    let mut free = i32::MAX;
+    for req in reqs {
+        free = free.min(capacity::free_places(&capacity::pools_of_session(txn, req.session_id).await?));
+    }
+    if !extra.is_empty() {
+        let ids: Vec<Uuid> = extra.iter().map(|p| p.id).collect();
+        let pools = capacity_pool::Entity::find().filter(capacity_pool::Column::Id.is_in(ids)).all(txn).await?;
+        free = free.min(capacity::free_places(&pools));
+    }
+    let group = reqs.first().map_or(0, |r| r.students + r.teachers);
+    Err(AppError::conflict_rule(
+        "capacity-exhausted",
+        format!("{free} places left on the whole route and the group needs {group}"),
+    ))
 }
 
 /// A booking with its waiting-list position.
@@ -715,14 +774,39 @@ pub async fn cancel(
     if as_base && actor.role != Role::School && reason.is_none() {
         return Err(AppError::field("reason", "a base or the bureau must give a reason to cancel"));
     }
+    if let Some(tour_booking) = b.tour_booking_id {
+        return Err(AppError::conflict_rule(
+            "part-of-tour",
+            format!("this visit is a leg of tour booking {tour_booking}: cancel the tour booking"),
+        ));
+    }
+    let (after, freed) = cancel_in(&txn, actor, &before, reason, now).await?;
+    txn.commit().await?;
+    offer_freed_places(db, &freed, now).await;
+    Ok(after)
+}
+
+/// Cancels an active booking in the caller's transaction, whose caller has checked who may:
+/// the session locked (shared), the status changed (a late cancellation when less than 24 h
+/// before a confirmed visit), its places given back, the school told, the change audited.
+/// Answers the booking as it now is and the pools whose places were given back, to offer to
+/// waiting groups ([`offer_freed_places`]) once committed.
+pub async fn cancel_in(
+    txn: &DatabaseTransaction,
+    actor: &Actor,
+    before: &BookingRecord,
+    reason: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<(BookingRecord, Vec<Uuid>)> {
+    let (b, id) = (&before.booking, before.booking.id);
     let was = before.status();
     if !BookingStatus::ACTIVE.contains(&was) {
         return Err(AppError::conflict_rule("invalid-state", format!("a {was} booking cannot be cancelled")));
     }
-    sessions::lock_shared(&txn, b.session_id).await?;
+    sessions::lock_shared(txn, b.session_id).await?;
     let late = b.starts_at - now < Duration::hours(LATE_CANCELLATION_HOURS);
     let changed = transition(
-        &txn,
+        txn,
         id,
         was,
         BookingStatus::Cancelled,
@@ -737,27 +821,23 @@ pub async fn cancel(
     if !changed {
         return Err(AppError::conflict_rule("invalid-state", "the booking changed meanwhile; fetch it again"));
     }
-    let pools = capacity::pools_of_session(&txn, b.session_id).await?;
+    let pools = capacity::pools_of_session(txn, b.session_id).await?;
     if was == BookingStatus::Confirmed {
-        capacity::release(&txn, &capacity::refs(&pools), Party::of(&b), now).await?;
+        capacity::release(txn, &capacity::refs(&pools), Party::of(b), now).await?;
     }
-    let after = get_record(&txn, id).await?;
+    let after = get_record(txn, id).await?;
     let why = reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
     notifications::send(
-        &txn,
-        &b,
+        txn,
+        b,
         "booking_cancelled",
         format!("The visit on {} was cancelled{why}", local_time(b.starts_at)),
         now,
     )
     .await?;
-    audit::record(&txn, Some(actor), now, Change::updated("booking.cancel", "booking", id, &before, &after)).await?;
-    txn.commit().await?;
-    if was == BookingStatus::Confirmed {
-        let pool_ids: Vec<Uuid> = pools.iter().map(|p| p.id).collect();
-        offer_freed_places(db, &pool_ids, now).await;
-    }
-    Ok(after)
+    audit::record(txn, Some(actor), now, Change::updated("booking.cancel", "booking", id, before, &after)).await?;
+    let freed = if was == BookingStatus::Confirmed { pools.iter().map(|p| p.id).collect() } else { vec![] };
+    Ok((after, freed))
 }
 
 /// After places free up in `pools`, each session drawing on them promotes its waiting list
@@ -935,11 +1015,7 @@ pub async fn sweep(db: &DatabaseConnection, now: DateTime<Utc>) -> Result<SweepR
     for s in waiting_sessions {
         report.promoted += promote_waitlist(db, s, now).await?;
     }
-    report.idempotency_keys_dropped = idempotency_key::Entity::delete_many()
-        .filter(idempotency_key::Column::CreatedAt.lt(now - Duration::hours(IDEMPOTENCY_KEEP_HOURS)))
-        .exec(db)
-        .await?
-        .rows_affected;
+    report.idempotency_keys_dropped = idempotency::sweep(db, now).await?;
     Ok(report)
 }
 

@@ -181,8 +181,21 @@ pub fn pools_from_json(v: &serde_json::Value) -> Result<Vec<capacity_pool::Model
 /// Takes the party's places from every pool, in id order. `false` when a pool lacks room; the
 /// caller must then roll back (a savepoint) what was taken before it.
 pub async fn take(conn: &impl ConnectionTrait, pools: &[PoolRef], party: Party, now: DateTime<Utc>) -> Result<bool> {
-    for p in pools {
-        if conn.execute(&take_statement(*p, party, now)).await?.rows_affected() == 0 {
+    let takes: Vec<(PoolRef, Party)> = pools.iter().map(|p| (*p, party)).collect();
+    take_all(conn, &takes, now).await
+}
+
+/// Takes places for several visits at once (the legs of a tour may share a city pool): what
+/// each pool gives is added up and the pools are taken in id order, the order every writer
+/// takes them. `false` when a pool lacks room; the caller must then roll back (a savepoint)
+/// what was taken before it.
+pub async fn take_all(conn: &impl ConnectionTrait, takes: &[(PoolRef, Party)], now: DateTime<Utc>) -> Result<bool> {
+    let mut amounts: std::collections::BTreeMap<Uuid, i32> = std::collections::BTreeMap::new();
+    for (p, party) in takes {
+        *amounts.entry(p.id).or_default() += party.amount(p.unit);
+    }
+    for (pool, amount) in amounts {
+        if conn.execute(&add_used(pool, amount, now)).await?.rows_affected() == 0 {
             return Ok(false);
         }
     }
@@ -416,19 +429,25 @@ pub struct Violation {
     pub expected_used: i64,
 }
 
-/// Every pool where `used > capacity` or `used` differs from the sum of the holding bookings
-/// that draw on it.
+/// Every pool where `used > capacity` or `used` differs from what the holding bookings that
+/// draw on it take: the bookings of its sessions, and for a tour's own pool the tour's
+/// confirmed tour bookings.
 pub async fn violations(db: &DatabaseConnection) -> Result<Vec<Violation>> {
     let holding =
         BookingStatus::names(BookingStatus::HOLDING).iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ");
+    let (groups, confirmed) = (PoolUnit::Groups.as_str(), BookingStatus::Confirmed.as_str());
     let sql = format!(
-        "SELECT p.id AS pool_id, p.capacity AS capacity, p.used AS used, \
-           COALESCE(SUM(CASE WHEN b.id IS NULL THEN 0 WHEN p.unit = 'groups' THEN 1 ELSE b.students + b.teachers END), 0) AS expected_used \
-         FROM capacity_pools p \
-         LEFT JOIN session_pools sp ON sp.pool_id = p.id \
-         LEFT JOIN bookings b ON b.session_id = sp.session_id AND b.status IN ({holding}) \
+        "SELECT p.id AS pool_id, p.capacity AS capacity, p.used AS used, COALESCE(SUM(d.amount), 0) AS expected_used \
+         FROM capacity_pools p LEFT JOIN ( \
+           SELECT sp.pool_id AS pool_id, CASE WHEN q.unit = '{groups}' THEN 1 ELSE b.students + b.teachers END AS amount \
+           FROM session_pools sp JOIN capacity_pools q ON q.id = sp.pool_id \
+           JOIN bookings b ON b.session_id = sp.session_id AND b.status IN ({holding}) \
+           UNION ALL \
+           SELECT t.pool_id, tb.students + tb.teachers FROM tours t \
+           JOIN tour_bookings tb ON tb.tour_id = t.id AND tb.status = '{confirmed}' \
+         ) d ON d.pool_id = p.id \
          GROUP BY p.id, p.capacity, p.used \
-         HAVING p.used > p.capacity OR p.used <> COALESCE(SUM(CASE WHEN b.id IS NULL THEN 0 WHEN p.unit = 'groups' THEN 1 ELSE b.students + b.teachers END), 0)"
+         HAVING p.used > p.capacity OR p.used <> COALESCE(SUM(d.amount), 0)"
     );
     let stmt = Statement::from_string(db.get_database_backend(), sql);
     Ok(Violation::find_by_statement(stmt).all(db).await?)

@@ -14,12 +14,14 @@ pub mod evaluation;
 pub mod exhibits;
 pub mod geo;
 pub mod holidays;
+pub mod idempotency;
 pub mod nearest;
 pub mod notifications;
 pub mod page;
 pub mod schools;
 pub mod sessions;
 pub mod signage;
+pub mod tours;
 pub mod users;
 pub mod validate;
 

@@ -67,7 +67,7 @@ pub struct BaseBrief {
 }
 
 impl BaseBrief {
-    fn of(b: base::Model) -> Self {
+    pub fn of(b: base::Model) -> Self {
         Self {
             id: b.id,
             location: LatLon { lat: b.lat, lon: b.lon },
@@ -134,6 +134,47 @@ pub async fn get(conn: &impl ConnectionTrait, id: Uuid) -> Result<SessionRecord>
     let base = base::Entity::find_by_id(session.base_id).one(conn).await?.map(BaseBrief::of).unwrap_or_default();
     let pools = capacity::pools_of_session(conn, id).await?;
     Ok(SessionRecord { session, pools, base })
+}
+
+/// The sessions `ids` with their bases and pools, by id (three queries, whatever the count).
+pub async fn records(
+    conn: &impl ConnectionTrait,
+    ids: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, SessionRecord>> {
+    use std::collections::HashMap;
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let sessions = session::Entity::find().filter(session::Column::Id.is_in(ids.iter().copied())).all(conn).await?;
+    let base_ids: Vec<Uuid> = sessions.iter().map(|s| s.base_id).collect();
+    let bases: HashMap<Uuid, BaseBrief> = base::Entity::find()
+        .filter(base::Column::Id.is_in(base_ids))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|b| (b.id, BaseBrief::of(b)))
+        .collect();
+    let links = session_pool::Entity::find()
+        .filter(session_pool::Column::SessionId.is_in(ids.iter().copied()))
+        .all(conn)
+        .await?;
+    let pools: HashMap<Uuid, capacity_pool::Model> = capacity_pool::Entity::find()
+        .filter(capacity_pool::Column::Id.is_in(links.iter().map(|l| l.pool_id)))
+        .order_by_asc(capacity_pool::Column::Id)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|p| (p.id, p))
+        .collect();
+    let mut out = HashMap::new();
+    for s in sessions {
+        let mut own: Vec<capacity_pool::Model> =
+            links.iter().filter(|l| l.session_id == s.id).filter_map(|l| pools.get(&l.pool_id).cloned()).collect();
+        own.sort_by_key(|p| p.id);
+        let base = bases.get(&s.base_id).cloned().unwrap_or_default();
+        out.insert(s.id, SessionRecord { session: s, pools: own, base });
+    }
+    Ok(out)
 }
 
 /// How far ahead sessions may be scheduled.

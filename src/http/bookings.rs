@@ -3,23 +3,22 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use entity::notification;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::domain::access::{Action, Actor, authorize};
-use crate::domain::bookings::{self, BookingFilter, BookingRecord, BookingRequest, CheckIn, Created, Idempotency};
+use crate::domain::bookings::{self, BookingFilter, BookingRecord, BookingRequest, CheckIn, Created};
 use crate::domain::calendar;
 use crate::domain::enums::{Audience, BookingStatus, Role};
 use crate::domain::notifications::{self, NotificationFilter};
 use crate::error::{AppError, Problem, Result};
-use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser, MaybeAuthUser, from_value};
+use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser, Idempotent, MaybeAuthUser, replayable};
 use crate::http::{Page, PageParams};
 use crate::state::AppState;
 
@@ -106,7 +105,7 @@ pub struct BookingView {
 
 impl BookingView {
     /// The code is for the school (and the bureau); the base reads it from the group.
-    fn of(r: BookingRecord, viewer: &Actor) -> Self {
+    pub fn of(r: BookingRecord, viewer: &Actor) -> Self {
         let b = r.booking;
         let show_code = matches!(viewer.role, Role::Admin | Role::School);
         Self {
@@ -137,38 +136,6 @@ impl BookingView {
     }
 }
 
-/// A JSON value with its object keys sorted, so that equal bodies digest equally.
-fn canonical(v: &serde_json::Value) -> serde_json::Value {
-    match v {
-        serde_json::Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort();
-            serde_json::Value::Object(keys.into_iter().map(|k| (k.clone(), canonical(&m[k]))).collect())
-        }
-        serde_json::Value::Array(a) => serde_json::Value::Array(a.iter().map(canonical).collect()),
-        other => other.clone(),
-    }
-}
-
-fn idempotency(headers: &HeaderMap, body: &serde_json::Value) -> Result<Option<Idempotency>> {
-    let Some(raw) = headers.get("idempotency-key") else { return Ok(None) };
-    let key = raw.to_str().unwrap_or("").trim();
-    if key.is_empty() || key.len() > 200 {
-        return Err(AppError::field("Idempotency-Key", "must be 1–200 visible ASCII characters"));
-    }
-    let digest = Sha256::digest(canonical(body).to_string().as_bytes());
-    let request_hash = digest.iter().map(|b| format!("{b:02x}")).collect();
-    Ok(Some(Idempotency { key: key.to_string(), request_hash }))
-}
-
-fn answer(status: u16, body: serde_json::Value, replayed: bool) -> Response {
-    let mut res = (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), Json(body)).into_response();
-    if replayed {
-        res.headers_mut().insert("idempotent-replayed", header::HeaderValue::from_static("true"));
-    }
-    res
-}
-
 /// Book a visit
 ///
 /// A school account for its school (an admin for any school). 201 `confirmed` with a check-in
@@ -190,11 +157,8 @@ fn answer(status: u16, body: serde_json::Value, replayed: bool) -> Response {
 async fn create_booking(
     State(state): State<AppState>,
     AuthUser(actor): AuthUser,
-    headers: HeaderMap,
-    ApiJson(raw): ApiJson<serde_json::Value>,
+    Idempotent { key, body }: Idempotent<NewBooking>,
 ) -> Result<Response> {
-    let idem = idempotency(&headers, &raw)?;
-    let body: NewBooking = from_value(raw)?;
     let req = BookingRequest {
         session_id: body.session_id,
         school_id: body.school_id,
@@ -210,12 +174,12 @@ async fn create_booking(
         let status = if r.status() == BookingStatus::Waitlisted { 202 } else { 201 };
         (status, serde_json::to_value(BookingView::of(r.clone(), &actor)).unwrap_or_default())
     };
-    match bookings::create(&state.db, &actor, req, idem, render, state.now()).await? {
+    match bookings::create(&state.db, &actor, req, key, render, state.now()).await? {
         Created::New(record) => {
             let (status, body) = render(&record);
-            Ok(answer(status, body, false))
+            Ok(replayable(status, body, false))
         }
-        Created::Replay { status, body } => Ok(answer(status, body, true)),
+        Created::Replay(r) => Ok(replayable(r.status, r.body, true)),
     }
 }
 

@@ -14,6 +14,7 @@ use serde_json::Value;
 use crate::domain::Precondition;
 use crate::domain::access::Actor;
 use crate::domain::auth;
+use crate::domain::idempotency::Idempotency;
 use crate::domain::validate;
 use crate::error::{AppError, FieldError};
 use crate::state::AppState;
@@ -431,4 +432,35 @@ mod tests {
         assert_eq!(v, json!({"a": 120, "b": [2168, -3, 0], "c": {"d": 120.5, "e": 7, "f": 1e300}}));
         assert!(v["a"].is_i64() && v["c"]["d"].is_f64() && v["c"]["f"].is_f64());
     }
+}
+
+/// A JSON body with its `Idempotency-Key` (if the client sent one), keyed to the body's
+/// digest: the same key and body replay the first answer ([`replayable`]).
+#[derive(Debug)]
+pub struct Idempotent<T> {
+    pub key: Option<Idempotency>,
+    pub body: T,
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Idempotent<T> {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, AppError> {
+        let header = req.headers().get("idempotency-key").map(|v| v.to_str().unwrap_or("").to_string());
+        let ApiJson(raw) = ApiJson::<Value>::from_request(req, state).await?;
+        let key = header.map(|k| Idempotency::of(&k, &raw)).transpose()?;
+        Ok(Self { key, body: from_value(raw)? })
+    }
+}
+
+/// An answer that an `Idempotency-Key` may give again; a replay says so
+/// (`Idempotent-Replayed: true`).
+pub fn replayable(status: u16, body: Value, replayed: bool) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let status = axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::OK);
+    let mut res = (status, axum::Json(body)).into_response();
+    if replayed {
+        res.headers_mut().insert("idempotent-replayed", header::HeaderValue::from_static("true"));
+    }
+    res
 }

@@ -29,6 +29,7 @@ pub mod pools;
 pub mod schools;
 pub mod sessions;
 pub mod signage;
+pub mod tours;
 pub mod users;
 
 /// Every resource's routes, merged.
@@ -45,6 +46,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(sessions::router())
         .merge(pools::router())
         .merge(bookings::router())
+        .merge(tours::router())
         .merge(admin::router())
         .merge(accreditation::router())
         .merge(evaluation::router())

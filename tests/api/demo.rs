@@ -21,9 +21,12 @@ async fn the_demo_city_loads_idempotently_over_every_district_and_category() {
     assert_eq!(bases.iter().map(|b| &b.district_code).collect::<HashSet<_>>().len(), 11);
     assert_eq!(bases.iter().map(|b| &b.category).collect::<HashSet<_>>().len(), 2);
     assert_eq!(bases.iter().map(|b| &b.subcategory).collect::<HashSet<_>>().len(), 8);
+    let tours = entity::tour::Entity::find().count(&db).await.unwrap();
+    assert!(tours >= 2, "the demo city has science tours to try: {tours}");
 
     kepu::demo::seed(&db, "a demo password").await.unwrap();
     assert_eq!(entity::base::Entity::find().count(&db).await.unwrap(), bases.len() as u64);
     assert_eq!(entity::school::Entity::find().count(&db).await.unwrap(), schools);
     assert_eq!(entity::user::Entity::find().count(&db).await.unwrap(), users);
+    assert_eq!(entity::tour::Entity::find().count(&db).await.unwrap(), tours);
 }

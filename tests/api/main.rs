@@ -23,4 +23,5 @@ mod schools;
 mod search;
 mod sessions;
 mod signage;
+mod tours;
 mod users;

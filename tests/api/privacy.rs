@@ -113,6 +113,12 @@ async fn public_answers_carry_no_account_ids_or_personal_details() {
         .expect(201)
         .body;
     let exhibit = app.exhibit(&base_id, &c.operator).await;
+    let afternoon = app.session(&base_id, &c.operator, 75, json!({})).await;
+    let tour_body = json!({
+        "title": "隐私一日游", "audience": "junior", "meeting_point": "正门",
+        "meeting_location": base["location"], "places": 40, "legs": [session["id"], afternoon["id"]],
+    });
+    let tour = app.post("/v1/tours", &tour_body, Some(&app.admin)).await.expect(201).body;
 
     let sign = app
         .post(
@@ -157,6 +163,7 @@ async fn public_answers_carry_no_account_ids_or_personal_details() {
             "/v1/exhibits/{id}" => &[("{id}", exhibit["id"].as_str().unwrap())],
             "/v1/sessions/{id}" => &[("{id}", session["id"].as_str().unwrap())],
             "/v1/signs/{id}" => &[("{id}", sign["id"].as_str().unwrap())],
+            "/v1/tours/{id}" => &[("{id}", tour["id"].as_str().unwrap())],
             "/v1/schools/{id}/bookings.ics" => {
                 return vec![(feed["path"].as_str().unwrap().to_string(), String::new())];
             }
@@ -165,7 +172,7 @@ async fn public_answers_carry_no_account_ids_or_personal_details() {
         };
         let url = ids.iter().fold(path.to_string(), |url, (k, v)| url.replace(k, v));
         let mut urls = vec![(url.clone(), String::new())];
-        if matches!(path, "/v1/bases" | "/v1/signs") {
+        if matches!(path, "/v1/bases" | "/v1/signs" | "/v1/tours") {
             urls.push((format!("{url}?format=geojson"), String::new()));
             urls.push((format!("{url}?near=23.13,113.33"), String::new()));
         }
