@@ -843,9 +843,10 @@ struct HitSelect {
     rank: Option<Expr>,
 }
 
-/// The statement of a select. Free places are computed per row, in the query
-/// ([`capacity::free_places_sql`]), so that `min_free` filters before the `LIMIT`; the pools
-/// and the base of the rows kept are read beside them.
+/// The statement of a select. With `min_free`, free places are computed in the query, per
+/// candidate row and only in the filter ([`capacity::free_places_sql`]), so that the filter
+/// holds before the `LIMIT` (in the select list PostgreSQL would compute them again for every
+/// row kept); the pools and the base of the rows kept are read beside them.
 fn hits_statement(backend: DbBackend, sel: &HitSelect, min_free: Option<i32>) -> Statement {
     let mut sql = RawSql::new(backend);
     // The page's pools are read by the statement that picked the page: one snapshot.
@@ -856,9 +857,7 @@ fn hits_statement(backend: DbBackend, sel: &HitSelect, min_free: Option<i32>) ->
          FROM bases b WHERE b.id = g.base_id)",
         array = if backend == DbBackend::Postgres { "json_build_array" } else { "json_array" },
     );
-    sql.push(&format!("SELECT g.*, {base} AS base, {pools} AS pools FROM (SELECT * FROM (SELECT sessions.*, "))
-        .push(&capacity::free_places_sql("sessions.id"))
-        .push(" AS free, ")
+    sql.push(&format!("SELECT g.*, {base} AS base, {pools} AS pools FROM (SELECT sessions.*, "))
         .expr(sel.rank.clone().unwrap_or_else(|| Expr::val(0)))
         .push(" AS search_rank FROM sessions WHERE ")
         .expr(sel.filter.sessions.clone());
@@ -871,15 +870,14 @@ fn hits_statement(backend: DbBackend, sel: &HitSelect, min_free: Option<i32>) ->
             .expr(sel.filter.bases.clone())
             .push(") IS NOT NULL");
     }
-    sql.push(") AS h");
     if let Some(m) = min_free {
-        sql.push(" WHERE h.free >= ").bind(m);
+        sql.push(" AND ").push(&capacity::free_places_sql("sessions.id")).push(" >= ").bind(m);
     }
     // The limit is written, not bound: PostgreSQL plans a bound `LIMIT $n` for an unknown
     // (large) count and then never settles on its cached generic plan, planning anew on every
     // execution; a written limit (one of 501 texts) is planned once per connection.
-    let by_rank = if sel.rank.is_some() { "h.search_rank, " } else { "" };
-    sql.push(&format!(" ORDER BY {by_rank}h.starts_at, h.id LIMIT {}) AS g", sel.need));
+    let by_rank = if sel.rank.is_some() { "search_rank, " } else { "" };
+    sql.push(&format!(" ORDER BY {by_rank}sessions.starts_at, sessions.id LIMIT {}) AS g", sel.need));
     sql.statement()
 }
 
