@@ -95,6 +95,11 @@ enum Command {
         #[command(subcommand)]
         what: BenchCommand,
     },
+    /// A campaign's draw.
+    Draw {
+        #[command(subcommand)]
+        what: DrawCommand,
+    },
     /// Create an account; the password is read from KEPU_PASSWORD or the first line of stdin.
     CreateUser {
         #[arg(long)]
@@ -112,7 +117,32 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum DrawCommand {
+    /// Recompute a published draw (the JSON of `GET /v1/campaigns/{id}/draw`, from a file or
+    /// `-` for stdin) and say whether seed, weights, order and places match; exits 1 if not.
+    Verify {
+        #[arg(long)]
+        file: std::path::PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum BenchCommand {
+    /// A simulated sign-up season drawn at 10× oversubscription: fairness (share with a place,
+    /// districts' shares, Gini per school), draw time, and the verification of the published
+    /// draw; prints one JSON object. No database.
+    Lottery {
+        #[arg(long, default_value_t = 20_000)]
+        applicants: usize,
+        #[arg(long, default_value_t = 40)]
+        departures: usize,
+        /// Places per departure.
+        #[arg(long, default_value_t = 50)]
+        places: i32,
+        /// Departures one applicant may win.
+        #[arg(long, default_value_t = 2)]
+        max_wins: u32,
+    },
     /// Bookings on one hot session and spread over many, against the same conditional
     /// updates issued directly on the database; prints one JSON object per scenario.
     Booking {
@@ -227,6 +257,28 @@ async fn main() -> anyhow::Result<()> {
                 keep_database,
             })
             .await?;
+        }
+        Command::Bench { what: BenchCommand::Lottery { applicants, departures, places, max_wins } } => {
+            kepu::bench::lottery(kepu::bench::LotteryArgs {
+                applicants: applicants.max(1),
+                departures: departures.max(1),
+                places: places.max(1),
+                max_wins: max_wins.max(1),
+            })?;
+        }
+        Command::Draw { what: DrawCommand::Verify { file } } => {
+            let text = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())?
+            } else {
+                std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?
+            };
+            let published: kepu::domain::lottery::Published =
+                serde_json::from_str(&text).context("reading a published draw")?;
+            let verification = kepu::domain::lottery::verify(&published);
+            println!("{}", serde_json::to_string_pretty(&verification)?);
+            if !verification.matches {
+                std::process::exit(1);
+            }
         }
         Command::Openapi => {
             print!("{}", startup::openapi_json());

@@ -165,6 +165,11 @@ pub fn spawn_sweeper(state: AppState, every: std::time::Duration) -> tokio::task
                 Ok(n) => tracing::info!(expired = n, "certificates expired"),
                 Err(e) => tracing::warn!(error = %e, "certificate sweep failed; retrying next time"),
             }
+            match crate::domain::campaigns::sweep(&state.db, state.now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(erased = n, "citizens' contact details erased"),
+                Err(e) => tracing::warn!(error = %e, "erasure sweep failed; retrying next time"),
+            }
         }
     })
 }

@@ -3,11 +3,15 @@
 pub mod accreditation;
 pub mod accreditation_standard;
 pub mod api_token;
+pub mod application;
+pub mod application_win;
 pub mod audit_log;
 pub mod base;
 pub mod base_audience;
 pub mod base_theme;
 pub mod booking;
+pub mod campaign;
+pub mod campaign_tour;
 pub mod capacity_pool;
 pub mod certificate_counter;
 pub mod district;

@@ -1,7 +1,8 @@
 //! `kepu bench`: the benchmarks behind the README's performance claims, measured in one run
 //! on a fresh database and printed as one JSON object per scenario. `booking`: throughput
 //! over real HTTP against the raw database's own conditional updates; `search`: latency,
-//! throughput and rows read of the search shapes on a city-sized database (`city`).
+//! throughput and rows read of the search shapes on a city-sized database (`city`);
+//! `lottery`: a simulated campaign draw's fairness and speed.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,9 +14,11 @@ use uuid::Uuid;
 
 pub mod booking;
 pub mod city;
+pub mod lottery;
 pub mod search;
 
 pub use booking::{BenchArgs, booking};
+pub use lottery::{LotteryArgs, lottery};
 pub use search::{SearchArgs, search};
 
 /// A fresh database for the run, dropped afterwards when it is PostgreSQL.

@@ -430,12 +430,14 @@ pub struct Violation {
 }
 
 /// Every pool where `used > capacity` or `used` differs from what the holding bookings that
-/// draw on it take: the bookings of its sessions, and for a tour's own pool the tour's
-/// confirmed tour bookings.
+/// draw on it take: the bookings of its sessions; for a tour's own pool the tour's confirmed
+/// tour bookings; and the citizens' families a campaign's draw gave the tour (on the tour's
+/// pool and every leg's pools).
 pub async fn violations(db: &DatabaseConnection) -> Result<Vec<Violation>> {
     let holding =
         BookingStatus::names(BookingStatus::HOLDING).iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ");
     let (groups, confirmed) = (PoolUnit::Groups.as_str(), BookingStatus::Confirmed.as_str());
+    let citizen = crate::domain::campaigns::CITIZEN;
     let sql = format!(
         "SELECT p.id AS pool_id, p.capacity AS capacity, p.used AS used, COALESCE(SUM(d.amount), 0) AS expected_used \
          FROM capacity_pools p LEFT JOIN ( \
@@ -445,6 +447,14 @@ pub async fn violations(db: &DatabaseConnection) -> Result<Vec<Violation>> {
            UNION ALL \
            SELECT t.pool_id, tb.students + tb.teachers FROM tours t \
            JOIN tour_bookings tb ON tb.tour_id = t.id AND tb.status = '{confirmed}' \
+           UNION ALL \
+           SELECT t.pool_id, w.people FROM application_wins w JOIN tours t ON t.id = w.tour_id \
+           JOIN applications a ON a.id = w.application_id AND a.kind = '{citizen}' WHERE w.status = '{confirmed}' \
+           UNION ALL \
+           SELECT sp.pool_id, CASE WHEN q.unit = '{groups}' THEN 1 ELSE w.people END FROM application_wins w \
+           JOIN applications a ON a.id = w.application_id AND a.kind = '{citizen}' \
+           JOIN tour_legs tl ON tl.tour_id = w.tour_id JOIN session_pools sp ON sp.session_id = tl.session_id \
+           JOIN capacity_pools q ON q.id = sp.pool_id WHERE w.status = '{confirmed}' \
          ) d ON d.pool_id = p.id \
          GROUP BY p.id, p.capacity, p.used \
          HAVING p.used > p.capacity OR p.used <> COALESCE(SUM(d.amount), 0)"

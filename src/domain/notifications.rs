@@ -34,6 +34,28 @@ pub fn row(booking: &booking::Model, kind: &str, message: String, now: DateTime<
     }
 }
 
+/// Records a notification for a school about no booking in particular (a campaign's result).
+pub async fn to_school(
+    conn: &impl ConnectionTrait,
+    school_id: Uuid,
+    kind: &str,
+    message: String,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    notification::Entity::insert(notification::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        school_id: Set(school_id),
+        booking_id: Set(None),
+        kind: Set(kind.into()),
+        message: Set(message),
+        created_at: Set(now),
+        delivered_at: Set(None),
+    })
+    .exec_without_returning(conn)
+    .await?;
+    Ok(())
+}
+
 /// Filters of the notification list.
 #[derive(Debug, Default, Clone)]
 pub struct NotificationFilter {

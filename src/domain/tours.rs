@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use entity::{booking, capacity_pool, session, tour, tour_booking, tour_leg};
 use sea_orm::sea_query::{Expr, ExprTrait, Order};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 use serde::Serialize;
 use uuid::Uuid;
@@ -443,85 +443,25 @@ pub async fn book(
             format!("the session of leg {broken:?} is no longer open: the tour takes no bookings"),
         ));
     }
-    let reqs: Vec<BookingRequest> = tour
-        .legs
-        .iter()
-        .map(|l| BookingRequest {
-            session_id: l.session.session.id,
-            school_id: req.school_id,
-            students: req.students,
-            teachers: req.teachers,
-            audience: Audience::from_db(&tour.tour.audience),
-            contact_name: req.contact_name.clone(),
-            contact_phone: req.contact_phone.clone(),
-            needs: req.needs.clone(),
-            waitlist: false,
-        })
-        .collect();
-    bookings::check_request(&reqs[0])?;
-    let tour_pool = [PoolRef { id: tour.pool.id, unit: PoolUnit::Visitors }];
+    bookings::check_request(&leg_requests(&tour, &req)[0])?;
     let (t, r, key, show) = (&tour, &req, idem.as_ref(), &render);
-    let reqs = &reqs;
     let made = bookings::attempt_fresh(move || async move {
         let txn = begin_write(db).await?;
-        let id = Uuid::now_v7();
-        let code = bookings::new_code();
-        let Some(legs) = bookings::book_together(&txn, actor, reqs, (id, &code), &tour_pool, now).await? else {
+        let Some(record) = book_in(&txn, actor, t, r, now).await? else {
             txn.rollback().await?;
             return Ok(None);
         };
         // A request with the same key that held the school's lock before us has answered.
-        if let Some(idem) = key
-            && let Some(replay) = idempotency::find(&txn, actor.user_id, idem).await?
-        {
-            txn.rollback().await?;
-            return Ok(Some(TourBooked::Replay(replay)));
+        if let Some(idem) = key {
+            if let Some(replay) = idempotency::find(&txn, actor.user_id, idem).await? {
+                txn.rollback().await?;
+                return Ok(Some(TourBooked::Replay(replay)));
+            }
+            if !idempotency::store(&txn, actor.user_id, idem, show(&record), now).await? {
+                txn.rollback().await?;
+                return Ok(Some(TourBooked::Replay(idempotency::taken(db, actor.user_id, idem).await?)));
+            }
         }
-        let row = tour_booking::Model {
-            id,
-            tour_id: t.tour.id,
-            school_id: r.school_id,
-            students: r.students,
-            teachers: r.teachers,
-            contact_name: legs[0].contact_name.clone(),
-            contact_phone: legs[0].contact_phone.clone(),
-            needs: legs[0].needs.clone(),
-            status: BookingStatus::Confirmed.as_str().into(),
-            code: code.clone(),
-            created_by: Some(actor.user_id),
-            cancelled_at: None,
-            cancel_reason: None,
-            created_at: now,
-            updated_at: now,
-        };
-        tour_booking::Entity::insert(tour_booking::ActiveModel::from(row.clone())).exec_without_returning(&txn).await?;
-        let record = TourBookingRecord {
-            booking: row,
-            legs: legs.iter().cloned().map(|b| BookingRecord { booking: b, waitlist_position: None }).collect(),
-        };
-        if let Some(idem) = key
-            && !idempotency::store(&txn, actor.user_id, idem, show(&record), now).await?
-        {
-            txn.rollback().await?;
-            return Ok(Some(TourBooked::Replay(idempotency::taken(db, actor.user_id, idem).await?)));
-        }
-        notifications::send(
-            &txn,
-            &legs[0],
-            "tour_booking_confirmed",
-            format!(
-                "Tour \"{}\" confirmed for {}: {} visits from {}, meet at {}; check-in code {} at every base",
-                t.tour.title,
-                local_time(t.tour.starts_at),
-                legs.len(),
-                local_time(legs[0].starts_at),
-                t.tour.meeting_point,
-                code
-            ),
-            now,
-        )
-        .await?;
-        audit::record(&txn, Some(actor), now, Change::created("tour_booking", id, &record)).await?;
         txn.commit().await?;
         Ok(Some(TourBooked::New(Box::new(record))))
     })
@@ -536,6 +476,83 @@ pub async fn book(
         crate::telemetry::record_booking(o);
     }
     made
+}
+
+/// The booking requests of a tour booking's legs.
+fn leg_requests(tour: &TourRecord, req: &TourBookingRequest) -> Vec<BookingRequest> {
+    tour.legs
+        .iter()
+        .map(|l| BookingRequest {
+            session_id: l.session.session.id,
+            school_id: req.school_id,
+            students: req.students,
+            teachers: req.teachers,
+            audience: Audience::from_db(&tour.tour.audience),
+            contact_name: req.contact_name.clone(),
+            contact_phone: req.contact_phone.clone(),
+            needs: req.needs.clone(),
+            waitlist: false,
+        })
+        .collect()
+}
+
+/// Books a whole tour in the caller's transaction ([`bookings::book_together`], the tour's
+/// own pool included): the tour booking, its legs, the school's notification and the audit
+/// entry. `Ok(None)` when a leg's pools changed meanwhile (nothing written: try again).
+pub async fn book_in(
+    txn: &DatabaseTransaction,
+    actor: &Actor,
+    t: &TourRecord,
+    r: &TourBookingRequest,
+    now: DateTime<Utc>,
+) -> Result<Option<TourBookingRecord>> {
+    let reqs = leg_requests(t, r);
+    let tour_pool = [PoolRef { id: t.pool.id, unit: PoolUnit::Visitors }];
+    let id = Uuid::now_v7();
+    let code = bookings::new_code();
+    let Some(legs) = bookings::book_together(txn, actor, &reqs, (id, &code), &tour_pool, now).await? else {
+        return Ok(None);
+    };
+    let row = tour_booking::Model {
+        id,
+        tour_id: t.tour.id,
+        school_id: r.school_id,
+        students: r.students,
+        teachers: r.teachers,
+        contact_name: legs[0].contact_name.clone(),
+        contact_phone: legs[0].contact_phone.clone(),
+        needs: legs[0].needs.clone(),
+        status: BookingStatus::Confirmed.as_str().into(),
+        code: code.clone(),
+        created_by: Some(actor.user_id),
+        cancelled_at: None,
+        cancel_reason: None,
+        created_at: now,
+        updated_at: now,
+    };
+    tour_booking::Entity::insert(tour_booking::ActiveModel::from(row.clone())).exec_without_returning(txn).await?;
+    let record = TourBookingRecord {
+        booking: row,
+        legs: legs.iter().cloned().map(|b| BookingRecord { booking: b, waitlist_position: None }).collect(),
+    };
+    notifications::send(
+        txn,
+        &legs[0],
+        "tour_booking_confirmed",
+        format!(
+            "Tour \"{}\" confirmed for {}: {} visits from {}, meet at {}; check-in code {} at every base",
+            t.tour.title,
+            local_time(t.tour.starts_at),
+            legs.len(),
+            local_time(legs[0].starts_at),
+            t.tour.meeting_point,
+            code
+        ),
+        now,
+    )
+    .await?;
+    audit::record(txn, Some(actor), now, Change::created("tour_booking", id, &record)).await?;
+    Ok(Some(record))
 }
 
 /// Reads a tour booking with its legs.

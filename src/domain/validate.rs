@@ -227,9 +227,49 @@ pub fn phone(value: &str) -> Result<String, String> {
     }
 }
 
+/// A mainland mobile number (11 digits starting with 1, an optional +86 before), as its 11
+/// digits: the form one phone number is known by, however it was typed.
+pub fn mobile(value: &str) -> Result<String, String> {
+    let bad = || "must be a mobile number such as 138 0013 8000".to_string();
+    let v = text(value, 32).map_err(|_| bad())?;
+    if !v.chars().all(|c| c.is_ascii_digit() || " +-".contains(c)) {
+        return Err(bad());
+    }
+    let digits: String = v.chars().filter(char::is_ascii_digit).collect();
+    let digits = match digits.strip_prefix("86") {
+        Some(rest) if v.trim_start().starts_with('+') || digits.len() == 13 => rest.to_string(),
+        _ => digits,
+    };
+    if digits.len() == 11 && digits.starts_with('1') && !digits.starts_with("10") && !digits.starts_with("11") {
+        Ok(digits)
+    } else {
+        Err(bad())
+    }
+}
+
+/// A phone number as shown to everyone but the bureau: its first three and last two digits.
+pub fn mask_phone(phone: &str) -> String {
+    let digits: Vec<char> = phone.chars().filter(char::is_ascii_digit).collect();
+    if digits.len() < 7 {
+        return "*".repeat(digits.len());
+    }
+    let (head, tail) = (&digits[..3], &digits[digits.len() - 2..]);
+    format!("{}{}{}", head.iter().collect::<String>(), "*".repeat(digits.len() - 5), tail.iter().collect::<String>())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mobiles_are_read_as_their_eleven_digits_and_masked() {
+        assert_eq!(mobile("138 0013 8000").as_deref(), Ok("13800138000"));
+        assert_eq!(mobile("+86 138-0013-8000").as_deref(), Ok("13800138000"));
+        assert!(mobile("020-8324 1234").is_err());
+        assert!(mobile("1380013800").is_err());
+        assert!(mobile("phone").is_err());
+        assert_eq!(mask_phone("13800138000"), "138******00");
+    }
 
     #[test]
     fn text_is_trimmed_and_bounded() {

@@ -19,6 +19,7 @@ pub mod audit;
 pub mod auth;
 pub mod bases;
 pub mod bookings;
+pub mod campaigns;
 pub mod districts;
 pub mod evaluation;
 pub mod exhibits;
@@ -47,6 +48,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(pools::router())
         .merge(bookings::router())
         .merge(tours::router())
+        .merge(campaigns::router())
         .merge(admin::router())
         .merge(accreditation::router())
         .merge(evaluation::router())

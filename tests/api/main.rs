@@ -7,6 +7,7 @@ mod audit;
 mod auth;
 mod bases;
 mod bookings;
+mod campaigns;
 mod demo;
 mod districts;
 mod evaluation;

@@ -141,6 +141,27 @@ async fn public_answers_carry_no_account_ids_or_personal_details() {
     let evaluation = evaluation_of(&app, &cycle, &base, "annual").await;
     score_and_finalize(&app, &evaluation, &experts(&app).await, [9.0, 9.0, 9.0]).await;
 
+    // A campaign over the tour, with a citizen's application, drawn.
+    let opens = app.now() + Duration::hours(1);
+    let campaign_body = json!({
+        "title": "隐私报名", "opens_at": opens.to_rfc3339(), "closes_at": (opens + Duration::hours(2)).to_rfc3339(),
+        "for_schools": true, "for_citizens": true, "max_wins": 1, "tours": [tour["id"]],
+    });
+    let campaign = app.post("/v1/campaigns", &campaign_body, Some(&app.admin)).await.expect(201).body;
+    app.clock.advance(Duration::hours(2));
+    let applied = app
+        .post(
+            &format!("/v1/campaigns/{}/applications", id(&campaign)),
+            &json!({"kind": "citizen", "name": "赵先生", "phone": "137 1234 5678", "people": 2,
+                    "district_code": "440106", "preferences": [tour["id"]]}),
+            None,
+        )
+        .await
+        .expect(201)
+        .body;
+    app.clock.advance(Duration::hours(2));
+    app.post(&format!("/v1/campaigns/{}/draw", id(&campaign)), &json!({}), Some(&app.admin)).await.expect(200);
+
     // What no public answer may carry.
     let users = app.get("/v1/users?limit=100", Some(&app.admin)).await.expect(200).body;
     let mut secrets: Vec<String> = users["items"].as_array().unwrap().iter().map(id).collect();
@@ -151,6 +172,8 @@ async fn public_answers_carry_no_account_ids_or_personal_details() {
             .map(|v| v.as_str().expect("a text").to_string()),
     );
     secrets.extend(["wang.objector@example.cn", "王女士", "$argon2", &app.admin, &school_token].map(String::from));
+    // A citizen's number is shown masked, also to the citizen; the published draw names nobody.
+    secrets.extend(["13712345678", "137 1234 5678"].map(String::from));
 
     let spec = app.get("/openapi.json", None).await.expect(200).body;
     let session_pool = session["pools"][0]["id"].as_str().expect("the session's pool").to_string();
@@ -164,13 +187,19 @@ async fn public_answers_carry_no_account_ids_or_personal_details() {
             "/v1/sessions/{id}" => &[("{id}", session["id"].as_str().unwrap())],
             "/v1/signs/{id}" => &[("{id}", sign["id"].as_str().unwrap())],
             "/v1/tours/{id}" => &[("{id}", tour["id"].as_str().unwrap())],
+            p if p.starts_with("/v1/campaigns/{id}") => {
+                &[("{id}", campaign["id"].as_str().unwrap()), ("{application_id}", applied["id"].as_str().unwrap())]
+            }
             "/v1/schools/{id}/bookings.ics" => {
                 return vec![(feed["path"].as_str().unwrap().to_string(), String::new())];
             }
             p if !p.contains('{') => &[],
             p => panic!("a public endpoint this test does not know the ids of: {p}"),
         };
-        let url = ids.iter().fold(path.to_string(), |url, (k, v)| url.replace(k, v));
+        let mut url = ids.iter().fold(path.to_string(), |url, (k, v)| url.replace(k, v));
+        if path.ends_with("{application_id}") {
+            url.push_str("?phone=13712345678");
+        }
         let mut urls = vec![(url.clone(), String::new())];
         if matches!(path, "/v1/bases" | "/v1/signs" | "/v1/tours") {
             urls.push((format!("{url}?format=geojson"), String::new()));
