@@ -524,7 +524,7 @@ async fn seed_tours(
     admin: &Actor,
     base_ids: &[uuid::Uuid],
     now: chrono::DateTime<Utc>,
-) -> anyhow::Result<usize> {
+) -> anyhow::Result<Vec<uuid::Uuid>> {
     use entity::session;
     use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
     let accredited: Vec<(usize, uuid::Uuid)> =
@@ -534,10 +534,10 @@ async fn seed_tours(
         use chrono::Timelike;
         t.with_timezone(&sessions::city_offset()).hour()
     };
-    let mut made = 0;
+    let mut made = Vec::new();
     let mut used = std::collections::HashSet::new();
     for &(i, morning_base) in &accredited {
-        if made == 4 {
+        if made.len() == 4 {
             break;
         }
         let shared = |j: usize| audiences_of(BASES[i].3).into_iter().find(|a| audiences_of(BASES[j].3).contains(a));
@@ -572,10 +572,9 @@ async fn seed_tours(
             places: 45,
             legs: vec![first, second],
         };
-        crate::domain::tours::create(db, admin, input, now).await?;
+        made.push(crate::domain::tours::create(db, admin, input, now).await?.tour.id);
         used.insert(i);
         used.insert(j);
-        made += 1;
     }
     Ok(made)
 }
@@ -721,7 +720,23 @@ pub async fn seed(db: &DatabaseConnection, admin_password: &str) -> anyhow::Resu
     }
 
     let sessions = seed_sessions(db, &admin, &base_ids, now).await?;
-    let tours = seed_tours(db, &admin, &base_ids, now).await?;
+    let tour_ids = seed_tours(db, &admin, &base_ids, now).await?;
+    let tours = tour_ids.len();
+    // Science Week sign-up over the tours: opens in an hour (its seed committed to now),
+    // closes in five days, before the first tour.
+    if !tour_ids.is_empty() {
+        let opens = now + chrono::Duration::hours(1);
+        let input = crate::domain::campaigns::CampaignInput {
+            title: "科技活动周 · 科普一日游报名 Science Week tours".into(),
+            opens_at: opens,
+            closes_at: opens + chrono::Duration::days(5),
+            for_schools: true,
+            for_citizens: true,
+            max_wins: 1,
+            tours: tour_ids,
+        };
+        crate::domain::campaigns::create(db, &admin, input, now).await?;
+    }
     seed_certificates_and_plaques(db, &admin, &base_ids, now).await?;
 
     // One account of each scoped role, sharing the admin's password: demo only.

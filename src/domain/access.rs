@@ -86,6 +86,26 @@ pub enum Action<'a> {
 }
 
 impl Actor {
+    /// kepu itself, acting for the bureau on a rule's behalf (serving a campaign's waiting
+    /// list when places free up): an admin with no account behind it.
+    pub fn system() -> Self {
+        Self {
+            user_id: Uuid::nil(),
+            username: "kepu".into(),
+            role: Role::Admin,
+            district_code: None,
+            school_id: None,
+            base_ids: vec![],
+            request_id: None,
+            token_id: None,
+        }
+    }
+
+    /// The account behind the act (`None` for kepu itself).
+    pub fn account_id(&self) -> Option<Uuid> {
+        (!self.user_id.is_nil()).then_some(self.user_id)
+    }
+
     pub fn is_admin(&self) -> bool {
         self.role == Role::Admin
     }

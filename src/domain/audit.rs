@@ -79,6 +79,8 @@ pub async fn record(
 
 /// The log row of a change, for callers that batch their inserts.
 pub fn row(actor: Option<&Actor>, now: DateTime<Utc>, change: Change<'_>) -> audit_log::ActiveModel {
+    // kepu's own acts are recorded without an actor.
+    let actor = actor.filter(|a| a.account_id().is_some());
     audit_log::ActiveModel {
         id: Set(Uuid::now_v7()),
         at: Set(now),

@@ -172,7 +172,7 @@ fn new_booking(
         code: new_code(),
         starts_at: s.starts_at,
         ends_at: s.ends_at,
-        created_by: Some(actor.user_id),
+        created_by: actor.account_id(),
         cancelled_at: None,
         cancel_reason: None,
         late_cancellation: false,

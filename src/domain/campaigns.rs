@@ -634,6 +634,74 @@ pub async fn draw(db: &DatabaseConnection, actor: &Actor, id: Uuid, now: DateTim
     Ok(after)
 }
 
+/// Offers a tour's freed places to the waiting lists of the drawn campaigns that offered it:
+/// waiting applicants who listed the tour, in draw order, first that fits (a party too large
+/// is passed over for the next). Each is given the places as a win of round 0 — a school a
+/// tour booking, a family its places — and a school is told. Answers how many were served.
+pub async fn serve_waiting(db: &DatabaseConnection, tour_id: Uuid, now: DateTime<Utc>) -> Result<usize> {
+    let campaigns: Vec<Uuid> = campaign_tour::Entity::find()
+        .filter(campaign_tour::Column::TourId.eq(tour_id))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|c| c.campaign_id)
+        .collect();
+    let bureau = Actor::system();
+    let mut served = 0;
+    for campaign_id in campaigns {
+        let txn = begin_write(db).await?;
+        let Some(c) = campaign::Entity::find_by_id(campaign_id).lock_exclusive().one(&txn).await? else { continue };
+        if c.status != DRAWN {
+            continue;
+        }
+        let t = tours::get(&txn, tour_id).await?;
+        if !t.bookable_now(now) {
+            continue;
+        }
+        let waiting = application::Entity::find()
+            .filter(application::Column::CampaignId.eq(campaign_id))
+            .filter(application::Column::Status.eq(WAITING))
+            .order_by_asc(application::Column::DrawPosition)
+            .all(&txn)
+            .await?;
+        for a in waiting {
+            let wants: Vec<Uuid> = serde_json::from_value(a.preferences.clone()).unwrap_or_default();
+            if !wants.contains(&tour_id) || a.people > tours::get(&txn, tour_id).await?.free() {
+                continue;
+            }
+            let (status, tour_booking_id, note) = take_win(&txn, &bureau, &a, &t, now).await?;
+            if status != CONFIRMED {
+                continue;
+            }
+            application_win::Entity::insert(application_win::ActiveModel {
+                application_id: Set(a.id),
+                tour_id: Set(tour_id),
+                round: Set(0),
+                people: Set(a.people),
+                status: Set(status),
+                tour_booking_id: Set(tour_booking_id),
+                note: Set(note),
+            })
+            .exec_without_returning(&txn)
+            .await?;
+            application::Entity::update_many()
+                .col_expr(application::Column::Status, Expr::value(WON))
+                .col_expr(application::Column::UpdatedAt, Expr::value(now))
+                .filter(application::Column::Id.eq(a.id))
+                .exec(&txn)
+                .await?;
+            if let Some(school) = a.school_id {
+                let message =
+                    format!("\"{}\": a place freed up and your group has it; see your tour bookings", c.title);
+                notifications::to_school(&txn, school, "campaign_won", message, now).await?;
+            }
+            served += 1;
+        }
+        txn.commit().await?;
+    }
+    Ok(served)
+}
+
 /// The published draw of a drawn campaign (409 before the draw).
 pub async fn published(conn: &impl ConnectionTrait, id: Uuid) -> Result<Published> {
     let c = campaign::Entity::find_by_id(id).one(conn).await?.ok_or_else(|| not_found(id))?;

@@ -238,7 +238,7 @@ pub async fn create(
         status: OPEN.into(),
         starts_at: first,
         ends_at: last,
-        created_by: Some(actor.user_id),
+        created_by: actor.account_id(),
         created_at: now,
         updated_at: now,
     };
@@ -524,7 +524,7 @@ pub async fn book_in(
         needs: legs[0].needs.clone(),
         status: BookingStatus::Confirmed.as_str().into(),
         code: code.clone(),
-        created_by: Some(actor.user_id),
+        created_by: actor.account_id(),
         cancelled_at: None,
         cancel_reason: None,
         created_at: now,
@@ -652,6 +652,11 @@ pub async fn cancel_booking(
     txn.commit().await?;
     freed.sort();
     freed.dedup();
+    // The tour's own places go first to the waiting applicants of campaigns that offered it,
+    // then the legs' places to the sessions' waiting lists.
+    if let Err(e) = crate::domain::campaigns::serve_waiting(db, t.id, now).await {
+        tracing::warn!(tour = %t.id, error = %e, "serving a campaign's waiting list failed");
+    }
     bookings::offer_freed_places(db, &freed, now).await;
     Ok(after)
 }

@@ -101,6 +101,8 @@ pub struct BookingView {
     pub teachers_present: Option<i32>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The tour booking this visit is a leg of.
+    pub tour_booking_id: Option<Uuid>,
 }
 
 impl BookingView {
@@ -132,6 +134,7 @@ impl BookingView {
             teachers_present: b.teachers_present,
             created_at: b.created_at,
             updated_at: b.updated_at,
+            tour_booking_id: b.tour_booking_id,
         }
     }
 }

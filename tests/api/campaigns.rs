@@ -298,3 +298,47 @@ async fn the_published_draw_verifies_offline_and_a_changed_seed_does_not() {
     reordered["outcome"]["order"].as_array_mut().unwrap().swap(0, 1);
     assert_eq!(verify(&reordered).status.code(), Some(1));
 }
+
+#[tokio::test]
+async fn places_freed_after_the_draw_go_to_the_waiting_list_in_draw_order() {
+    let app = spawn_app().await;
+    let t = tour(&app, 10).await;
+    let c = campaign(&app, &[&t], 1).await;
+    app.clock.advance(Duration::hours(2));
+    // Three schools of 8 for 10 places: one goes, two wait.
+    let mut applied = Vec::new();
+    for i in 0..3 {
+        let (school, token) = app.school_account(&format!("等候学校{i}")).await;
+        let body = json!({
+            "kind": "school", "school_id": school["id"], "students": 7, "teachers": 1,
+            "contact_name": "李老师", "contact_phone": "138 0000 1234", "preferences": [t["id"]],
+        });
+        let a = app.post(&apply_path(&c), &body, Some(&token)).await.expect(201).body;
+        applied.push((a, token));
+    }
+    app.clock.advance(Duration::hours(24));
+    app.post(&format!("/v1/campaigns/{}/draw", id(&c)), &json!({}), Some(&app.admin)).await.expect(200);
+    let mut results = Vec::new();
+    for (a, token) in &applied {
+        let r = app.get(&format!("{}/{}", apply_path(&c), id(a)), Some(token)).await.expect(200).body;
+        results.push((r, token.clone()));
+    }
+    results.sort_by_key(|(r, _)| r["draw_position"].as_i64().unwrap());
+    let statuses: Vec<&str> = results.iter().map(|(r, _)| r["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == "won").count(), 1, "{statuses:?}");
+    let (winner, winner_token) = results.iter().find(|(r, _)| r["status"] == "won").unwrap();
+    let first_waiting = results.iter().find(|(r, _)| r["status"] == "waiting").unwrap();
+    let booking = winner["wins"][0]["tour_booking_id"].as_str().unwrap();
+    app.post(&format!("/v1/tour-bookings/{booking}/cancel"), &json!({}), Some(winner_token)).await.expect(200);
+
+    let served = app.get(&format!("{}/{}", apply_path(&c), id(&first_waiting.0)), Some(&first_waiting.1)).await.body;
+    assert_eq!(served["status"], "won", "the first in draw order who fits gets the freed places: {served}");
+    assert_eq!(served["wins"][0]["round"], 0);
+    let tb = served["wins"][0]["tour_booking_id"].as_str().unwrap();
+    app.get(&format!("/v1/tour-bookings/{tb}"), Some(&first_waiting.1)).await.expect(200);
+    let still = results.iter().filter(|(r, _)| r["status"] == "waiting").nth(1).unwrap();
+    let still = app.get(&format!("{}/{}", apply_path(&c), id(&still.0)), Some(&still.1)).await.body;
+    assert_eq!(still["status"], "waiting");
+    let report = app.get("/v1/admin/consistency", Some(&app.admin)).await.expect(200).body;
+    assert_eq!(report["consistent"], true, "{report:#}");
+}

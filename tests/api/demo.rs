@@ -23,6 +23,7 @@ async fn the_demo_city_loads_idempotently_over_every_district_and_category() {
     assert_eq!(bases.iter().map(|b| &b.subcategory).collect::<HashSet<_>>().len(), 8);
     let tours = entity::tour::Entity::find().count(&db).await.unwrap();
     assert!(tours >= 2, "the demo city has science tours to try: {tours}");
+    assert_eq!(entity::campaign::Entity::find().count(&db).await.unwrap(), 1, "and a Science Week campaign");
 
     kepu::demo::seed(&db, "a demo password").await.unwrap();
     assert_eq!(entity::base::Entity::find().count(&db).await.unwrap(), bases.len() as u64);

@@ -189,12 +189,21 @@ async fn the_same_idempotency_key_raced_makes_one_booking() {
 }
 
 /// A `kepu serve` child process on a database.
-struct Server {
-    child: std::process::Child,
-    url: String,
+pub(crate) struct Server {
+    pub(crate) child: std::process::Child,
+    pub(crate) url: String,
 }
 
-fn start_server(database_url: &str) -> Server {
+/// A server a failing test leaves behind is killed with it (it would hold the test's output
+/// open).
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+pub(crate) fn start_server(database_url: &str) -> Server {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_kepu"))
         .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
@@ -209,7 +218,7 @@ fn start_server(database_url: &str) -> Server {
     Server { child, url: format!("http://127.0.0.1:{port}") }
 }
 
-async fn wait_ready(client: &reqwest::Client, url: &str) {
+pub(crate) async fn wait_ready(client: &reqwest::Client, url: &str) {
     for _ in 0..200 {
         if client.get(format!("{url}/readyz")).send().await.is_ok_and(|r| r.status() == 200) {
             return;
@@ -219,7 +228,7 @@ async fn wait_ready(client: &reqwest::Client, url: &str) {
     panic!("kepu did not become ready at {url}");
 }
 
-async fn login(client: &reqwest::Client, url: &str) -> String {
+pub(crate) async fn login(client: &reqwest::Client, url: &str) -> String {
     let r: Value = client
         .post(format!("{url}/v1/auth/token"))
         .json(&json!({"username": "admin", "password": "crash-test-password"}))

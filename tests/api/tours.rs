@@ -378,3 +378,122 @@ async fn schools_racing_for_a_tour_and_its_legs_never_overbook_nor_half_book() {
     let report = app.get("/v1/admin/consistency", Some(&app.admin)).await.expect(200).body;
     assert_eq!(report["consistent"], true, "{report:#}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_tour_booking_is_whole_or_absent_after_a_sigkill_mid_race() {
+    use crate::races::{login, start_server, wait_ready};
+    let test_db = crate::helpers::fresh_database().await;
+    let client = reqwest::Client::new();
+    let mut server = start_server(&test_db.url);
+    wait_ready(&client, &server.url).await;
+    let admin = login(&client, &server.url).await;
+    let post = |path: String, body: Value| {
+        let (client, url, admin) = (client.clone(), server.url.clone(), admin.clone());
+        async move {
+            let r = client.post(format!("{url}{path}")).bearer_auth(admin).json(&body).send().await.unwrap();
+            let status = r.status();
+            let body = r.json::<Value>().await.unwrap();
+            assert!(status.is_success(), "{path}: {status} {body}");
+            body
+        }
+    };
+    let mut legs = Vec::new();
+    let starts = chrono::Utc::now() + Duration::days(3);
+    for (i, lat) in [23.1382, 23.10].into_iter().enumerate() {
+        let mut body = crate::helpers::base_body();
+        body["status"] = json!("accredited");
+        body["location"] = json!({"lat": lat, "lon": 113.3});
+        let base = post("/v1/bases".into(), body).await;
+        let at = starts + Duration::hours(3 * i as i64);
+        let session = json!({"starts_at": at.to_rfc3339(), "ends_at": (at + Duration::minutes(90)).to_rfc3339(), "capacity": 100000, "audiences": ["junior"]});
+        legs.push(post(format!("/v1/bases/{}/sessions", id(&base)), session).await);
+    }
+    let tour = post("/v1/tours".into(), tour_body(&[&legs[0], &legs[1]], 10_000)).await;
+    let mut schools = Vec::new();
+    for i in 0..24 {
+        schools.push(post("/v1/schools".into(), json!({"name": format!("学校{i}"), "district_code": "440106", "address": "x", "location": {"lat": 23.1, "lon": 113.3}, "kind": "primary", "student_count": 100})).await);
+    }
+    // Each client books the tour for its school, cancels, and books again, until the kill.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let tasks: Vec<_> = schools
+        .iter()
+        .map(|school| {
+            let (client, url, admin, tx) = (client.clone(), server.url.clone(), admin.clone(), tx.clone());
+            let (path, body) = (format!("{url}/v1/tours/{}/bookings", id(&tour)), tour_booking_body(school, 10, 1));
+            tokio::spawn(async move {
+                loop {
+                    let Ok(res) = client.post(&path).bearer_auth(&admin).json(&body).send().await else { return };
+                    if res.status() != 201 {
+                        return;
+                    }
+                    let Ok(b) = res.json::<Value>().await else { return };
+                    let _ = tx.send(id(&b));
+                    let cancel = client
+                        .post(format!("{url}/v1/tour-bookings/{}/cancel", id(&b)))
+                        .bearer_auth(&admin)
+                        .json(&json!({"reason": "again"}))
+                        .send()
+                        .await;
+                    if cancel.is_err() {
+                        return;
+                    }
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    let mut made = Vec::new();
+    while made.len() < 30 {
+        match tokio::time::timeout(std::time::Duration::from_secs(30), rx.recv()).await {
+            Ok(Some(id)) => made.push(id),
+            _ => break,
+        }
+    }
+    server.child.kill().expect("SIGKILL");
+    server.child.wait().unwrap();
+    for t in tasks {
+        let _ = t.await;
+    }
+    while let Ok(id) = rx.try_recv() {
+        made.push(id);
+    }
+    assert!(made.len() >= 30, "tour bookings before the kill: {}", made.len());
+
+    let mut restarted = start_server(&test_db.url);
+    wait_ready(&client, &restarted.url).await;
+    let admin = login(&client, &restarted.url).await;
+    let get = |path: String| {
+        let (client, url, admin) = (client.clone(), restarted.url.clone(), admin.clone());
+        async move { client.get(format!("{url}{path}")).bearer_auth(admin).send().await.unwrap() }
+    };
+    for b in &made {
+        let r = get(format!("/v1/tour-bookings/{b}")).await;
+        assert_eq!(r.status(), 200, "tour booking {b} answered 201 before the crash");
+        let body: Value = r.json().await.unwrap();
+        let legs = body["legs"].as_array().unwrap();
+        assert_eq!(legs.len(), 2, "{body}");
+        let want = if body["status"] == "confirmed" { "confirmed" } else { "cancelled" };
+        assert!(legs.iter().all(|l| l["status"] == want), "half-cancelled: {body}");
+    }
+    // Every leg booking of the sessions belongs to a whole tour booking.
+    for leg in &legs {
+        let mut cursor = String::new();
+        loop {
+            let page: Value =
+                get(format!("/v1/bookings?session_id={}&limit=500{cursor}", id(leg))).await.json().await.unwrap();
+            for b in page["items"].as_array().unwrap() {
+                let tb = b["tour_booking_id"].as_str().expect("every booking here is a tour leg");
+                let whole: Value = get(format!("/v1/tour-bookings/{tb}")).await.json().await.unwrap();
+                assert_eq!(whole["legs"].as_array().unwrap().len(), 2);
+            }
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = format!("&cursor={c}"),
+                None => break,
+            }
+        }
+    }
+    let report: Value = get("/v1/admin/consistency".into()).await.json().await.unwrap();
+    assert_eq!(report["consistent"], true, "{report:#}");
+    restarted.child.kill().ok();
+    restarted.child.wait().ok();
+}
