@@ -123,6 +123,10 @@ enum DrawCommand {
     Verify {
         #[arg(long)]
         file: std::path::PathBuf,
+        /// The campaign's `seed_sha256` as it was published before sign-up opened: the draw's
+        /// commitment must be this one.
+        #[arg(long)]
+        commitment: Option<String>,
     },
 }
 
@@ -266,7 +270,7 @@ async fn main() -> anyhow::Result<()> {
                 max_wins: max_wins.max(1),
             })?;
         }
-        Command::Draw { what: DrawCommand::Verify { file } } => {
+        Command::Draw { what: DrawCommand::Verify { file, commitment } } => {
             let text = if file.as_os_str() == "-" {
                 std::io::read_to_string(std::io::stdin())?
             } else {
@@ -274,7 +278,13 @@ async fn main() -> anyhow::Result<()> {
             };
             let published: kepu::domain::lottery::Published =
                 serde_json::from_str(&text).context("reading a published draw")?;
-            let verification = kepu::domain::lottery::verify(&published);
+            let mut verification = kepu::domain::lottery::verify(&published);
+            if let Some(c) = commitment
+                && c.trim() != published.seed_sha256
+            {
+                verification.problems.push("the draw's commitment is not the one given with --commitment".into());
+                verification.matches = false;
+            }
             println!("{}", serde_json::to_string_pretty(&verification)?);
             if !verification.matches {
                 std::process::exit(1);

@@ -92,7 +92,8 @@ pub fn lottery(args: LotteryArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let outcome = lottery::draw(&seed, &inputs);
     let draw_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let published = Published { seed_sha256: lottery::commitment(&seed), seed, inputs, outcome };
+    let published =
+        Published { seed_sha256: lottery::commitment(&seed), seed, inputs, outcome, applied: Default::default() };
     let started = Instant::now();
     let verification = lottery::verify(&published);
     let verify_ms = started.elapsed().as_secs_f64() * 1000.0;

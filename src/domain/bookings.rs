@@ -268,6 +268,7 @@ struct GuardedRow {
     status: Option<String>,
     starts_at: Option<DateTime<Utc>>,
     ends_at: Option<DateTime<Utc>>,
+    tour_booking_id: Option<Uuid>,
     pool_id: Option<Uuid>,
 }
 
@@ -278,6 +279,8 @@ struct Held {
     status: BookingStatus,
     starts_at: DateTime<Utc>,
     ends_at: DateTime<Utc>,
+    /// The legs of one tour booking are one visit to the no-show rule.
+    tour_booking_id: Option<Uuid>,
 }
 
 /// What the locks guard, read after they are held (so it sees everything committed before):
@@ -288,7 +291,14 @@ fn guarded_query(school_id: Uuid, session_id: Uuid, except: &[Uuid], now: DateTi
     statuses.push(BookingStatus::NoShow.as_str());
     let since = now - Duration::days(NO_SHOW_WINDOW_DAYS + SUSPENSION_DAYS);
     let pools = Query::select()
-        .exprs([Expr::cust("NULL"), Expr::cust("NULL"), Expr::cust("NULL"), Expr::cust("NULL"), Expr::cust("NULL")])
+        .exprs([
+            Expr::cust("NULL"),
+            Expr::cust("NULL"),
+            Expr::cust("NULL"),
+            Expr::cust("NULL"),
+            Expr::cust("NULL"),
+            Expr::cust("NULL"),
+        ])
         .column(session_pool::Column::PoolId)
         .from(session_pool::Entity)
         .and_where(session_pool::Column::SessionId.eq(session_id))
@@ -301,6 +311,7 @@ fn guarded_query(school_id: Uuid, session_id: Uuid, except: &[Uuid], now: DateTi
             booking::Column::Status,
             booking::Column::StartsAt,
             booking::Column::EndsAt,
+            booking::Column::TourBookingId,
         ])
         .expr_as(Expr::cust("NULL"), "pool_id")
         .filter(booking::Column::SchoolId.eq(school_id))
@@ -320,7 +331,8 @@ fn split_guarded(rows: Vec<GuardedRow>) -> (Vec<Held>, Vec<Uuid>) {
         match (r.pool_id, r.id, r.base_id, r.status, r.starts_at, r.ends_at) {
             (Some(pool), ..) => pools.push(pool),
             (None, Some(id), Some(base_id), Some(status), Some(starts_at), Some(ends_at)) => {
-                held.push(Held { id, base_id, status: BookingStatus::from_db(&status), starts_at, ends_at });
+                let (status, tour_booking_id) = (BookingStatus::from_db(&status), r.tour_booking_id);
+                held.push(Held { id, base_id, status, starts_at, ends_at, tour_booking_id });
             }
             _ => {}
         }
@@ -330,9 +342,17 @@ fn split_guarded(rows: Vec<GuardedRow>) -> (Vec<Held>, Vec<Uuid>) {
 }
 
 /// The rules about the school's other bookings: suspension, the limit per base, overlaps.
-fn check_school(held: &[Held], t: &Target, now: DateTime<Utc>) -> Result<()> {
-    let mut no_shows: Vec<DateTime<Utc>> =
-        held.iter().filter(|b| b.status == BookingStatus::NoShow && b.ends_at <= now).map(|b| b.ends_at).collect();
+/// `also` are the other legs of the tour booking being made: they count towards the limit per
+/// base, never as overlapping.
+fn check_school(held: &[Held], also: &[(Uuid, DateTime<Utc>)], t: &Target, now: DateTime<Utc>) -> Result<()> {
+    // A missed tour is one no-show, however many legs it had.
+    let mut tours_missed = std::collections::HashSet::new();
+    let mut no_shows: Vec<DateTime<Utc>> = held
+        .iter()
+        .filter(|b| b.status == BookingStatus::NoShow && b.ends_at <= now)
+        .filter(|b| b.tour_booking_id.is_none_or(|tb| tours_missed.insert(tb)))
+        .map(|b| b.ends_at)
+        .collect();
     no_shows.sort_by(|a, b| b.cmp(a));
     if let Some(until) = suspended_until(&no_shows, now) {
         return Err(AppError::conflict_rule(
@@ -341,7 +361,8 @@ fn check_school(held: &[Held], t: &Target, now: DateTime<Utc>) -> Result<()> {
         ));
     }
     let active: Vec<&Held> = held.iter().filter(|b| BookingStatus::ACTIVE.contains(&b.status)).collect();
-    let at_base = active.iter().filter(|b| b.base_id == t.row.base_id && b.starts_at > now).count() as u64;
+    let at_base = active.iter().filter(|b| b.base_id == t.row.base_id && b.starts_at > now).count() as u64
+        + also.iter().filter(|(base, starts)| *base == t.row.base_id && *starts > now).count() as u64;
     if at_base >= MAX_ACTIVE_PER_BASE {
         return Err(AppError::conflict_rule(
             "school-booking-limit",
@@ -529,7 +550,7 @@ async fn attempt(
         txn.rollback().await?;
         return Ok(None);
     }
-    check_school(&held, &target, now)?;
+    check_school(&held, &[], &target, now)?;
     let taken = match pools.split_first() {
         Some((_, rest)) => first_taken == 1 && capacity::take(&txn, rest, party, now).await?,
         None => true,
@@ -595,7 +616,9 @@ pub async fn book_together(
         if !t.pools_are(&current_pools) {
             return Ok(None);
         }
-        check_school(&held, t, now)?;
+        let others: Vec<(Uuid, DateTime<Utc>)> =
+            targets.iter().filter(|o| o.row.id != t.row.id).map(|o| (o.row.base_id, o.row.starts_at)).collect();
+        check_school(&held, &others, t, now)?;
         let party = Party { students: req.students, teachers: req.teachers };
         takes.extend(t.pools.iter().map(|p| (*p, party)));
     }
@@ -780,24 +803,27 @@ pub async fn cancel(
             format!("this visit is a leg of tour booking {tour_booking}: cancel the tour booking"),
         ));
     }
-    let (after, freed) = cancel_in(&txn, actor, &before, reason, now).await?;
+    let (after, gives) = cancel_in(&txn, actor, &before, reason, now).await?;
+    capacity::release_all(&txn, &gives, now).await?;
     txn.commit().await?;
+    let freed: Vec<Uuid> = gives.iter().map(|(p, _)| p.id).collect();
     offer_freed_places(db, &freed, now).await;
     Ok(after)
 }
 
 /// Cancels an active booking in the caller's transaction, whose caller has checked who may:
 /// the session locked (shared), the status changed (a late cancellation when less than 24 h
-/// before a confirmed visit), its places given back, the school told, the change audited.
-/// Answers the booking as it now is and the pools whose places were given back, to offer to
-/// waiting groups ([`offer_freed_places`]) once committed.
+/// before a confirmed visit), the school told, the change audited. Answers the booking as it
+/// now is and the places to give back, which the caller gives ([`capacity::release_all`], all
+/// of a transaction's at once, in pool order) and offers to waiting groups
+/// ([`offer_freed_places`]) once committed.
 pub async fn cancel_in(
     txn: &DatabaseTransaction,
     actor: &Actor,
     before: &BookingRecord,
     reason: Option<String>,
     now: DateTime<Utc>,
-) -> Result<(BookingRecord, Vec<Uuid>)> {
+) -> Result<(BookingRecord, Vec<(PoolRef, Party)>)> {
     let (b, id) = (&before.booking, before.booking.id);
     let was = before.status();
     if !BookingStatus::ACTIVE.contains(&was) {
@@ -821,10 +847,13 @@ pub async fn cancel_in(
     if !changed {
         return Err(AppError::conflict_rule("invalid-state", "the booking changed meanwhile; fetch it again"));
     }
-    let pools = capacity::pools_of_session(txn, b.session_id).await?;
-    if was == BookingStatus::Confirmed {
-        capacity::release(txn, &capacity::refs(&pools), Party::of(b), now).await?;
-    }
+    let gives: Vec<(PoolRef, Party)> = match was {
+        BookingStatus::Confirmed => capacity::refs(&capacity::pools_of_session(txn, b.session_id).await?)
+            .into_iter()
+            .map(|p| (p, Party::of(b)))
+            .collect(),
+        _ => vec![],
+    };
     let after = get_record(txn, id).await?;
     let why = reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
     notifications::send(
@@ -836,8 +865,7 @@ pub async fn cancel_in(
     )
     .await?;
     audit::record(txn, Some(actor), now, Change::updated("booking.cancel", "booking", id, before, &after)).await?;
-    let freed = if was == BookingStatus::Confirmed { pools.iter().map(|p| p.id).collect() } else { vec![] };
-    Ok((after, freed))
+    Ok((after, gives))
 }
 
 /// After places free up in `pools`, each session drawing on them promotes its waiting list

@@ -21,7 +21,7 @@ use crate::domain::access::{Action, Actor, authorize};
 use crate::domain::audit::{self, Change};
 use crate::domain::capacity::{self, Party, PoolRef};
 use crate::domain::enums::{BookingStatus, PoolUnit};
-use crate::domain::lottery::{self, Entrant, Inputs, Offer, Published};
+use crate::domain::lottery::{self, Entrant, Inputs, Offer, Published, Refusal, Verification, Win};
 use crate::domain::page::{self, Cursor, PageRequest, Paged};
 use crate::domain::sessions::city_offset;
 use crate::domain::tours::{self, TourBookingRequest, TourRecord};
@@ -347,6 +347,12 @@ pub async fn apply(
         }
     }
     let txn = begin_write(db).await?;
+    // Under the campaign's row lock (shared): an application either commits before the draw
+    // reads the applications or finds the campaign drawn.
+    let still_open = campaign::Entity::find_by_id(campaign_id).lock_shared().one(&txn).await?;
+    if still_open.is_none_or(|c| c.status != OPEN) {
+        return Err(AppError::invalid_rule("campaign-window-closed", "the campaign has been drawn"));
+    }
     application::Entity::insert(application::ActiveModel::from(row.clone()))
         .exec_without_returning(&txn)
         .await
@@ -359,13 +365,15 @@ pub async fn apply(
             })
         })?;
     let record = ApplicationRecord { application: row, wins: vec![] };
-    audit::record(&txn, actor, now, Change::created("application", id, &masked(record.clone()))).await?;
+    let mut for_audit = masked(record.clone());
+    for_audit.application.name = None;
+    audit::record(&txn, actor, now, Change::created("application", id, &for_audit)).await?;
     txn.commit().await?;
     Ok(record)
 }
 
 /// An application with its citizen's phone masked (for everyone but the bureau, and for the
-/// audit log, which outlives the erasure).
+/// audit log, which outlives the erasure and so keeps no name either).
 pub fn masked(mut r: ApplicationRecord) -> ApplicationRecord {
     r.application.phone = r.application.phone.as_deref().map(validate::mask_phone);
     r
@@ -484,10 +492,7 @@ async fn inputs(
         max_wins: u32::try_from(c.campaign.max_wins).unwrap_or(1),
         offers: tours
             .iter()
-            .map(|t| Offer {
-                departure: t.tour.id,
-                places: if t.bookable_now(now) || t.tour.starts_at > now { t.free().max(0) } else { 0 },
-            })
+            .map(|t| Offer { departure: t.tour.id, places: if t.bookable_now(now) { t.free().max(0) } else { 0 } })
             .collect(),
         prior_place_shares: prior_place_shares(conn, c.campaign.id, since).await?,
         entrants,
@@ -518,10 +523,11 @@ async fn take_win(
             match tours::book_in(&sp, actor, t, &req, now).await {
                 Ok(Some(b)) => Ok(Some(b.booking.id)),
                 Ok(None) => Err("a leg's capacity pools were being changed".to_string()),
-                Err(e) if e.status().is_client_error() => Err(e.detail()),
+                Err(e) if e.status().is_client_error() => Err(e.slug().to_string()),
                 Err(e) => return Err(e),
             }
         }
+        None if !t.bookable_now(now) => Err("the tour takes no bookings now".to_string()),
         None => {
             let party = Party { students: a.people, teachers: 0 };
             let mut takes = vec![(PoolRef { id: t.pool.id, unit: PoolUnit::Visitors }, party)];
@@ -576,12 +582,30 @@ pub async fn draw(db: &DatabaseConnection, actor: &Actor, id: Uuid, now: DateTim
     let outcome = lottery::draw(&c.campaign.seed, &inputs);
     let by_name: HashMap<String, &application::Model> =
         apps.iter().map(|a| (lottery::pseudonym(id, a.id), a)).collect();
+    // The winning schools' rows first, in id order, before any pool: a school's own booking
+    // meanwhile takes its school's row, then pools, in the same order (no deadlock).
+    let mut winners: Vec<Uuid> =
+        outcome.wins.iter().filter_map(|w| by_name.get(&w.pseudonym).and_then(|a| a.school_id)).collect();
+    winners.sort();
+    winners.dedup();
+    if !winners.is_empty() {
+        school::Entity::find()
+            .filter(school::Column::Id.is_in(winners))
+            .order_by_asc(school::Column::Id)
+            .lock_exclusive()
+            .all(&txn)
+            .await?;
+    }
     let mut won: HashMap<Uuid, usize> = HashMap::new();
+    let mut refused = Vec::new();
     for w in &outcome.wins {
         let (Some(a), Some(t)) = (by_name.get(&w.pseudonym), tours_by_id.get(&w.departure)) else { continue };
         let (status, tour_booking_id, note) = take_win(&txn, actor, a, t, now).await?;
         if status == CONFIRMED {
             *won.entry(a.id).or_default() += 1;
+        } else {
+            let reason = note.clone().unwrap_or_default();
+            refused.push(Refusal { pseudonym: w.pseudonym.clone(), departure: w.departure, reason });
         }
         application_win::Entity::insert(application_win::ActiveModel {
             application_id: Set(a.id),
@@ -617,8 +641,20 @@ pub async fn draw(db: &DatabaseConnection, actor: &Actor, id: Uuid, now: DateTim
             notifications::to_school(&txn, school, kind, message, now).await?;
         }
     }
-    let published =
-        Published { seed_sha256: c.campaign.seed_sha256.clone(), seed: c.campaign.seed.clone(), inputs, outcome };
+    // Room that refused wins left goes to the waiting list, in draw order.
+    let mut from_waiting_list = Vec::new();
+    if !refused.is_empty() {
+        for t in &c.tours {
+            from_waiting_list.extend(serve_in(&txn, &c.campaign, *t, now).await?);
+        }
+    }
+    let published = Published {
+        seed_sha256: c.campaign.seed_sha256.clone(),
+        seed: c.campaign.seed.clone(),
+        inputs,
+        outcome,
+        applied: lottery::Applied { refused, from_waiting_list },
+    };
     let draw = serde_json::to_value(&published).map_err(anyhow::Error::from)?;
     campaign::Entity::update_many()
         .col_expr(campaign::Column::Status, Expr::value(DRAWN))
@@ -634,10 +670,9 @@ pub async fn draw(db: &DatabaseConnection, actor: &Actor, id: Uuid, now: DateTim
     Ok(after)
 }
 
-/// Offers a tour's freed places to the waiting lists of the drawn campaigns that offered it:
-/// waiting applicants who listed the tour, in draw order, first that fits (a party too large
-/// is passed over for the next). Each is given the places as a win of round 0 — a school a
-/// tour booking, a family its places — and a school is told. Answers how many were served.
+/// Offers a tour's freed places to the waiting lists of the drawn campaigns that offered it
+/// ([`serve_in`], each campaign in its own transaction under its row lock). Answers how many
+/// applicants were served.
 pub async fn serve_waiting(db: &DatabaseConnection, tour_id: Uuid, now: DateTime<Utc>) -> Result<usize> {
     let campaigns: Vec<Uuid> = campaign_tour::Entity::find()
         .filter(campaign_tour::Column::TourId.eq(tour_id))
@@ -646,7 +681,6 @@ pub async fn serve_waiting(db: &DatabaseConnection, tour_id: Uuid, now: DateTime
         .into_iter()
         .map(|c| c.campaign_id)
         .collect();
-    let bureau = Actor::system();
     let mut served = 0;
     for campaign_id in campaigns {
         let txn = begin_write(db).await?;
@@ -654,52 +688,81 @@ pub async fn serve_waiting(db: &DatabaseConnection, tour_id: Uuid, now: DateTime
         if c.status != DRAWN {
             continue;
         }
-        let t = tours::get(&txn, tour_id).await?;
-        if !t.bookable_now(now) {
-            continue;
-        }
-        let waiting = application::Entity::find()
-            .filter(application::Column::CampaignId.eq(campaign_id))
-            .filter(application::Column::Status.eq(WAITING))
-            .order_by_asc(application::Column::DrawPosition)
-            .all(&txn)
-            .await?;
-        for a in waiting {
-            let wants: Vec<Uuid> = serde_json::from_value(a.preferences.clone()).unwrap_or_default();
-            if !wants.contains(&tour_id) || a.people > tours::get(&txn, tour_id).await?.free() {
-                continue;
-            }
-            let (status, tour_booking_id, note) = take_win(&txn, &bureau, &a, &t, now).await?;
-            if status != CONFIRMED {
-                continue;
-            }
-            application_win::Entity::insert(application_win::ActiveModel {
-                application_id: Set(a.id),
-                tour_id: Set(tour_id),
-                round: Set(0),
-                people: Set(a.people),
-                status: Set(status),
-                tour_booking_id: Set(tour_booking_id),
-                note: Set(note),
-            })
-            .exec_without_returning(&txn)
-            .await?;
-            application::Entity::update_many()
-                .col_expr(application::Column::Status, Expr::value(WON))
-                .col_expr(application::Column::UpdatedAt, Expr::value(now))
-                .filter(application::Column::Id.eq(a.id))
+        let given = serve_in(&txn, &c, tour_id, now).await?;
+        served += given.len();
+        if !given.is_empty()
+            && let Some(mut doc) = c.draw.clone().and_then(|d| serde_json::from_value::<Published>(d).ok())
+        {
+            doc.applied.from_waiting_list.extend(given);
+            let doc = serde_json::to_value(&doc).map_err(anyhow::Error::from)?;
+            campaign::Entity::update_many()
+                .col_expr(campaign::Column::Draw, Expr::value(doc))
+                .filter(campaign::Column::Id.eq(campaign_id))
                 .exec(&txn)
                 .await?;
-            if let Some(school) = a.school_id {
-                let message =
-                    format!("\"{}\": a place freed up and your group has it; see your tour bookings", c.title);
-                notifications::to_school(&txn, school, "campaign_won", message, now).await?;
-            }
-            served += 1;
         }
         txn.commit().await?;
     }
     Ok(served)
+}
+
+/// Gives a tour's room to the campaign's waiting applicants who listed it, in draw order,
+/// first that fits (a party too large is passed over for the next), each as a win of round 0
+/// ([`take_win`]: a school a tour booking, a family its places); a school is told. In the
+/// caller's transaction, which holds the campaign's row lock. Answers the wins given.
+async fn serve_in(
+    txn: &DatabaseTransaction,
+    c: &campaign::Model,
+    tour_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Vec<Win>> {
+    let bureau = Actor::system();
+    let mut given = Vec::new();
+    let waiting = application::Entity::find()
+        .filter(application::Column::CampaignId.eq(c.id))
+        .filter(application::Column::Status.eq(WAITING))
+        .order_by_asc(application::Column::DrawPosition)
+        .all(txn)
+        .await?;
+    for a in waiting {
+        let t = tours::get(txn, tour_id).await?;
+        if !t.bookable_now(now) || t.free() <= 0 {
+            break;
+        }
+        let wants: Vec<Uuid> = serde_json::from_value(a.preferences.clone()).unwrap_or_default();
+        // Not one who did not list it, does not fit, or was refused it already.
+        let tried = application_win::Entity::find_by_id((a.id, tour_id)).one(txn).await?.is_some();
+        if !wants.contains(&tour_id) || a.people > t.free() || tried {
+            continue;
+        }
+        let (status, tour_booking_id, note) = take_win(txn, &bureau, &a, &t, now).await?;
+        if status != CONFIRMED {
+            continue;
+        }
+        application_win::Entity::insert(application_win::ActiveModel {
+            application_id: Set(a.id),
+            tour_id: Set(tour_id),
+            round: Set(0),
+            people: Set(a.people),
+            status: Set(status),
+            tour_booking_id: Set(tour_booking_id),
+            note: Set(note),
+        })
+        .exec_without_returning(txn)
+        .await?;
+        application::Entity::update_many()
+            .col_expr(application::Column::Status, Expr::value(WON))
+            .col_expr(application::Column::UpdatedAt, Expr::value(now))
+            .filter(application::Column::Id.eq(a.id))
+            .exec(txn)
+            .await?;
+        if let Some(school) = a.school_id {
+            let message = format!("\"{}\": a place freed up and your group has it; see your tour bookings", c.title);
+            notifications::to_school(txn, school, "campaign_won", message, now).await?;
+        }
+        given.push(Win { pseudonym: lottery::pseudonym(c.id, a.id), departure: tour_id, round: 0 });
+    }
+    Ok(given)
 }
 
 /// The published draw of a drawn campaign (409 before the draw).
@@ -711,6 +774,34 @@ pub async fn published(conn: &impl ConnectionTrait, id: Uuid) -> Result<Publishe
         }
         _ => Err(AppError::conflict_rule("campaign-not-drawn", "the campaign has not been drawn yet")),
     }
+}
+
+/// Verifies a campaign's published draw ([`lottery::verify`]) and, beyond what the published
+/// document can say of itself, that its commitment is the one the campaign published before
+/// sign-up opened and that its entrants are the campaign's applications.
+pub async fn verify(conn: &impl ConnectionTrait, id: Uuid) -> Result<Verification> {
+    let published = published(conn, id).await?;
+    let c = get(conn, id).await?;
+    let mut v = lottery::verify(&published);
+    if published.seed_sha256 != c.campaign.seed_sha256 {
+        v.problems.push("the draw's commitment is not the one the campaign published before sign-up".into());
+    }
+    let ids: Vec<Uuid> = application::Entity::find()
+        .select_only()
+        .column(application::Column::Id)
+        .filter(application::Column::CampaignId.eq(id))
+        .into_tuple()
+        .all(conn)
+        .await?;
+    let mut expected: Vec<String> = ids.iter().map(|a| lottery::pseudonym(id, *a)).collect();
+    let mut entrants: Vec<String> = published.inputs.entrants.iter().map(|e| e.pseudonym.clone()).collect();
+    expected.sort();
+    entrants.sort();
+    if expected != entrants {
+        v.problems.push("the draw's entrants are not the campaign's applications".into());
+    }
+    v.matches = v.problems.is_empty();
+    Ok(v)
 }
 
 /// Erases citizens' names, phone numbers and addresses [`ERASE_AFTER_DAYS`] after a

@@ -238,8 +238,20 @@ async fn sub_used(conn: &impl ConnectionTrait, pool: Uuid, amount: i32, now: Dat
 
 /// Gives the party's places back to every pool.
 pub async fn release(conn: &impl ConnectionTrait, pools: &[PoolRef], party: Party, now: DateTime<Utc>) -> Result<()> {
-    for p in pools {
-        sub_used(conn, p.id, party.amount(p.unit), now).await?;
+    let gives: Vec<(PoolRef, Party)> = pools.iter().map(|p| (*p, party)).collect();
+    release_all(conn, &gives, now).await
+}
+
+/// Gives places back for several visits at once ([`take_all`]'s mirror): what each pool gets
+/// back is added up and the pools are written in id order, the order every writer takes them
+/// (a tour booking's cancellation against a booking of the same tour cannot deadlock).
+pub async fn release_all(conn: &impl ConnectionTrait, gives: &[(PoolRef, Party)], now: DateTime<Utc>) -> Result<()> {
+    let mut amounts: std::collections::BTreeMap<Uuid, i32> = std::collections::BTreeMap::new();
+    for (p, party) in gives {
+        *amounts.entry(p.id).or_default() += party.amount(p.unit);
+    }
+    for (pool, amount) in amounts {
+        sub_used(conn, pool, amount, now).await?;
     }
     Ok(())
 }

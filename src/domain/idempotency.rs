@@ -42,6 +42,15 @@ impl Idempotency {
     }
 }
 
+impl Idempotency {
+    /// The key of a request to one resource of many (the tour in `POST /v1/tours/{id}/bookings`):
+    /// the same key and body sent to another resource is another request.
+    pub fn scoped(self, resource: Uuid) -> Self {
+        let digest = Sha256::digest(format!("{resource}|{}", self.request_hash).as_bytes());
+        Self { key: self.key, request_hash: digest.iter().map(|b| format!("{b:02x}")).collect() }
+    }
+}
+
 /// A JSON value with its object keys sorted.
 fn canonical(v: &serde_json::Value) -> serde_json::Value {
     match v {

@@ -234,6 +234,28 @@ pub struct Published {
     pub seed: String,
     pub inputs: Inputs,
     pub outcome: Outcome,
+    /// What happened when the places were given, beyond the rules above: wins refused (a
+    /// school's booking rule stood in the way, or the tour stopped taking bookings) and the
+    /// room they left given to waiting applicants in draw order. Not recomputed by [`verify`].
+    #[serde(default)]
+    pub applied: Applied,
+}
+
+/// A win that could not be given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Refusal {
+    pub pseudonym: String,
+    pub departure: Uuid,
+    /// The rule, e.g. `overlapping-booking`.
+    pub reason: String,
+}
+
+/// How the outcome was applied.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Applied {
+    pub refused: Vec<Refusal>,
+    /// Departures given from the waiting list, in the order given.
+    pub from_waiting_list: Vec<Win>,
 }
 
 /// What [`verify`] found.
@@ -358,6 +380,7 @@ mod tests {
             seed: seed.clone(),
             inputs: i.clone(),
             outcome: draw(&seed, &i),
+            applied: Applied::default(),
         };
         assert_eq!(verify(&published), Verification { matches: true, problems: vec![] });
         let mut other_seed = published.clone();

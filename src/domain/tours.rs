@@ -447,9 +447,23 @@ pub async fn book(
     let (t, r, key, show) = (&tour, &req, idem.as_ref(), &render);
     let made = bookings::attempt_fresh(move || async move {
         let txn = begin_write(db).await?;
-        let Some(record) = book_in(&txn, actor, t, r, now).await? else {
-            txn.rollback().await?;
-            return Ok(None);
+        let record = match book_in(&txn, actor, t, r, now).await {
+            Ok(Some(record)) => record,
+            Ok(None) => {
+                txn.rollback().await?;
+                return Ok(None);
+            }
+            // A retry that waited for the school's lock behind its first request breaks a rule
+            // against that request's legs: the first answer is the one to give.
+            Err(e) => {
+                txn.rollback().await?;
+                if let Some(idem) = key
+                    && let Some(replay) = idempotency::find(db, actor.user_id, idem).await?
+                {
+                    return Ok(Some(TourBooked::Replay(replay)));
+                }
+                return Err(e);
+            }
         };
         // A request with the same key that held the school's lock before us has answered.
         if let Some(idem) = key {
@@ -637,15 +651,16 @@ pub async fn cancel_booking(
             format!("a {} tour booking cannot be cancelled", before.booking.status),
         ));
     }
-    let mut freed = vec![t.pool_id];
+    let party = capacity::Party { students: before.booking.students, teachers: before.booking.teachers };
+    let mut gives = vec![(PoolRef { id: t.pool_id, unit: PoolUnit::Visitors }, party)];
     for leg in &before.legs {
         if BookingStatus::ACTIVE.contains(&leg.status()) {
-            let (_, pools) = bookings::cancel_in(&txn, actor, leg, reason.clone(), now).await?;
-            freed.extend(pools);
+            gives.extend(bookings::cancel_in(&txn, actor, leg, reason.clone(), now).await?.1);
         }
     }
-    let party = capacity::Party { students: before.booking.students, teachers: before.booking.teachers };
-    capacity::release(&txn, &[PoolRef { id: t.pool_id, unit: PoolUnit::Visitors }], party, now).await?;
+    // Every place back at once, in pool order (as a booking of the same tour takes them).
+    capacity::release_all(&txn, &gives, now).await?;
+    let mut freed: Vec<Uuid> = gives.iter().map(|(p, _)| p.id).collect();
     let after = booking_record(&txn, id).await?;
     audit::record(&txn, Some(actor), now, Change::updated("tour_booking.cancel", "tour_booking", id, &before, &after))
         .await?;

@@ -10,7 +10,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::domain::campaigns::{self, Applicant, ApplicationRecord, CampaignInput, CampaignRecord};
-use crate::domain::lottery::{self, Published, Verification};
+use crate::domain::lottery::{Published, Verification};
 use crate::domain::validate::Validator;
 use crate::error::{Problem, Result};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser, ClientIp, MaybeAuthUser};
@@ -447,7 +447,9 @@ pub struct VerificationView {
 
 /// Verify the published draw
 ///
-/// Public: computes the draw again from what `GET /v1/campaigns/{id}/draw` publishes.
+/// Public: computes the draw again from what `GET /v1/campaigns/{id}/draw` publishes, and
+/// checks that its commitment is the `seed_sha256` the campaign showed before sign-up opened
+/// and that its entrants are the campaign's applications.
 #[utoipa::path(
     get, path = "/v1/campaigns/{id}/draw/verification", tag = "campaigns", operation_id = "verify_draw",
     params(("id" = Uuid, Path, description = "Campaign id")),
@@ -457,6 +459,6 @@ pub struct VerificationView {
     )
 )]
 async fn verify_draw(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> Result<Json<VerificationView>> {
-    let Verification { matches, problems } = lottery::verify(&campaigns::published(&state.db, id).await?);
+    let Verification { matches, problems } = campaigns::verify(&state.db, id).await?;
     Ok(Json(VerificationView { matches, problems }))
 }

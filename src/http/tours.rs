@@ -376,6 +376,7 @@ async fn book_tour(
     };
     let render =
         |r: &TourBookingRecord| (201, serde_json::to_value(TourBookingView::of(r.clone(), &actor)).unwrap_or_default());
+    let key = key.map(|k| k.scoped(id));
     match tours::book(&state.db, &actor, id, req, key, render, state.now()).await? {
         TourBooked::New(record) => {
             let (status, body) = render(&record);

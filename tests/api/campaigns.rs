@@ -175,6 +175,14 @@ async fn a_campaign_is_applied_to_in_its_window_drawn_once_published_and_verifie
     let notes = app.get("/v1/notifications", Some(&token)).await.expect(200).body;
     let kinds: Vec<&str> = notes["items"].as_array().unwrap().iter().map(|n| n["kind"].as_str().unwrap()).collect();
     assert!(kinds.contains(&"campaign_won") || kinds.contains(&"campaign_waiting"), "{kinds:?}");
+    // The audit log, which outlives the erasure, keeps neither a citizen's name nor number.
+    let audit = app
+        .get(&format!("/v1/audit?entity=application&entity_id={}", id(&ids[3])), Some(&app.admin))
+        .await
+        .expect(200)
+        .body;
+    let entry = audit["items"][0]["after"].to_string();
+    assert!(!entry.contains("市民3") && !entry.contains("13900000003"), "{entry}");
     // The bureau sees phone numbers whole.
     let bureau = app.get(&format!("{}/{}", apply_path(&c), id(&ids[3])), Some(&app.admin)).await.expect(200).body;
     assert_eq!(bureau["phone"], "13900000003");
@@ -294,6 +302,19 @@ async fn the_published_draw_verifies_offline_and_a_changed_seed_does_not() {
     let bad = verify(&other);
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stdout).contains("commitment"));
+    // Checked against the commitment the campaign published before sign-up opened.
+    let file = dir.path().join("draw.json");
+    std::fs::write(&file, p.to_string()).unwrap();
+    let run = |commitment: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_kepu"))
+            .args(["draw", "verify", "--commitment", commitment, "--file"])
+            .arg(&file)
+            .env("DATABASE_URL", "sqlite::memory:")
+            .output()
+            .unwrap()
+    };
+    assert!(run(c["seed_sha256"].as_str().unwrap()).status.success());
+    assert_eq!(run(&"0".repeat(64)).status.code(), Some(1));
     let mut reordered = p.clone();
     reordered["outcome"]["order"].as_array_mut().unwrap().swap(0, 1);
     assert_eq!(verify(&reordered).status.code(), Some(1));

@@ -497,3 +497,56 @@ async fn a_tour_booking_is_whole_or_absent_after_a_sigkill_mid_race() {
     restarted.child.kill().ok();
     restarted.child.wait().ok();
 }
+
+#[tokio::test]
+async fn two_legs_at_one_base_count_towards_its_limit_and_a_missed_tour_is_one_no_show() {
+    let app = spawn_app().await;
+    let (a, b) = two_bases(&app).await;
+    let morning = leg(&app, &a, None, 0, 100).await;
+    let afternoon = leg(&app, &a, Some(&morning), 60, 100).await;
+    let tour = app.post("/v1/tours", &tour_body(&[&morning, &afternoon], 40), Some(&app.admin)).await.expect(201).body;
+    let (school, token) = app.school_account("学校").await;
+    // One visit at the base already: with the tour's two legs there it would hold three.
+    let other_day = app.session(&id(&a.0), &a.1, 120, json!({"audiences": ["junior"]})).await;
+    let single =
+        app.post("/v1/bookings", &booking_body(&other_day, &school, 10, 1), Some(&token)).await.expect(201).body;
+    let path = format!("/v1/tours/{}/bookings", id(&tour));
+    app.post(&path, &tour_booking_body(&school, 10, 1), Some(&token)).await.expect_problem(409, "school-booking-limit");
+    app.post(&format!("/v1/bookings/{}/cancel", id(&single)), &json!({}), Some(&token)).await.expect(200);
+    app.post(&path, &tour_booking_body(&school, 10, 1), Some(&token)).await.expect(201);
+
+    // The group misses the whole tour: two legs, one no-show. With one more missed visit the
+    // school has missed two, not three: it is not suspended.
+    let first = app.session(&id(&b.0), &b.1, 30, json!({"audiences": ["junior"]})).await;
+    app.post("/v1/bookings", &booking_body(&first, &school, 10, 1), Some(&token)).await.expect(201);
+    app.clock.advance(Duration::hours(80));
+    let report = app.sweep().await;
+    assert_eq!(report.no_shows, 3, "{report:?}");
+    let later = app.session(&id(&b.0), &b.1, 48, json!({"audiences": ["junior"]})).await;
+    app.post("/v1/bookings", &booking_body(&later, &school, 10, 1), Some(&token)).await.expect(201);
+}
+
+#[tokio::test]
+async fn an_idempotency_key_belongs_to_one_tour() {
+    let app = spawn_app().await;
+    let (a, b) = two_bases(&app).await;
+    let first = leg(&app, &a, None, 0, 100).await;
+    let second = leg(&app, &b, Some(&first), 60, 100).await;
+    let one = app.post("/v1/tours", &tour_body(&[&first, &second], 40), Some(&app.admin)).await.expect(201).body;
+    let other = app.post("/v1/tours", &tour_body(&[&first, &second], 40), Some(&app.admin)).await.expect(201).body;
+    let (school, token) = app.school_account("学校").await;
+    let send = |tour: &Value| {
+        let req = app
+            .client
+            .post(app.url(&format!("/v1/tours/{}/bookings", id(tour))))
+            .bearer_auth(&token)
+            .header("idempotency-key", "same-key")
+            .json(&tour_booking_body(&school, 10, 1));
+        app.send(req)
+    };
+    send(&one).await.expect(201);
+    // The same key and body to another tour is another request: not the first one's answer.
+    let r = send(&other).await;
+    assert_eq!(r.header("idempotent-replayed"), None);
+    r.expect_problem(422, "idempotency-key-reused");
+}
