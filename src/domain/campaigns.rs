@@ -249,7 +249,10 @@ pub async fn apply(
     }
     let mut v = Validator::new();
     if preferences.is_empty() || preferences.len() > MAX_PREFERENCES {
-        v.push("preferences", format!("1 to {MAX_PREFERENCES} of the campaign's tours, best first"));
+        return Err(AppError::field(
+            "preferences",
+            format!("1 to {MAX_PREFERENCES} of the campaign's tours, best first"),
+        ));
     }
     for (i, p) in preferences.iter().enumerate() {
         if !c.tours.contains(p) {

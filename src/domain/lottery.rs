@@ -74,6 +74,7 @@ pub fn uniform(seed: &str, pseudonym: &str) -> f64 {
 
 /// An applicant as the draw sees it (and as it is published).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = DrawEntrant)]
 pub struct Entrant {
     pub pseudonym: String,
     /// The district code it applied from.
@@ -88,6 +89,7 @@ pub struct Entrant {
 
 /// A departure of the campaign and the places it offers to the draw.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = DrawOffer)]
 pub struct Offer {
     pub departure: Uuid,
     pub places: i32,
@@ -95,6 +97,7 @@ pub struct Offer {
 
 /// Everything the draw depends on besides the seed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = DrawInputs)]
 pub struct Inputs {
     /// Departures one applicant may win at most.
     pub max_wins: u32,
@@ -107,6 +110,7 @@ pub struct Inputs {
 
 /// An entrant's place in the draw.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = DrawRank)]
 pub struct Ranked {
     pub pseudonym: String,
     pub weight: f64,
@@ -115,6 +119,7 @@ pub struct Ranked {
 
 /// A departure won, and in which round.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = DrawWin)]
 pub struct Win {
     pub pseudonym: String,
     pub departure: Uuid,
@@ -123,6 +128,7 @@ pub struct Win {
 
 /// The outcome of a draw.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = DrawOutcome)]
 pub struct Outcome {
     pub rules: String,
     /// Each district's factor.
@@ -229,6 +235,7 @@ pub fn draw(seed: &str, inputs: &Inputs) -> Outcome {
 
 /// A published draw: the commitment, the seed revealed, the inputs and the outcome.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = PublishedDraw)]
 pub struct Published {
     pub seed_sha256: String,
     pub seed: String,
@@ -243,6 +250,7 @@ pub struct Published {
 
 /// A win that could not be given.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = DrawRefusal)]
 pub struct Refusal {
     pub pseudonym: String,
     pub departure: Uuid,
@@ -252,6 +260,7 @@ pub struct Refusal {
 
 /// How the outcome was applied.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = DrawApplied)]
 pub struct Applied {
     pub refused: Vec<Refusal>,
     /// Departures given from the waiting list, in the order given.
@@ -260,6 +269,7 @@ pub struct Applied {
 
 /// What [`verify`] found.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = DrawVerification)]
 pub struct Verification {
     pub matches: bool,
     /// What differs, in words (empty when it matches).

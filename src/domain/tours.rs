@@ -184,11 +184,11 @@ pub async fn create(
     v.range("places", input.places, 1, 10_000);
     if !(MIN_LEGS..=MAX_LEGS).contains(&input.legs.len()) {
         v.push("legs", format!("a tour has {MIN_LEGS} to {MAX_LEGS} legs"));
-    }
-    let mut seen = std::collections::HashSet::new();
-    for (i, id) in input.legs.iter().enumerate() {
-        if !seen.insert(*id) {
-            v.push(format!("legs[{i}]"), "the same session twice");
+    } else {
+        for (i, id) in input.legs.iter().enumerate() {
+            if input.legs[..i].contains(id) {
+                v.push(format!("legs[{i}]"), "the same session twice");
+            }
         }
     }
     v.finish()?;

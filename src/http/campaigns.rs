@@ -304,6 +304,7 @@ impl ApplicationView {
     request_body = NewApplication,
     responses(
         (status = 201, description = "Applied", body = ApplicationView),
+        (status = 404, description = "No such campaign", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`already-applied`", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -401,6 +402,7 @@ async fn get_application(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Drawn", body = CampaignView),
+        (status = 404, description = "No such campaign", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`campaign-not-closed`", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -428,6 +430,7 @@ async fn draw_campaign(
     params(("id" = Uuid, Path, description = "Campaign id")),
     responses(
         (status = 200, description = "The published draw", body = Published),
+        (status = 404, description = "No such campaign", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`campaign-not-drawn`", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -455,6 +458,7 @@ pub struct VerificationView {
     params(("id" = Uuid, Path, description = "Campaign id")),
     responses(
         (status = 200, description = "The verification", body = VerificationView),
+        (status = 404, description = "No such campaign", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`campaign-not-drawn`", body = Problem, content_type = "application/problem+json"),
     )
 )]

@@ -87,6 +87,19 @@ fn documented_constraints_agree_with_the_reference_data() {
     assert_eq!(schemas["DistrictCode"]["pattern"], expected);
 }
 
+#[test]
+fn the_documented_travel_time_is_the_one_the_tours_check() {
+    use kepu::domain::tours::{BUFFER_MINUTES, COACH_KMH, DETOUR_FACTOR, MAX_LEGS, MIN_LEGS};
+    let spec: Value = serde_json::from_str(&kepu::startup::openapi_json()).unwrap();
+    let create = &spec["paths"]["/v1/tours"]["post"]["description"];
+    let rule = format!("distance × {DETOUR_FACTOR} (detour) at {COACH_KMH} km/h,\nplus {BUFFER_MINUTES} minutes");
+    assert!(create.as_str().unwrap().replace("\n", " ").contains(&rule.replace('\n', " ")), "{create}");
+    assert!(create.as_str().unwrap().contains(&format!("{MIN_LEGS}–{MAX_LEGS} legs")), "{create}");
+    let legs = &spec["components"]["schemas"]["NewTour"]["properties"]["legs"];
+    assert_eq!(legs["minItems"], MIN_LEGS);
+    assert_eq!(legs["maxItems"], MAX_LEGS);
+}
+
 /// The component schemas a request body can hold, followed through their references.
 fn request_schemas(spec: &Value) -> Vec<String> {
     fn refs(v: &Value, out: &mut Vec<String>) {
