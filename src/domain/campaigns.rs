@@ -328,21 +328,6 @@ pub async fn apply(
             v.range("people", people, 1, MAX_FAMILY);
             v.finish()?;
             districts::ensure_exists(db, &district_code, "district_code").await?;
-            let since = now - Duration::hours(1);
-            let recent = application::Entity::find()
-                .filter(application::Column::CampaignId.eq(campaign_id))
-                .filter(application::Column::ClientIp.eq(client_ip))
-                .filter(application::Column::CreatedAt.gte(since))
-                .count(db)
-                .await?;
-            if recent >= APPLICATIONS_PER_ADDRESS_HOUR {
-                return Err(AppError::RateLimited {
-                    detail: format!(
-                        "at most {APPLICATIONS_PER_ADDRESS_HOUR} applications an hour from one address to a campaign"
-                    ),
-                    retry_after_s: 3600,
-                });
-            }
             row.kind = CITIZEN.into();
             (row.name, row.phone, row.people) = (name, phone, people);
             row.client_ip = Some(client_ip.to_string());
@@ -355,6 +340,9 @@ pub async fn apply(
     let still_open = campaign::Entity::find_by_id(campaign_id).lock_shared().one(&txn).await?;
     if still_open.is_none_or(|c| c.status != OPEN) {
         return Err(AppError::invalid_rule("campaign-window-closed", "the campaign has been drawn"));
+    }
+    if let Some(ip) = &row.client_ip {
+        check_address_limit(&txn, campaign_id, ip, now).await?;
     }
     application::Entity::insert(application::ActiveModel::from(row.clone()))
         .exec_without_returning(&txn)
@@ -373,6 +361,37 @@ pub async fn apply(
     audit::record(&txn, actor, now, Change::created("application", id, &for_audit)).await?;
     txn.commit().await?;
     Ok(record)
+}
+
+/// At most [`APPLICATIONS_PER_ADDRESS_HOUR`] citizens' applications an hour from one address
+/// to a campaign (429 beyond), counted under a lock on that pair, so that parallel requests
+/// cannot all pass the count: on PostgreSQL a transaction-scoped advisory lock, on SQLite the
+/// write lock [`begin_write`] holds already.
+async fn check_address_limit(txn: &DatabaseTransaction, campaign_id: Uuid, ip: &str, now: DateTime<Utc>) -> Result<()> {
+    const APPLICATION_LOCKS: i32 = 0x6b65_7075 + 2; // beside the log-in throttle's key spaces
+    if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        txn.execute_raw(Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+            [APPLICATION_LOCKS.into(), format!("{campaign_id}|{ip}").into()],
+        ))
+        .await?;
+    }
+    let recent = application::Entity::find()
+        .filter(application::Column::CampaignId.eq(campaign_id))
+        .filter(application::Column::ClientIp.eq(ip))
+        .filter(application::Column::CreatedAt.gte(now - Duration::hours(1)))
+        .count(txn)
+        .await?;
+    if recent >= APPLICATIONS_PER_ADDRESS_HOUR {
+        return Err(AppError::RateLimited {
+            detail: format!(
+                "at most {APPLICATIONS_PER_ADDRESS_HOUR} applications an hour from one address to a campaign"
+            ),
+            retry_after_s: 3600,
+        });
+    }
+    Ok(())
 }
 
 /// An application with its citizen's phone masked (for everyone but the bureau, and for the

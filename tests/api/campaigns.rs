@@ -363,3 +363,20 @@ async fn places_freed_after_the_draw_go_to_the_waiting_list_in_draw_order() {
     let report = app.get("/v1/admin/consistency", Some(&app.admin)).await.expect(200).body;
     assert_eq!(report["consistent"], true, "{report:#}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_applications_from_one_address_stop_at_the_limit() {
+    let app = spawn_app().await;
+    let t = tour(&app, 10).await;
+    let c = campaign(&app, &[&t], 1).await;
+    app.clock.advance(Duration::hours(2));
+    let ip: std::net::IpAddr = "127.0.7.7".parse().unwrap();
+    let client = reqwest::Client::builder().local_address(ip).build().unwrap();
+    let tasks = (0..16).map(|i| {
+        let (client, url, body) = (client.clone(), app.url(&apply_path(&c)), citizen(500 + i, &[&t]));
+        tokio::spawn(async move { client.post(url).json(&body).send().await.unwrap().status().as_u16() })
+    });
+    let statuses: Vec<u16> = futures::future::join_all(tasks).await.into_iter().map(|r| r.unwrap()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 10, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 6, "{statuses:?}");
+}
