@@ -18,7 +18,7 @@ use crate::domain::access::{Action, Actor, authorize};
 use crate::domain::audit::{self, Change};
 use crate::domain::capacity::{self, Party, PoolRef};
 use crate::domain::enums::{Audience, BaseStatus, BookingStatus, Role, SessionStatus};
-use crate::domain::idempotency::{self, Idempotency, Replay};
+use crate::domain::idempotency::{self, Idempotency, Made};
 use crate::domain::notifications;
 use crate::domain::page::{Cursor, PageRequest, Paged};
 use crate::domain::sessions::{self, local_time};
@@ -70,11 +70,7 @@ impl BookingRecord {
 }
 
 /// A first answer to replay, or a new booking.
-#[derive(Debug)]
-pub enum Created {
-    New(Box<BookingRecord>),
-    Replay(Replay),
-}
+pub type Created = Made<BookingRecord>;
 
 /// Checks the party against the fixed rules (no database needed), naming each field.
 pub fn check_request(req: &BookingRequest) -> Result<()> {

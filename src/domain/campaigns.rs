@@ -746,21 +746,30 @@ async fn serve_in(
         .order_by_asc(application::Column::DrawPosition)
         .all(txn)
         .await?;
+    // Who was given or refused this tour already (never offered it twice): one read.
+    let tried: std::collections::HashSet<Uuid> = application_win::Entity::find()
+        .filter(application_win::Column::TourId.eq(tour_id))
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(|w| w.application_id)
+        .collect();
+    // The tour is read again only after places were taken from it.
+    let mut t = tours::get(txn, tour_id).await?;
     for a in waiting {
-        let t = tours::get(txn, tour_id).await?;
         if !t.bookable_now(now) || t.free() <= 0 {
             break;
         }
         let wants: Vec<Uuid> = serde_json::from_value(a.preferences.clone()).unwrap_or_default();
         // Not one who did not list it, does not fit, or was refused it already.
-        let tried = application_win::Entity::find_by_id((a.id, tour_id)).one(txn).await?.is_some();
-        if !wants.contains(&tour_id) || a.people > t.free() || tried {
+        if !wants.contains(&tour_id) || a.people > t.free() || tried.contains(&a.id) {
             continue;
         }
         let (status, tour_booking_id, note) = take_win(txn, &bureau, &a, &t, now).await?;
         if status != CONFIRMED {
             continue;
         }
+        t = tours::get(txn, tour_id).await?;
         application_win::Entity::insert(application_win::ActiveModel {
             application_id: Set(a.id),
             tour_id: Set(tour_id),

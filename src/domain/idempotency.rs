@@ -22,6 +22,13 @@ pub struct Idempotency {
     pub request_hash: String,
 }
 
+/// What a write with an `Idempotency-Key` made: something new, or the first answer again.
+#[derive(Debug)]
+pub enum Made<T> {
+    New(Box<T>),
+    Replay(Replay),
+}
+
 /// The first answer to a key, to give again.
 #[derive(Debug, Clone)]
 pub struct Replay {

@@ -637,10 +637,24 @@ pub async fn search(
 
 /// The window of a search: `from` (default now) to `to` (default 90 days on).
 fn window(q: &SessionQuery, now: DateTime<Utc>) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
-    validate::sane_time("from", q.from)?;
-    validate::sane_time("to", q.to)?;
-    let from = q.from.unwrap_or(now);
-    let to = q.to.unwrap_or_else(|| from.checked_add_signed(Duration::days(90)).unwrap_or(DateTime::<Utc>::MAX_UTC));
+    search_window(q.from, q.to, q.min_free, now)
+}
+
+/// What every search over time checks (sessions and tours): `from` (default now) to `to`
+/// (default 90 days on), `to` after `from`, and `min_free` not negative.
+pub fn search_window(
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    min_free: Option<i32>,
+    now: DateTime<Utc>,
+) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
+    validate::sane_time("from", from)?;
+    validate::sane_time("to", to)?;
+    if min_free.is_some_and(|m| m < 0) {
+        return Err(AppError::field("min_free", "must not be negative"));
+    }
+    let from = from.unwrap_or(now);
+    let to = to.unwrap_or_else(|| from.checked_add_signed(Duration::days(90)).unwrap_or(DateTime::<Utc>::MAX_UTC));
     if to <= from {
         return Err(AppError::field("to", "must be after from"));
     }

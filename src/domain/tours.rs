@@ -24,7 +24,7 @@ use crate::domain::bookings::{self, BookingRecord, BookingRequest};
 use crate::domain::capacity::{self, PoolRef};
 use crate::domain::enums::{Audience, BaseStatus, BookingStatus, PoolUnit, SessionStatus};
 use crate::domain::geo::LatLon;
-use crate::domain::idempotency::{self, Idempotency, Replay};
+use crate::domain::idempotency::{self, Idempotency};
 use crate::domain::page::{self, Cursor, PageRequest, Paged};
 use crate::domain::sessions::{self, SessionRecord, local_time};
 use crate::domain::validate::Validator;
@@ -329,13 +329,7 @@ pub async fn search(
     page: PageRequest,
     now: DateTime<Utc>,
 ) -> Result<Paged<(TourRecord, Option<f64>)>> {
-    crate::domain::validate::sane_time("from", q.from)?;
-    crate::domain::validate::sane_time("to", q.to)?;
-    let from = q.from.unwrap_or(now);
-    let to = q.to.unwrap_or_else(|| from + chrono::Duration::days(90));
-    if to <= from {
-        return Err(AppError::field("to", "must be after from"));
-    }
+    let (from, to) = sessions::search_window(q.from, q.to, q.min_free, now)?;
     let mut cond = Condition::all()
         .add(tour::Column::Status.eq(OPEN))
         .add(tour::Column::StartsAt.gte(from))
@@ -407,11 +401,7 @@ pub struct TourBookingRecord {
 }
 
 /// A new tour booking, or the first answer to its `Idempotency-Key`.
-#[derive(Debug)]
-pub enum TourBooked {
-    New(Box<TourBookingRecord>),
-    Replay(Replay),
-}
+pub type TourBooked = idempotency::Made<TourBookingRecord>;
 
 /// Books a whole tour for a school: every leg confirmed and every leg's places (and the
 /// tour's own) taken in one transaction, or nothing (409 naming the rule, or

@@ -13,12 +13,12 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::domain::access::{Action, Actor, authorize};
-use crate::domain::bookings::{self, BookingFilter, BookingRecord, BookingRequest, CheckIn, Created};
+use crate::domain::bookings::{self, BookingFilter, BookingRecord, BookingRequest, CheckIn};
 use crate::domain::calendar;
 use crate::domain::enums::{Audience, BookingStatus, Role};
 use crate::domain::notifications::{self, NotificationFilter};
 use crate::error::{AppError, Problem, Result};
-use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser, Idempotent, MaybeAuthUser, replayable};
+use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser, Idempotent, MaybeAuthUser, made};
 use crate::http::{Page, PageParams};
 use crate::state::AppState;
 
@@ -177,13 +177,7 @@ async fn create_booking(
         let status = if r.status() == BookingStatus::Waitlisted { 202 } else { 201 };
         (status, serde_json::to_value(BookingView::of(r.clone(), &actor)).unwrap_or_default())
     };
-    match bookings::create(&state.db, &actor, req, key, render, state.now()).await? {
-        Created::New(record) => {
-            let (status, body) = render(&record);
-            Ok(replayable(status, body, false))
-        }
-        Created::Replay(r) => Ok(replayable(r.status, r.body, true)),
-    }
+    Ok(made(bookings::create(&state.db, &actor, req, key, render, state.now()).await?, render))
 }
 
 /// Get a booking

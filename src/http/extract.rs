@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::domain::Precondition;
 use crate::domain::access::Actor;
 use crate::domain::auth;
-use crate::domain::idempotency::Idempotency;
+use crate::domain::idempotency::{Idempotency, Made};
 use crate::domain::validate;
 use crate::error::{AppError, FieldError};
 use crate::state::AppState;
@@ -450,6 +450,18 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Idempotent<T> {
         let ApiJson(raw) = ApiJson::<Value>::from_request(req, state).await?;
         let key = header.map(|k| Idempotency::of(&k, &raw)).transpose()?;
         Ok(Self { key, body: from_value(raw)? })
+    }
+}
+
+/// The answer to a write that an `Idempotency-Key` may replay: the new record as `render`
+/// shows it, or the first answer again.
+pub fn made<T>(made: Made<T>, render: impl Fn(&T) -> (u16, Value)) -> axum::response::Response {
+    match made {
+        Made::New(record) => {
+            let (status, body) = render(&record);
+            replayable(status, body, false)
+        }
+        Made::Replay(r) => replayable(r.status, r.body, true),
     }
 }
 

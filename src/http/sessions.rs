@@ -422,9 +422,6 @@ async fn list_sessions(
     let _timer = crate::telemetry::time_search(if near.near.is_some() { "sessions_near" } else { "sessions_list" });
     let page = page.parse()?;
     let (near, radius_km) = near.parse()?;
-    if p.min_free.is_some_and(|m| m < 0) {
-        return Err(crate::error::AppError::field("min_free", "must not be negative"));
-    }
     let query = SessionQuery {
         base_id: p.base_id,
         near,

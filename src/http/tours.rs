@@ -14,13 +14,10 @@ use uuid::Uuid;
 use crate::domain::access::Actor;
 use crate::domain::enums::{Audience, BookingStatus, Role, SessionStatus};
 use crate::domain::geo::{LatLon, round_km};
-use crate::domain::tours::{
-    self, Leg, TourBooked, TourBookingRecord, TourBookingRequest, TourInput, TourQuery, TourRecord,
-};
-use crate::domain::validate::Validator;
+use crate::domain::tours::{self, Leg, TourBookingRecord, TourBookingRequest, TourInput, TourQuery, TourRecord};
 use crate::error::{AppError, Problem, Result};
 use crate::http::bookings::{BookingView, CancelBooking};
-use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser, Idempotent, replayable};
+use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser, Idempotent, made};
 use crate::http::sessions::BaseSummary;
 use crate::http::{DistrictCode, NearParams, Page, PageParams};
 use crate::state::AppState;
@@ -231,11 +228,6 @@ async fn list_tours(
 ) -> Result<Json<Page<TourView>>> {
     let page = page.parse()?;
     let (near, radius_km) = near.parse()?;
-    let mut v = Validator::new();
-    if p.min_free.is_some_and(|m| m < 0) {
-        v.push("min_free", "must not be negative");
-    }
-    v.finish()?;
     let query = TourQuery {
         near,
         radius_km,
@@ -377,13 +369,7 @@ async fn book_tour(
     let render =
         |r: &TourBookingRecord| (201, serde_json::to_value(TourBookingView::of(r.clone(), &actor)).unwrap_or_default());
     let key = key.map(|k| k.scoped(id));
-    match tours::book(&state.db, &actor, id, req, key, render, state.now()).await? {
-        TourBooked::New(record) => {
-            let (status, body) = render(&record);
-            Ok(replayable(status, body, false))
-        }
-        TourBooked::Replay(r) => Ok(replayable(r.status, r.body, true)),
-    }
+    Ok(made(tours::book(&state.db, &actor, id, req, key, render, state.now()).await?, render))
 }
 
 /// Get a tour booking
