@@ -33,6 +33,12 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     /// Set on a leg of a tour booking.
     pub tour_booking_id: Option<Uuid>,
+    /// Bumped by every change: the `ETag`, and the calendar event's sequence.
+    pub version: i32,
+    /// When the session's times last changed under this booking: cancelling is never late after.
+    pub session_moved_at: Option<DateTimeUtc>,
+    /// The last reminder sent, in days before the visit.
+    pub reminded_days: Option<i32>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

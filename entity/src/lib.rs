@@ -28,6 +28,7 @@ pub mod operator_base;
 pub mod public_holiday;
 pub mod review;
 pub mod school;
+pub mod sent_reminder;
 pub mod session;
 pub mod session_pool;
 pub mod sign;

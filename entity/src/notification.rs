@@ -7,7 +7,9 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
-    pub school_id: Uuid,
+    pub school_id: Option<Uuid>,
+    /// A notice to the base's operators (reminders of tomorrow's groups).
+    pub base_id: Option<Uuid>,
     pub booking_id: Option<Uuid>,
     pub kind: String,
     #[sea_orm(column_type = "Text")]

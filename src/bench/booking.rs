@@ -218,6 +218,9 @@ async fn seed_history(
                     created_at: starts - chrono::Duration::days(7),
                     updated_at: starts,
                     tour_booking_id: None,
+                    version: 1,
+                    session_moved_at: None,
+                    reminded_days: None,
                 }));
             }
         }

@@ -190,13 +190,33 @@ pub async fn take(conn: &impl ConnectionTrait, pools: &[PoolRef], party: Party, 
 /// takes them. `false` when a pool lacks room; the caller must then roll back (a savepoint)
 /// what was taken before it.
 pub async fn take_all(conn: &impl ConnectionTrait, takes: &[(PoolRef, Party)], now: DateTime<Utc>) -> Result<bool> {
+    shift(conn, &[], takes, now).await
+}
+
+/// Gives places back and takes others in one step (a booking resized or moved): what each
+/// pool gains and loses is netted, and the pools are written in id order, the order every
+/// writer takes them; a pool that nets to more is taken only while it has room. `false` when
+/// one lacks room; the caller must then roll back (a savepoint) what was written before it.
+/// The one way places change hands: [`take_all`] and [`release_all`] are its halves.
+pub async fn shift(
+    conn: &impl ConnectionTrait,
+    gives: &[(PoolRef, Party)],
+    takes: &[(PoolRef, Party)],
+    now: DateTime<Utc>,
+) -> Result<bool> {
     let mut amounts: std::collections::BTreeMap<Uuid, i32> = std::collections::BTreeMap::new();
     for (p, party) in takes {
         *amounts.entry(p.id).or_default() += party.amount(p.unit);
     }
+    for (p, party) in gives {
+        *amounts.entry(p.id).or_default() -= party.amount(p.unit);
+    }
     for (pool, amount) in amounts {
-        if conn.execute(&add_used(pool, amount, now)).await?.rows_affected() == 0 {
+        if amount > 0 && conn.execute(&add_used(pool, amount, now)).await?.rows_affected() == 0 {
             return Ok(false);
+        }
+        if amount < 0 {
+            sub_used(conn, pool, -amount, now).await?;
         }
     }
     Ok(true)
@@ -242,18 +262,11 @@ pub async fn release(conn: &impl ConnectionTrait, pools: &[PoolRef], party: Part
     release_all(conn, &gives, now).await
 }
 
-/// Gives places back for several visits at once ([`take_all`]'s mirror): what each pool gets
-/// back is added up and the pools are written in id order, the order every writer takes them
-/// (a tour booking's cancellation against a booking of the same tour cannot deadlock).
+/// Gives places back for several visits at once ([`take_all`]'s mirror, through [`shift`]): the
+/// pools are written in id order, the order every writer takes them (a tour booking's
+/// cancellation against a booking of the same tour cannot deadlock).
 pub async fn release_all(conn: &impl ConnectionTrait, gives: &[(PoolRef, Party)], now: DateTime<Utc>) -> Result<()> {
-    let mut amounts: std::collections::BTreeMap<Uuid, i32> = std::collections::BTreeMap::new();
-    for (p, party) in gives {
-        *amounts.entry(p.id).or_default() += party.amount(p.unit);
-    }
-    for (pool, amount) in amounts {
-        sub_used(conn, pool, amount, now).await?;
-    }
-    Ok(())
+    shift(conn, gives, &[], now).await.map(|_| ())
 }
 
 /// A new pool's fields.

@@ -1,5 +1,5 @@
-//! Notifications to schools: one row per state change of a booking, for a later mail or
-//! webhook sender to deliver.
+//! Notifications to schools (one row per state change of a booking) and to a base's operators
+//! (reminders), for a later mail or webhook sender to deliver.
 
 use chrono::{DateTime, Utc};
 use entity::{booking, notification};
@@ -21,12 +21,36 @@ pub async fn send(
     Ok(())
 }
 
-/// The row of a notification, for callers that batch their inserts.
+/// Who a notification is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recipient {
+    School(Uuid),
+    /// The operators of a base.
+    Base(Uuid),
+}
+
+/// The row of a notification for the school of `booking`, for callers that batch their inserts.
 pub fn row(booking: &booking::Model, kind: &str, message: String, now: DateTime<Utc>) -> notification::ActiveModel {
+    row_to(Recipient::School(booking.school_id), Some(booking.id), kind, message, now)
+}
+
+/// The row of a notification to `to`, about `booking_id` if any.
+pub fn row_to(
+    to: Recipient,
+    booking_id: Option<Uuid>,
+    kind: &str,
+    message: String,
+    now: DateTime<Utc>,
+) -> notification::ActiveModel {
+    let (school_id, base_id) = match to {
+        Recipient::School(s) => (Some(s), None),
+        Recipient::Base(b) => (None, Some(b)),
+    };
     notification::ActiveModel {
         id: Set(Uuid::now_v7()),
-        school_id: Set(booking.school_id),
-        booking_id: Set(Some(booking.id)),
+        school_id: Set(school_id),
+        base_id: Set(base_id),
+        booking_id: Set(booking_id),
         kind: Set(kind.into()),
         message: Set(message),
         created_at: Set(now),
@@ -42,17 +66,8 @@ pub async fn to_school(
     message: String,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    notification::Entity::insert(notification::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        school_id: Set(school_id),
-        booking_id: Set(None),
-        kind: Set(kind.into()),
-        message: Set(message),
-        created_at: Set(now),
-        delivered_at: Set(None),
-    })
-    .exec_without_returning(conn)
-    .await?;
+    let row = row_to(Recipient::School(school_id), None, kind, message, now);
+    notification::Entity::insert(row).exec_without_returning(conn).await?;
     Ok(())
 }
 
@@ -60,6 +75,8 @@ pub async fn to_school(
 #[derive(Debug, Default, Clone)]
 pub struct NotificationFilter {
     pub school_id: Option<Uuid>,
+    /// Notices to the operators of these bases.
+    pub base_ids: Option<Vec<Uuid>>,
     pub booking_id: Option<Uuid>,
 }
 
@@ -72,6 +89,9 @@ pub async fn list(
     let mut q = notification::Entity::find();
     if let Some(s) = filter.school_id {
         q = q.filter(notification::Column::SchoolId.eq(s));
+    }
+    if let Some(bases) = &filter.base_ids {
+        q = q.filter(notification::Column::BaseId.is_in(bases.iter().copied()));
     }
     if let Some(b) = filter.booking_id {
         q = q.filter(notification::Column::BookingId.eq(b));

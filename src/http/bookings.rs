@@ -13,19 +13,20 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::domain::access::{Action, Actor, authorize};
-use crate::domain::bookings::{self, BookingFilter, BookingRecord, BookingRequest, CheckIn};
+use crate::domain::bookings::{self, BookingEdit, BookingFilter, BookingRecord, BookingRequest, CheckIn};
 use crate::domain::calendar;
 use crate::domain::enums::{Audience, BookingStatus, Role};
 use crate::domain::notifications::{self, NotificationFilter};
 use crate::error::{AppError, Problem, Result};
-use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser, Idempotent, MaybeAuthUser, made};
-use crate::http::{Page, PageParams};
+use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser, IfMatch, Idempotent, MaybeAuthUser, made};
+use crate::http::{Page, PageParams, apply_patch, with_etag};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_bookings, create_booking))
-        .routes(routes!(get_booking))
+        .routes(routes!(get_booking, update_booking))
+        .routes(routes!(move_booking))
         .routes(routes!(cancel_booking))
         .routes(routes!(check_in_booking))
         .routes(routes!(school_calendar))
@@ -103,6 +104,12 @@ pub struct BookingView {
     pub updated_at: DateTime<Utc>,
     /// The tour booking this visit is a leg of.
     pub tour_booking_id: Option<Uuid>,
+    /// Bumped by every change; the `ETag` is this number in quotes.
+    #[schema(example = 2)]
+    pub version: i32,
+    /// When the base last moved the session's times under this booking: cancelling is never
+    /// late after that.
+    pub session_moved_at: Option<DateTime<Utc>>,
 }
 
 impl BookingView {
@@ -135,6 +142,8 @@ impl BookingView {
             created_at: b.created_at,
             updated_at: b.updated_at,
             tour_booking_id: b.tour_booking_id,
+            version: b.version,
+            session_moved_at: b.session_moved_at,
         }
     }
 }
@@ -188,7 +197,8 @@ async fn create_booking(
     params(("id" = Uuid, Path, description = "Booking id")),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The booking", body = BookingView),
+        (status = 200, description = "The booking", body = BookingView,
+            headers(("ETag" = String, description = "Version of the booking, for `If-Match`"))),
         (status = 404, description = "No such booking", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -196,9 +206,120 @@ async fn get_booking(
     State(state): State<AppState>,
     AuthUser(actor): AuthUser,
     ApiPath(id): ApiPath<Uuid>,
-) -> Result<Json<BookingView>> {
+) -> Result<Response> {
     let record = bookings::get(&state.db, &actor, id).await?;
-    Ok(Json(BookingView::of(record, &actor)))
+    Ok(with_etag(record.booking.version, Json(BookingView::of(record, &actor))))
+}
+
+/// Fields of a booking to change; those left out stay as they are, `needs: null` clears.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"students": 48, "teachers": 3}))]
+#[allow(dead_code)]
+pub struct BookingPatch {
+    #[schema(minimum = 1, maximum = 10000)]
+    students: Option<i32>,
+    #[schema(minimum = 1, maximum = 1000)]
+    teachers: Option<i32>,
+    #[schema(max_length = 100)]
+    contact_name: Option<String>,
+    #[schema(example = "138 0000 1234")]
+    contact_phone: Option<String>,
+    #[schema(max_length = 2000)]
+    needs: Option<String>,
+}
+
+/// Change a booking
+///
+/// Its school (or an admin), before the visit starts, with `If-Match` (the `ETag` last read):
+/// the group's size, the contact, the needs. A new size is checked like a new booking (one
+/// teacher per 20 students, the session's and the base's group limits, the booking window).
+/// A confirmed booking that grows takes the difference from every pool of its session in the
+/// same transaction; when it does not fit, 409 `capacity-exhausted` says how many places are
+/// left and nothing changes. One that shrinks gives places back and the waiting list moves up.
+/// A leg of a tour booking changes with its tour booking (409 `part-of-tour`).
+#[utoipa::path(
+    patch, path = "/v1/bookings/{id}", tag = "bookings", operation_id = "update_booking",
+    params(
+        ("id" = Uuid, Path, description = "Booking id"),
+        ("If-Match" = String, Header, description = "The ETag last read, e.g. `\"2\"`"),
+    ),
+    request_body = BookingPatch,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The changed booking", body = BookingView,
+            headers(("ETag" = String, description = "New version of the booking"))),
+        (status = 403, description = "Not the booking's school", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such booking", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`capacity-exhausted` (how many places are left), `invalid-state` (not active, or started), `part-of-tour`, `session-not-open`, `base-not-accredited`", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The booking changed since it was read", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field breaks a rule (`teachers`: one per 20 students; `students`: a group limit; `booking-window-closed`)", body = Problem, content_type = "application/problem+json"),
+        (status = 428, description = "`If-Match` is missing", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn update_booking(
+    State(state): State<AppState>,
+    AuthUser(actor): AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+    if_match: IfMatch,
+    ApiJson(patch): ApiJson<serde_json::Value>,
+) -> Result<Response> {
+    let precondition = if_match.required()?;
+    let apply = |b: &entity::booking::Model| apply_patch::<BookingPatch, _>(&BookingEdit::of(b), &patch);
+    let record = bookings::edit(&state.db, &actor, id, precondition, apply, state.now()).await?;
+    Ok(with_etag(record.booking.version, Json(BookingView::of(record, &actor))))
+}
+
+/// Where a booking moves.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"session_id": "0193a5d2-7c1e-7a3b-9f00-1c2d3e4f5a6c"}))]
+pub struct MoveBooking {
+    /// The session to move to (at this base or another).
+    pub session_id: Uuid,
+}
+
+/// Move a booking to another session
+///
+/// Its school (or an admin), before the visit starts, with `If-Match` (two moves of one
+/// booking cannot both win: the second gets 412) and optionally an `Idempotency-Key`. Every
+/// rule is checked for the new session as for a new booking, the booking itself not counting
+/// against its school's limits or overlaps; the new places are taken and the old given back
+/// in one transaction, so the booking is always in exactly one session. If anything fails it
+/// stays where it was, untouched. The old session's waiting list moves up. The check-in code
+/// and the calendar event (same UID, next sequence) stay.
+#[utoipa::path(
+    post, path = "/v1/bookings/{id}/move", tag = "bookings", operation_id = "move_booking",
+    params(
+        ("id" = Uuid, Path, description = "Booking id"),
+        ("If-Match" = String, Header, description = "The ETag last read, e.g. `\"2\"`"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: 1–200 characters, unique per request"),
+    ),
+    request_body = MoveBooking,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The booking, in its new session", body = BookingView),
+        (status = 403, description = "Not the booking's school", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such booking", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`capacity-exhausted` (how many places are left), `session-not-open` (cancelled, closed or started), `base-not-accredited`, `school-booking-limit`, `overlapping-booking`, `school-suspended`, `invalid-state`, `part-of-tour`, `session-changing`", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The booking changed since it was read (another move won)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`session_id`: no such session, or the booking's own; `audience`, `students` or `booking-window-closed` for the new session", body = Problem, content_type = "application/problem+json"),
+        (status = 428, description = "`If-Match` is missing", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn move_booking(
+    State(state): State<AppState>,
+    AuthUser(actor): AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+    if_match: IfMatch,
+    Idempotent { key, body }: Idempotent<MoveBooking>,
+) -> Result<Response> {
+    let precondition = if_match.required()?;
+    let key = key.map(|k| k.scoped(id));
+    let render = |r: &BookingRecord| (200, serde_json::to_value(BookingView::of(r.clone(), &actor)).unwrap_or_default());
+    let moved =
+        bookings::move_to(&state.db, &actor, id, precondition, body.session_id, key, render, state.now()).await?;
+    Ok(made(moved, render))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -380,11 +501,14 @@ async fn create_calendar_token(
     Ok((StatusCode::CREATED, Json(FeedToken { token, path })))
 }
 
-/// A message to a school.
+/// A message to a school, or to a base's operators.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NotificationView {
     pub id: Uuid,
-    pub school_id: Uuid,
+    /// The school it is for (or none: a notice to a base's operators).
+    pub school_id: Option<Uuid>,
+    /// The base whose operators it is for.
+    pub base_id: Option<Uuid>,
     pub booking_id: Option<Uuid>,
     #[schema(example = "booking_promoted")]
     pub kind: String,
@@ -398,6 +522,7 @@ impl NotificationView {
         Self {
             id: n.id,
             school_id: n.school_id,
+            base_id: n.base_id,
             booking_id: n.booking_id,
             kind: n.kind,
             message: n.message,
@@ -412,12 +537,15 @@ impl NotificationView {
 pub struct NotificationParams {
     /// Admins: one school's notifications.
     pub school_id: Option<Uuid>,
+    /// Admins and operators: one base's notices.
+    pub base_id: Option<Uuid>,
     pub booking_id: Option<Uuid>,
 }
 
 /// List notifications
 ///
-/// A school account reads its own; an admin reads all. Oldest first.
+/// A school account reads its own; an operator the notices to its bases (reminders of the next
+/// day's groups); an admin reads all. Oldest first.
 #[utoipa::path(
     get, path = "/v1/notifications", tag = "bookings", operation_id = "list_notifications",
     params(NotificationParams, PageParams),
@@ -431,16 +559,22 @@ async fn list_notifications(
     ApiQuery(paging): ApiQuery<PageParams>,
 ) -> Result<Json<Page<NotificationView>>> {
     let page = paging.parse()?;
-    let school_id = match actor.role {
-        Role::Admin => p.school_id,
+    let (school_id, base_ids) = match actor.role {
+        Role::Admin => (p.school_id, p.base_id.map(|b| vec![b])),
         Role::School => {
             let own = actor.school_id.unwrap_or_default();
             authorize(&actor, Action::EditSchool { school_id: p.school_id.unwrap_or(own) })?;
-            Some(own)
+            (Some(own), None)
+        }
+        Role::Operator => {
+            if let Some(b) = p.base_id {
+                authorize(&actor, Action::ManageSessions { base_id: b })?;
+            }
+            (None, Some(p.base_id.map_or_else(|| actor.base_ids.clone(), |b| vec![b])))
         }
         _ => return Err(AppError::forbidden(format!("a {} account has no notifications", actor.role))),
     };
-    let filter = NotificationFilter { school_id, booking_id: p.booking_id };
+    let filter = NotificationFilter { school_id, base_ids, booking_id: p.booking_id };
     let paged = notifications::list(&state.db, &filter, page).await?;
     Ok(Json(Page::from_paged(paged, NotificationView::of)))
 }

@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::Response;
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc, Weekday};
 use entity::capacity_pool;
 use serde::{Deserialize, Serialize};
@@ -13,11 +14,13 @@ use uuid::Uuid;
 use crate::domain::capacity;
 use crate::domain::enums::{Audience, PoolUnit, SessionStatus};
 use crate::domain::geo::{LatLon, round_km};
-use crate::domain::sessions::{self, Pattern, SessionHit, SessionInput, SessionQuery, SessionRecord, Skipped};
+use crate::domain::sessions::{
+    self, Pattern, SessionEdit, SessionHit, SessionInput, SessionQuery, SessionRecord, Skipped,
+};
 use crate::domain::validate::Validator;
 use crate::error::{Problem, Result};
-use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser};
-use crate::http::{DistrictCode, NearParams, Page, PageParams};
+use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser, IfMatch};
+use crate::http::{DistrictCode, NearParams, Page, PageParams, apply_patch, with_etag};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -25,7 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create_session))
         .routes(routes!(generate_sessions))
         .routes(routes!(list_sessions))
-        .routes(routes!(get_session))
+        .routes(routes!(get_session, update_session))
         .routes(routes!(cancel_session))
         .routes(routes!(close_session))
         .routes(routes!(reopen_session))
@@ -245,6 +248,9 @@ pub struct SessionView {
     pub max_group_size: Option<i32>,
     pub status: SessionStatus,
     pub pools: Vec<PoolUsage>,
+    /// Bumped by every change; the `ETag` is this number in quotes.
+    #[schema(example = 1)]
+    pub version: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// The base (in searches).
@@ -275,6 +281,7 @@ impl SessionView {
             bookable_now,
             max_group_size: s.max_group_size,
             status: SessionStatus::from_db(&s.status),
+            version: s.version,
             created_at: s.created_at,
             updated_at: s.updated_at,
             base: None,
@@ -445,12 +452,94 @@ async fn list_sessions(
     get, path = "/v1/sessions/{id}", tag = "sessions", operation_id = "get_session",
     params(("id" = Uuid, Path, description = "Session id")),
     responses(
-        (status = 200, description = "The session", body = SessionView),
+        (status = 200, description = "The session", body = SessionView,
+            headers(("ETag" = String, description = "Version of the session, for `If-Match`"))),
         (status = 404, description = "No such session", body = Problem, content_type = "application/problem+json"),
     )
 )]
-async fn get_session(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> Result<Json<SessionView>> {
-    Ok(Json(SessionView::of(sessions::get(&state.db, id).await?, state.now())))
+async fn get_session(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> Result<Response> {
+    let record = sessions::get(&state.db, id).await?;
+    Ok(with_etag(record.session.version, Json(SessionView::of(record, state.now()))))
+}
+
+/// Fields of a session to change; those left out stay as they are.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"capacity": 140, "max_group_size": 70}))]
+#[allow(dead_code)]
+pub struct SessionPatch {
+    #[schema(pattern = "^2[0-9]{3}-")]
+    starts_at: Option<DateTime<Utc>>,
+    #[schema(pattern = "^2[0-9]{3}-")]
+    ends_at: Option<DateTime<Utc>>,
+    /// The session's own pool, in visitors: not below what is taken.
+    #[schema(minimum = 1, maximum = 100000)]
+    capacity: Option<i32>,
+    #[schema(min_items = 1)]
+    audiences: Option<Vec<Audience>>,
+    /// Moves with `starts_at` unless given.
+    #[schema(pattern = "^2[0-9]{3}-")]
+    booking_opens_at: Option<DateTime<Utc>>,
+    /// Moves with `starts_at` unless given.
+    #[schema(pattern = "^2[0-9]{3}-")]
+    booking_closes_at: Option<DateTime<Utc>>,
+    /// `null` removes the session's own limit.
+    #[schema(minimum = 1, maximum = 100000)]
+    max_group_size: Option<i32>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SessionPatchParams {
+    /// The bureau only: move the session even if that makes some school's bookings overlap.
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// Change a session
+///
+/// The base's operators, or an admin, before it starts, with `If-Match` (the `ETag` last
+/// read). `capacity` (its own pool) never goes below what is taken (409
+/// `capacity-below-taken` saying how much is); raised, the waiting list is served at once.
+/// `audiences` and `max_group_size` never exclude a group already booked (409
+/// `audience-in-use`, `group-too-large`). New times move every booking with the session:
+/// each school is notified and may cancel without the late-cancellation mark, its calendar
+/// event keeps its UID with the next sequence; a move that would make any school's bookings
+/// overlap is refused (409 `overlapping-booking` naming them) unless the bureau sends
+/// `force=true`. A tour's leg keeps its times (409 `part-of-tour`).
+#[utoipa::path(
+    patch, path = "/v1/sessions/{id}", tag = "sessions", operation_id = "update_session",
+    params(
+        ("id" = Uuid, Path, description = "Session id"),
+        ("If-Match" = String, Header, description = "The ETag last read, e.g. `\"1\"`"),
+        SessionPatchParams,
+    ),
+    request_body = SessionPatch,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The changed session", body = SessionView,
+            headers(("ETag" = String, description = "New version of the session"))),
+        (status = 403, description = "Not the base's operator; or `force` by anyone but the bureau", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such session", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`capacity-below-taken`, `audience-in-use`, `group-too-large`, `overlapping-booking`, `part-of-tour`, `invalid-state` (cancelled or started)", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The session changed since it was read", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field breaks a rule (`starts_at` in the past, `ends_at` before it, `capacity` out of range…)", body = Problem, content_type = "application/problem+json"),
+        (status = 428, description = "`If-Match` is missing", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn update_session(
+    State(state): State<AppState>,
+    AuthUser(actor): AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(params): ApiQuery<SessionPatchParams>,
+    if_match: IfMatch,
+    ApiJson(patch): ApiJson<serde_json::Value>,
+) -> Result<Response> {
+    let precondition = if_match.required()?;
+    let now = state.now();
+    let apply = |s: &entity::session::Model| apply_patch::<SessionPatch, _>(&SessionEdit::of(s), &patch);
+    let record = sessions::update(&state.db, &actor, id, precondition, apply, params.force, now).await?;
+    Ok(with_etag(record.session.version, Json(SessionView::of(record, now))))
 }
 
 /// Why a session or booking is cancelled.

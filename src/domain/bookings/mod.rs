@@ -26,6 +26,9 @@ use crate::domain::validate::{self, Validator};
 use crate::error::{AppError, FieldError, Result};
 use crate::telemetry::{self, BookingOutcome};
 
+mod changes;
+pub use changes::{BookingEdit, edit, move_to};
+
 /// One teacher is needed for every this many students.
 pub const STUDENTS_PER_TEACHER: i32 = 20;
 /// A school may hold this many active future bookings at one base.
@@ -178,6 +181,9 @@ fn new_booking(
         created_at: now,
         updated_at: now,
         tour_booking_id: None,
+        version: 1,
+        session_moved_at: None,
+        reminded_days: None,
     }
 }
 
@@ -760,6 +766,7 @@ async fn transition(
 ) -> Result<bool> {
     let mut q = booking::Entity::update_many()
         .col_expr(booking::Column::Status, Expr::value(to.as_str()))
+        .col_expr(booking::Column::Version, sea_orm::sea_query::ExprTrait::add(Expr::col(booking::Column::Version), 1))
         .col_expr(booking::Column::UpdatedAt, Expr::value(now));
     for (col, value) in extra {
         q = q.col_expr(col, value);
@@ -809,7 +816,7 @@ pub async fn cancel(
 
 /// Cancels an active booking in the caller's transaction, whose caller has checked who may:
 /// the session locked (shared), the status changed (a late cancellation when less than 24 h
-/// before a confirmed visit), the school told, the change audited. Answers the booking as it
+/// before a confirmed visit, unless the base moved the session since it was booked), the school told, the change audited. Answers the booking as it
 /// now is and the places to give back, which the caller gives ([`capacity::release_all`], all
 /// of a transaction's at once, in pool order) and offers to waiting groups
 /// ([`offer_freed_places`]) once committed.
@@ -835,7 +842,10 @@ pub async fn cancel_in(
         vec![
             (booking::Column::CancelledAt, Expr::value(now)),
             (booking::Column::CancelReason, Expr::value(reason.clone())),
-            (booking::Column::LateCancellation, Expr::value(late && was == BookingStatus::Confirmed)),
+            (
+                booking::Column::LateCancellation,
+                Expr::value(late && was == BookingStatus::Confirmed && b.session_moved_at.is_none()),
+            ),
         ],
         now,
     )

@@ -24,6 +24,9 @@ use crate::domain::validate::{self, Validator};
 use crate::domain::{bases, districts, nearest, notifications};
 use crate::error::{AppError, Result};
 
+mod changes;
+pub use changes::{SessionEdit, update};
+
 /// The city's time zone: Asia/Shanghai has been UTC+08:00 all year since 1991.
 pub fn city_offset() -> FixedOffset {
     FixedOffset::east_opt(8 * 3600).expect("a valid offset")
@@ -532,6 +535,7 @@ pub async fn cancel_locked(
                 booking::Column::CancelReason,
                 sea_orm::sea_query::Expr::value(format!("session cancelled: {reason}")),
             )
+            .col_expr(booking::Column::Version, Expr::col(booking::Column::Version).add(1))
             .col_expr(booking::Column::UpdatedAt, sea_orm::sea_query::Expr::value(now))
             .filter(booking::Column::Id.eq(b.id))
             .filter(booking::Column::Status.eq(was.as_str()))
