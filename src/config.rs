@@ -44,6 +44,8 @@ pub struct Config {
     pub rate_anonymous: crate::security::RateLimit,
     /// Requests a minute per signed-in account (0: no limit).
     pub rate_account: crate::security::RateLimit,
+    /// Days before a visit that the sweep reminds its school (empty: no reminders).
+    pub reminder_days: Vec<u32>,
 }
 
 impl Config {
@@ -64,6 +66,7 @@ impl Config {
             trusted_proxies: Vec::new(),
             rate_anonymous: crate::security::RateLimit { per_minute: 600 },
             rate_account: crate::security::RateLimit { per_minute: 1200 },
+            reminder_days: crate::domain::reminders::DEFAULT_DAYS.to_vec(),
         }
     }
 

@@ -66,6 +66,10 @@ struct Cli {
     /// Requests a minute per signed-in account, with bursts of ten seconds' worth (0: no limit).
     #[arg(long, env = "KEPU_RATE_ACCOUNT_PER_MINUTE", default_value_t = 1200, global = true)]
     rate_account_per_minute: u32,
+    /// Days before a visit that the sweep reminds its school, e.g. `3,1` (the base's operators
+    /// are reminded the day before, always); `0` alone: no school reminders.
+    #[arg(long, env = "KEPU_REMINDER_DAYS", default_value = "3,1", global = true, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(0..=60))]
+    reminder_days: Vec<u32>,
     #[command(subcommand)]
     command: Command,
 }
@@ -80,7 +84,7 @@ enum Command {
         /// Load the demo city (idempotent) before serving.
         #[arg(long)]
         demo: bool,
-        /// Seconds between booking sweeps (no-shows, expired waiting lists); 0 disables.
+        /// Seconds between sweeps (no-shows, expired waiting lists, reminders); 0 disables.
         #[arg(long, env = "KEPU_SWEEP_SECONDS", default_value_t = 30)]
         sweep_seconds: u64,
     },
@@ -222,6 +226,7 @@ async fn main() -> anyhow::Result<()> {
     config.trusted_proxies = cli.trusted_proxies;
     config.rate_anonymous = kepu::security::RateLimit { per_minute: cli.rate_anonymous_per_minute };
     config.rate_account = kepu::security::RateLimit { per_minute: cli.rate_account_per_minute };
+    config.reminder_days = cli.reminder_days.into_iter().filter(|d| *d > 0).collect();
     config.login_max_per_client = cli.login_failures_per_address.max(1);
     config.login_account_failures_per_hour = cli.login_failures_per_account_hour.max(1);
     config.public_url = cli.public_url.map(|u| u.trim_end_matches('/').to_string()).filter(|u| !u.is_empty());

@@ -146,9 +146,9 @@ pub async fn shutdown_signal() {
     tracing::info!("shutting down: finishing in-flight requests");
 }
 
-/// Runs the sweeps (no-shows, expiries, promotions, old idempotency keys, lapsed
-/// certificates) every
-/// `every`, until the process ends. Safe in several processes at once.
+/// Runs the sweeps (no-shows, expiries, promotions, old idempotency keys, reminders, lapsed
+/// certificates, erasure) every `every`, until the process ends. Safe in several processes at
+/// once: each reminder is sent once.
 pub fn spawn_sweeper(state: AppState, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
@@ -159,6 +159,11 @@ pub fn spawn_sweeper(state: AppState, every: std::time::Duration) -> tokio::task
                 Ok(r) if r != Default::default() => tracing::info!(?r, "sweep"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "sweep failed; retrying next time"),
+            }
+            match crate::domain::reminders::send(&state.db, &state.config.reminder_days, state.now()).await {
+                Ok(r) if r != Default::default() => tracing::info!(?r, "reminders sent"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "reminders failed; retrying next time"),
             }
             match crate::domain::accreditation::expire_certificates(&state.db, state.now()).await {
                 Ok(0) => {}

@@ -94,7 +94,10 @@ pub async fn feed(db: &DatabaseConnection, s: &school::Model, public_url: Option
             .location(&base.address)
             .starts(b.starts_at)
             .ends(b.ends_at)
-            .timestamp(b.updated_at);
+            .timestamp(b.updated_at)
+            // A changed visit (resized, moved, its session's times changed) is the same event,
+            // revised: calendar apps replace it by UID when the sequence grows.
+            .add_property("SEQUENCE", (b.version - 1).max(0).to_string());
         if public_url.is_some() {
             event.url(&link);
         }

@@ -302,6 +302,72 @@ pub async fn get(conn: &impl ConnectionTrait, id: Uuid) -> Result<PoolRecord> {
     Ok(PoolRecord { pool, session_ids })
 }
 
+/// The pools a base's operators plan with (`base_id`): the base's shared pools and the
+/// city-wide pools its sessions draw on, each with the base's sessions drawing on it (a
+/// session's own pool is shown with the session); or, without a base, every city-wide pool
+/// with all its sessions. By id, a page at a time.
+pub async fn list(
+    conn: &impl ConnectionTrait,
+    base_id: Option<Uuid>,
+    page: crate::domain::page::PageRequest,
+) -> Result<crate::domain::page::Paged<PoolRecord>> {
+    use crate::domain::page::{Cursor, Paged};
+    use entity::session;
+    use sea_orm::sea_query::Query;
+    if let Some(b) = base_id {
+        bases::ensure_exists(conn, b).await.map_err(|_| AppError::field("base_id", "no such base"))?;
+    }
+    let city = capacity_pool::Column::BaseId.is_null();
+    let mut q = capacity_pool::Entity::find().filter(capacity_pool::Column::SessionId.is_null());
+    if let Some(b) = base_id {
+        let drawn_on = Query::select()
+            .column((session_pool::Entity, session_pool::Column::PoolId))
+            .from(session_pool::Entity)
+            .inner_join(
+                session::Entity,
+                Expr::col((session::Entity, session::Column::Id))
+                    .equals((session_pool::Entity, session_pool::Column::SessionId)),
+            )
+            .and_where(Expr::col((session::Entity, session::Column::BaseId)).eq(b))
+            .take();
+        q = q.filter(
+            sea_orm::Condition::any()
+                .add(capacity_pool::Column::BaseId.eq(b))
+                .add(sea_orm::Condition::all().add(city).add(capacity_pool::Column::Id.in_subquery(drawn_on))),
+        );
+    } else {
+        q = q.filter(city);
+    }
+    if let Some(after) = page.after {
+        q = q.filter(capacity_pool::Column::Id.gt(after.id));
+    }
+    let pools = q.order_by_asc(capacity_pool::Column::Id).limit(page.limit + 1).all(conn).await?;
+    let paged = Paged::from_overfetch(pools, page.limit, |p| Cursor::id(p.id));
+    let ids: Vec<Uuid> = paged.items.iter().map(|p| p.id).collect();
+    let mut links = session_pool::Entity::find()
+        .select_only()
+        .columns([session_pool::Column::PoolId, session_pool::Column::SessionId])
+        .filter(session_pool::Column::PoolId.is_in(ids))
+        .order_by_asc(session_pool::Column::SessionId);
+    if let Some(b) = base_id {
+        links = links.filter(
+            session_pool::Column::SessionId.in_subquery(
+                Query::select().column(session::Column::Id).from(session::Entity).and_where(session::Column::BaseId.eq(b)).take(),
+            ),
+        );
+    }
+    let links: Vec<(Uuid, Uuid)> = links.into_tuple().all(conn).await?;
+    let items = paged
+        .items
+        .into_iter()
+        .map(|pool| {
+            let session_ids = links.iter().filter(|(p, _)| *p == pool.id).map(|(_, s)| *s).collect();
+            PoolRecord { pool, session_ids }
+        })
+        .collect();
+    Ok(Paged { items, next: paged.next })
+}
+
 /// Creates a pool: an operator for its own base, an admin for any base or city-wide.
 pub async fn create(db: &DatabaseConnection, actor: &Actor, new: NewPool, now: DateTime<Utc>) -> Result<PoolRecord> {
     match new.base_id {

@@ -20,6 +20,7 @@ pub mod lottery;
 pub mod nearest;
 pub mod notifications;
 pub mod page;
+pub mod reminders;
 pub mod schools;
 pub mod sessions;
 pub mod signage;

@@ -29,6 +29,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(move_booking))
         .routes(routes!(cancel_booking))
         .routes(routes!(check_in_booking))
+        .routes(routes!(check_in_at_gate))
         .routes(routes!(school_calendar))
         .routes(routes!(create_calendar_token))
         .routes(routes!(list_notifications))
@@ -432,6 +433,36 @@ async fn check_in_booking(
     let c =
         CheckIn { code: body.code, students_present: body.students_present, teachers_present: body.teachers_present };
     let record = bookings::check_in(&state.db, &actor, id, c, state.now()).await?;
+    Ok(Json(BookingView::of(record, &actor)))
+}
+
+/// Check a group in at the gate, by its code
+///
+/// The base's operators (or an admin), with the code the group shows and who came: the gate
+/// staff need no booking id. Finds the base's visit with that code whose check-in is open
+/// (from 2 hours before the start, up to a day after), with the same rules as checking in by
+/// booking id.
+#[utoipa::path(
+    post, path = "/v1/bases/{id}/check-in", tag = "bookings", operation_id = "check_in_at_gate",
+    params(("id" = Uuid, Path, description = "Base id")),
+    request_body = CheckInBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Checked in", body = BookingView),
+        (status = 403, description = "Not the base's operator", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`invalid-state` (already checked in)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`code`: no visit with it open for check-in at this base now; `students_present`, `teachers_present`: more than booked", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn check_in_at_gate(
+    State(state): State<AppState>,
+    AuthUser(actor): AuthUser,
+    ApiPath(base_id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<CheckInBody>,
+) -> Result<Json<BookingView>> {
+    let c =
+        CheckIn { code: body.code, students_present: body.students_present, teachers_present: body.teachers_present };
+    let record = bookings::check_in_at(&state.db, &actor, base_id, c, state.now()).await?;
     Ok(Json(BookingView::of(record, &actor)))
 }
 

@@ -5,19 +5,20 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::domain::capacity::{self, NewPool, PoolRecord};
 use crate::domain::enums::PoolUnit;
 use crate::error::{Problem, Result};
-use crate::http::extract::{ApiJson, ApiPath, AuthUser};
+use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser};
+use crate::http::{Page, PageParams};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(create_pool))
+        .routes(routes!(list_pools, create_pool))
         .routes(routes!(get_pool))
         .routes(routes!(attach_session))
         .routes(routes!(detach_session))
@@ -76,6 +77,37 @@ impl PoolView {
             updated_at: p.updated_at,
         }
     }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PoolListParams {
+    /// A base: its shared pools and the city-wide pools its sessions draw on. Absent: every
+    /// city-wide pool.
+    pub base_id: Option<Uuid>,
+}
+
+/// List capacity pools
+///
+/// Public, like each pool. With `base_id`: what the base's operators plan with — the base's
+/// shared pools (a daily cap, a guide pool) and the city-wide pools its sessions draw on, each
+/// with `used`, `free` and the base's sessions attached (a session's own pool is shown with
+/// the session). Without: every city-wide pool and all its sessions. By id.
+#[utoipa::path(
+    get, path = "/v1/capacity-pools", tag = "capacity", operation_id = "list_pools",
+    params(PoolListParams, PageParams),
+    responses(
+        (status = 200, description = "A page of pools", body = Page<PoolView>),
+        (status = 422, description = "`base_id`: no such base", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn list_pools(
+    State(state): State<AppState>,
+    ApiQuery(p): ApiQuery<PoolListParams>,
+    ApiQuery(paging): ApiQuery<PageParams>,
+) -> Result<Json<Page<PoolView>>> {
+    let paged = capacity::list(&state.read_db, p.base_id, paging.parse()?).await?;
+    Ok(Json(Page::from_paged(paged, PoolView::of)))
 }
 
 /// Create a capacity pool

@@ -999,6 +999,39 @@ pub async fn check_in(
     Ok(after)
 }
 
+/// Checks a group in at the gate by its code alone (the gate staff have no booking ids): the
+/// visit at `base_id` with that code whose check-in is open now and that started at most a day
+/// ago, then [`check_in`] with its rules. 422 on `code` when there is none.
+pub async fn check_in_at(
+    db: &DatabaseConnection,
+    actor: &Actor,
+    base_id: Uuid,
+    c: CheckIn,
+    now: DateTime<Utc>,
+) -> Result<BookingRecord> {
+    authorize(actor, Action::ManageSessions { base_id })?;
+    let code = c.code.trim().to_ascii_uppercase();
+    let found = booking::Entity::find()
+        .filter(booking::Column::BaseId.eq(base_id))
+        .filter(booking::Column::Code.eq(code))
+        .filter(booking::Column::Status.is_in(BookingStatus::names(&[BookingStatus::Confirmed, BookingStatus::NoShow])))
+        .filter(booking::Column::StartsAt.lte(now + Duration::hours(CHECK_IN_OPENS_HOURS)))
+        .filter(booking::Column::StartsAt.gt(now - Duration::hours(24)))
+        .order_by_desc(booking::Column::StartsAt)
+        .one(db)
+        .await?
+        .ok_or_else(|| {
+            AppError::field(
+                "code",
+                format!(
+                    "no visit with this code at this base is open for check-in now (from {CHECK_IN_OPENS_HOURS} \
+                     hours before its start)"
+                ),
+            )
+        })?;
+    check_in(db, actor, found.id, c, now).await
+}
+
 /// What one sweep did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct SweepReport {
