@@ -195,6 +195,10 @@ fn fill_problem_examples(op: &mut Operation) {
             "412" => AppError::PreconditionFailed(
                 "the resource has changed (current ETag \"4\"); fetch it again and retry".into(),
             ),
+            "422" => AppError::Validation(vec![crate::error::FieldError::new(
+                "teachers",
+                "at least one teacher per 20 students: 3 needed",
+            )]),
             "428" => AppError::PreconditionRequired(
                 "send If-Match with the ETag you last read, so edits cannot collide".into(),
             ),

@@ -62,11 +62,15 @@ const COLUMNS: &str = "id, school_id, booking_id, kind, message, created_at, del
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
+    /// One transaction on every backend: the rebuild's statements must run on one connection
+    /// (SQLite's migrations otherwise take any of the pool's), all or none.
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        m.alter_table(
-            Table::alter().table(Bookings::Table).add_column(integer(Bookings::Version).default(1)).take(),
-        )
-        .await?;
+        m.alter_table(Table::alter().table(Bookings::Table).add_column(integer(Bookings::Version).default(1)).take())
+            .await?;
         m.alter_table(
             Table::alter()
                 .table(Bookings::Table)
@@ -100,13 +104,17 @@ impl MigrationTrait for Migration {
                     (Bases::Table, Bases::Id),
                     ForeignKeyAction::Cascade,
                 ))
-                .check(Expr::col(Notifications::SchoolId).is_not_null().or(Expr::col(Notifications::BaseId).is_not_null()))
+                .check(
+                    Expr::col(Notifications::SchoolId).is_not_null().or(Expr::col(Notifications::BaseId).is_not_null()),
+                )
                 .take(),
         )
         .await?;
         let db = m.get_connection();
-        db.execute_unprepared(&format!("INSERT INTO notifications_new ({COLUMNS}) SELECT {COLUMNS} FROM notifications"))
-            .await?;
+        db.execute_unprepared(&format!(
+            "INSERT INTO notifications_new ({COLUMNS}) SELECT {COLUMNS} FROM notifications"
+        ))
+        .await?;
         m.drop_table(Table::drop().table(Notifications::Table).take()).await?;
         m.rename_table(Table::rename().table(NotificationsNew::Table, Notifications::Table).take()).await?;
         m.create_index(index("idx_notifications_school", Notifications::Table, &["school_id", "id"])).await?;
@@ -147,8 +155,10 @@ impl MigrationTrait for Migration {
                 .take(),
         )
         .await?;
-        db.execute_unprepared(&format!("INSERT INTO notifications_new ({COLUMNS}) SELECT {COLUMNS} FROM notifications"))
-            .await?;
+        db.execute_unprepared(&format!(
+            "INSERT INTO notifications_new ({COLUMNS}) SELECT {COLUMNS} FROM notifications"
+        ))
+        .await?;
         m.drop_table(Table::drop().table(Notifications::Table).take()).await?;
         m.rename_table(Table::rename().table(NotificationsNew::Table, Notifications::Table).take()).await?;
         m.create_index(index("idx_notifications_school", Notifications::Table, &["school_id", "id"])).await?;

@@ -352,7 +352,11 @@ pub async fn list(
     if let Some(b) = base_id {
         links = links.filter(
             session_pool::Column::SessionId.in_subquery(
-                Query::select().column(session::Column::Id).from(session::Entity).and_where(session::Column::BaseId.eq(b)).take(),
+                Query::select()
+                    .column(session::Column::Id)
+                    .from(session::Entity)
+                    .and_where(session::Column::BaseId.eq(b))
+                    .take(),
             ),
         );
     }

@@ -39,10 +39,7 @@ pub struct Sent {
 /// that far (a visit booked two days ahead gets the 3-day reminder at once, then the 1-day
 /// one), or none when it is further than all of them.
 pub fn due(days: &[u32], ahead: Duration) -> Option<i32> {
-    days.iter()
-        .filter(|d| ahead <= Duration::days(i64::from(**d)))
-        .min()
-        .and_then(|d| i32::try_from(*d).ok())
+    days.iter().filter(|d| ahead <= Duration::days(i64::from(**d))).min().and_then(|d| i32::try_from(*d).ok())
 }
 
 /// Sends what is due at `now`.
@@ -80,7 +77,9 @@ async fn to_schools(db: &DatabaseConnection, days: &[u32], now: DateTime<Utc>) -
             .col_expr(booking::Column::RemindedDays, Expr::value(d))
             .filter(booking::Column::Id.eq(b.id))
             .filter(booking::Column::Status.eq(BookingStatus::Confirmed.as_str()))
-            .filter(Condition::any().add(booking::Column::RemindedDays.is_null()).add(booking::Column::RemindedDays.gt(d)))
+            .filter(
+                Condition::any().add(booking::Column::RemindedDays.is_null()).add(booking::Column::RemindedDays.gt(d)),
+            )
             .exec(&txn)
             .await?
             .rows_affected
@@ -186,11 +185,8 @@ async fn to_bases(db: &DatabaseConnection, now: DateTime<Utc>) -> Result<usize> 
                 format!("{time} {school}: {} students, {} teachers{needs}", b.students, b.teachers)
             })
             .collect();
-        let message = format!(
-            "Tomorrow ({tomorrow}): {} groups, {visitors} visitors. {}",
-            visits.len(),
-            lines.join("; ")
-        );
+        let message =
+            format!("Tomorrow ({tomorrow}): {} groups, {visitors} visitors. {}", visits.len(), lines.join("; "));
         let row = notifications::row_to(Recipient::Base(base_id), None, "groups_tomorrow", message, now);
         entity::notification::Entity::insert(row).exec_without_returning(&txn).await?;
         txn.commit().await?;

@@ -18,7 +18,7 @@ use crate::domain::calendar;
 use crate::domain::enums::{Audience, BookingStatus, Role};
 use crate::domain::notifications::{self, NotificationFilter};
 use crate::error::{AppError, Problem, Result};
-use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser, IfMatch, Idempotent, MaybeAuthUser, made};
+use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser, Idempotent, IfMatch, MaybeAuthUser, made};
 use crate::http::{Page, PageParams, apply_patch, with_etag};
 use crate::state::AppState;
 
@@ -317,7 +317,8 @@ async fn move_booking(
 ) -> Result<Response> {
     let precondition = if_match.required()?;
     let key = key.map(|k| k.scoped(id));
-    let render = |r: &BookingRecord| (200, serde_json::to_value(BookingView::of(r.clone(), &actor)).unwrap_or_default());
+    let render =
+        |r: &BookingRecord| (200, serde_json::to_value(BookingView::of(r.clone(), &actor)).unwrap_or_default());
     let moved =
         bookings::move_to(&state.db, &actor, id, precondition, body.session_id, key, render, state.now()).await?;
     Ok(made(moved, render))

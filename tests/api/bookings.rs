@@ -326,7 +326,12 @@ async fn every_booking_endpoint_is_scoped_to_the_caller() {
     assert_eq!(count(app.get("/v1/bookings", Some(&officer)).await.expect(200).body), 2);
     let expert = app.user("expert", json!({"role": "evaluator"})).await;
     app.get("/v1/bookings", Some(&expert)).await.expect_problem(403, "forbidden");
-    app.get("/v1/notifications", Some(&op)).await.expect_problem(403, "forbidden");
+    let base_notices = app.get("/v1/notifications", Some(&op)).await.expect(200).body;
+    assert_eq!(count(base_notices), 0, "an operator reads its bases' notices, not the schools'");
+    app.get("/v1/notifications", Some(&expert)).await.expect_problem(403, "forbidden");
+    app.get(&format!("/v1/notifications?base_id={}", uuid::Uuid::now_v7()), Some(&op))
+        .await
+        .expect_problem(403, "forbidden");
     app.post(
         &format!("{path}/check-in"),
         &json!({"code": "X", "students_present": 1, "teachers_present": 1}),

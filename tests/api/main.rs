@@ -8,6 +8,7 @@ mod auth;
 mod bases;
 mod bookings;
 mod campaigns;
+mod changes;
 mod demo;
 mod districts;
 mod evaluation;

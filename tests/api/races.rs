@@ -17,7 +17,7 @@ fn group(i: usize) -> (i32, i32) {
     (students, (students + 19) / 20)
 }
 
-async fn schools(app: &TestApp, n: usize) -> Vec<Value> {
+pub async fn schools(app: &TestApp, n: usize) -> Vec<Value> {
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
         out.push(app.school(json!({"name": format!("赛跑学校{i}")})).await);
@@ -33,7 +33,7 @@ async fn post_booking(client: &reqwest::Client, base_url: &str, token: &str, bod
 }
 
 /// Pool usage and confirmed visitors must agree exactly, and never exceed capacity.
-async fn assert_consistent(app: &TestApp, sessions: &[&Value]) {
+pub async fn assert_consistent(app: &TestApp, sessions: &[&Value]) {
     let report = app.get("/v1/admin/consistency", Some(&app.admin)).await.expect(200).body;
     assert_eq!(report["consistent"], true, "{report:#}");
     for s in sessions {
