@@ -51,11 +51,13 @@ impl SessionEdit {
     /// to the start, unless the edit moved the window itself.
     fn window_follows(mut self, s: &session::Model) -> Self {
         let delta = self.starts_at - s.starts_at;
+        // An absurd start is refused right after; it must not overflow here first.
+        let follow = |t: DateTime<Utc>| t.checked_add_signed(delta).unwrap_or(t);
         if self.booking_opens_at == s.booking_opens_at {
-            self.booking_opens_at += delta;
+            self.booking_opens_at = follow(self.booking_opens_at);
         }
         if self.booking_closes_at == s.booking_closes_at {
-            self.booking_closes_at += delta;
+            self.booking_closes_at = follow(self.booking_closes_at);
         }
         self
     }
