@@ -1,5 +1,6 @@
 //! Reminders, sent by the sweep: to a school some days before each confirmed visit (by
-//! default 3 and 1), and to a base's operators on the day before with the next day's groups.
+//! default 3 and 1), and to a base's operators on the day before (from 16:00) with the next
+//! day's groups.
 //! Each is sent once however many instances sweep: a school's by a conditional update of the
 //! booking's `reminded_days` in the transaction that writes the notification, a base's by
 //! inserting its key into `sent_reminders` there.
@@ -27,6 +28,9 @@ pub const DEFAULT_DAYS: [u32; 2] = [3, 1];
 const BATCH: u64 = 1000;
 /// A session lasts at most this long (bounds the scan by `ends_at`, which is indexed).
 const LONGEST_SESSION_HOURS: i64 = 12;
+/// A base's notice of the next day's groups goes out from this local hour of the day before:
+/// by then booking for the next day has closed (by default 24 hours before a visit).
+pub const BASE_NOTICE_HOUR: u32 = 16;
 
 /// What one round of reminders sent.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -48,19 +52,27 @@ pub async fn send(db: &DatabaseConnection, days: &[u32], now: DateTime<Utc>) -> 
 }
 
 async fn to_schools(db: &DatabaseConnection, days: &[u32], now: DateTime<Utc>) -> Result<usize> {
-    let (Some(&most), Some(&fewest)) = (days.iter().max(), days.iter().min()) else { return Ok(0) };
+    let Some(&most) = days.iter().max() else { return Ok(0) };
     let horizon = now + Duration::days(i64::from(most));
+    // Exactly the bookings with a reminder due: within some of `days` and not yet reminded
+    // that close (those reminded 3 days before are not read again until the 1-day one is due).
+    let mut due_now = Condition::any();
+    for d in days {
+        let d32 = i32::try_from(*d).unwrap_or(i32::MAX);
+        due_now = due_now.add(
+            Condition::all().add(booking::Column::StartsAt.lte(now + Duration::days(i64::from(*d)))).add(
+                Condition::any()
+                    .add(booking::Column::RemindedDays.is_null())
+                    .add(booking::Column::RemindedDays.gt(d32)),
+            ),
+        );
+    }
     let candidates = booking::Entity::find()
         .filter(booking::Column::Status.eq(BookingStatus::Confirmed.as_str()))
         .filter(booking::Column::EndsAt.gt(now))
         .filter(booking::Column::EndsAt.lte(horizon + Duration::hours(LONGEST_SESSION_HOURS)))
         .filter(booking::Column::StartsAt.gt(now))
-        .filter(booking::Column::StartsAt.lte(horizon))
-        .filter(
-            Condition::any()
-                .add(booking::Column::RemindedDays.is_null())
-                .add(booking::Column::RemindedDays.gt(i32::try_from(fewest).unwrap_or(i32::MAX))),
-        )
+        .filter(due_now)
         .order_by_asc(booking::Column::StartsAt)
         .limit(BATCH)
         .all(db)
@@ -126,7 +138,12 @@ fn day_start(day: NaiveDate) -> DateTime<Utc> {
 
 /// On the day before, each base with groups coming gets one notice listing them.
 async fn to_bases(db: &DatabaseConnection, now: DateTime<Utc>) -> Result<usize> {
-    let tomorrow = now.with_timezone(&city_offset()).date_naive() + Duration::days(1);
+    use chrono::Timelike;
+    let local = now.with_timezone(&city_offset());
+    if local.hour() < BASE_NOTICE_HOUR {
+        return Ok(0);
+    }
+    let tomorrow = local.date_naive() + Duration::days(1);
     let (from, to) = (day_start(tomorrow), day_start(tomorrow + Duration::days(1)));
     let groups = booking::Entity::find()
         .filter(booking::Column::Status.eq(BookingStatus::Confirmed.as_str()))

@@ -577,7 +577,14 @@ async fn reminders_are_sent_once_each_by_two_servers_sharing_a_database() {
     let app = spawn_app().await;
     let other = kepu::db::connect(app.database_url(), 4).await.expect("connect");
     let (base, op) = app.accredited_base(json!({})).await;
-    let s = app.session(&id(&base), &op, 72, json!({"capacity": 500})).await;
+    // A visit at 10:00 the day after tomorrow (city time): at most 3 days ahead now.
+    let city = chrono::FixedOffset::east_opt(8 * 3600).unwrap();
+    let today = app.now().with_timezone(&city).date_naive();
+    let at = |day: chrono::NaiveDate, h: u32| day.and_hms_opt(h, 0, 0).unwrap().and_local_timezone(city).unwrap();
+    let starts = at(today + Duration::days(2), 10);
+    let s = app
+        .session(&id(&base), &op, 72, json!({"capacity": 500, "starts_at": starts.to_rfc3339(), "ends_at": (starts + Duration::minutes(90)).to_rfc3339()}))
+        .await;
     let far = app.session(&id(&base), &op, 24 * 10, json!({})).await;
     let mut tokens = Vec::new();
     for i in 0..6 {
@@ -614,8 +621,12 @@ async fn reminders_are_sent_once_each_by_two_servers_sharing_a_database() {
     assert_eq!(round(app.now()).await, (0, 0));
     assert_eq!(reminders("visit_reminder").await, vec![1; 6]);
     assert!(!kinds(&app, &far_token).await.contains(&"visit_reminder".to_string()));
-    app.clock.advance(Duration::hours(48));
-    assert_eq!(round(app.now()).await, (6, 1), "the day before: each school again, the base once");
+    // The day before at 15:00: the schools' 1-day reminders are due, the base's notice not yet.
+    let before_notice = at(today + Duration::days(1), 15).with_timezone(&chrono::Utc);
+    app.clock.advance(before_notice - app.now());
+    assert_eq!(round(app.now()).await, (6, 0), "the day before: each school again");
+    app.clock.advance(Duration::hours(2));
+    assert_eq!(round(app.now()).await, (0, 1), "from 16:00 the base once");
     assert_eq!(round(app.now()).await, (0, 0));
     assert_eq!(reminders("visit_reminder").await, vec![2; 6]);
     let notes = app.get("/v1/notifications", Some(&op)).await.expect(200).body;

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
-    BookingRecord, BookingRequest, GuardedRow, Target, attempt_fresh, check_request, check_school, check_session,
-    get_record, guarded_query, lock_and_load, offer_freed_places, split_guarded,
+    BookingRecord, BookingRequest, GuardedRow, attempt_fresh, check_request, check_school, check_session, get_record,
+    guarded_query, lock_and_load, offer_freed_places, split_guarded,
 };
 use crate::db::begin_write;
 use crate::domain::Precondition;
@@ -94,12 +94,6 @@ async fn reread(txn: &DatabaseTransaction, id: Uuid, version: i32) -> Result<Boo
     let before = get_record(txn, id).await?;
     Precondition::Version(version).check(before.booking.version)?;
     Ok(before)
-}
-
-/// Whether the session's pool set read under the lock is still its own (else: try again).
-async fn pools_current(txn: &DatabaseTransaction, b: &booking::Model, t: &Target, now: DateTime<Utc>) -> Result<bool> {
-    let rows = guarded_rows(txn, b, t.row.id, now).await?;
-    Ok(t.pools_are(&split_guarded(rows).1))
 }
 
 async fn guarded_rows(
@@ -190,17 +184,16 @@ async fn edit_attempt(
     let b = &before.booking;
     changeable(&before, now)?;
     let (old, new) = (Party::of(b), e.party());
-    if old != new {
-        check_session(&request_of(b, e, b.session_id), &target, now)?;
-    }
-    if !pools_current(&txn, b, &target, now).await? {
+    let (held, current_pools) = split_guarded(guarded_rows(&txn, b, b.session_id, now).await?);
+    if !target.pools_are(&current_pools) {
         return Ok(None);
     }
-    let confirmed = before.status() == BookingStatus::Confirmed;
-    if confirmed && !capacity::shift(&txn, &pairs(&target.pools, old), &pairs(&target.pools, new), now).await? {
-        return Err(no_room(&txn, b.session_id, new.visitors() - old.visitors()).await?);
+    if old != new {
+        check_session(&request_of(b, e, b.session_id), &target, now)?;
+        check_school(&held, &[], &target, now)?;
     }
     let needs = e.needs.as_deref().map(str::trim).filter(|n| !n.is_empty()).map(str::to_string);
+    // The booking's row first, then the pools': the order every writer takes them.
     write(
         &txn,
         b,
@@ -214,6 +207,10 @@ async fn edit_attempt(
         now,
     )
     .await?;
+    let confirmed = before.status() == BookingStatus::Confirmed;
+    if confirmed && !capacity::shift(&txn, &pairs(&target.pools, old), &pairs(&target.pools, new), now).await? {
+        return Err(no_room(&txn, b.session_id, new.visitors() - old.visitors()).await?);
+    }
     let after = get_record(&txn, b.id).await?;
     if old != new {
         let message = format!(
@@ -226,7 +223,8 @@ async fn edit_attempt(
     }
     audit::record(&txn, Some(actor), now, Change::updated("booking.update", "booking", b.id, &before, &after)).await?;
     txn.commit().await?;
-    let shrank = confirmed && new.visitors() < old.visitors();
+    // A confirmed group that shrank left room; a waiting one that shrank may now fit.
+    let shrank = new.visitors() < old.visitors();
     let freed = if shrank { target.pools.iter().map(|p| p.id).collect() } else { vec![] };
     Ok(Some((after, freed)))
 }
@@ -303,10 +301,8 @@ async fn move_attempt(
         true => capacity::refs(&capacity::pools_of_session(&txn, b.session_id).await?),
         false => vec![],
     };
-    if !capacity::shift(&txn, &pairs(&old_pools, party), &pairs(&target.pools, party), now).await? {
-        return Err(no_room(&txn, session_id, party.visitors()).await?);
-    }
     let s = &target.row;
+    // The booking's row first, then the pools': the order every writer takes them.
     write(
         &txn,
         b,
@@ -322,6 +318,9 @@ async fn move_attempt(
         now,
     )
     .await?;
+    if !capacity::shift(&txn, &pairs(&old_pools, party), &pairs(&target.pools, party), now).await? {
+        return Err(no_room(&txn, session_id, party.visitors()).await?);
+    }
     let after = get_record(&txn, b.id).await?;
     if let Some(idem) = idem
         && !idempotency::store(&txn, actor.user_id, idem, render(&after), now).await?

@@ -754,11 +754,13 @@ pub async fn list(
     Ok(Paged { items, next: paged.next })
 }
 
-/// Moves a booking from one status to another only if it is still in `from`; `false` if
-/// another request got there first.
+/// Moves a booking from one status to another only if it is still in `from` and still the
+/// version `b` was read at; `false` if another request got there first (a change of its size
+/// or session too: what the caller decided from `b`, such as the places to give back, would
+/// be wrong).
 async fn transition(
     conn: &impl ConnectionTrait,
-    id: Uuid,
+    b: &booking::Model,
     from: BookingStatus,
     to: BookingStatus,
     extra: Vec<(booking::Column, sea_orm::sea_query::SimpleExpr)>,
@@ -771,7 +773,12 @@ async fn transition(
     for (col, value) in extra {
         q = q.col_expr(col, value);
     }
-    let res = q.filter(booking::Column::Id.eq(id)).filter(booking::Column::Status.eq(from.as_str())).exec(conn).await?;
+    let res = q
+        .filter(booking::Column::Id.eq(b.id))
+        .filter(booking::Column::Status.eq(from.as_str()))
+        .filter(booking::Column::Version.eq(b.version))
+        .exec(conn)
+        .await?;
     Ok(res.rows_affected == 1)
 }
 
@@ -836,7 +843,7 @@ pub async fn cancel_in(
     let late = b.starts_at - now < Duration::hours(LATE_CANCELLATION_HOURS);
     let changed = transition(
         txn,
-        id,
+        b,
         was,
         BookingStatus::Cancelled,
         vec![
@@ -912,9 +919,12 @@ pub async fn promote_waitlist(db: &DatabaseConnection, session_id: Uuid, now: Da
     let pools = capacity::refs(&capacity::pools_of_session(&txn, session_id).await?);
     let mut promoted = 0;
     for b in waiting {
+        // The booking first, then the places: every writer takes a booking's row before pool
+        // rows (no deadlock with a cancellation, a resize or a move); a booking changed since
+        // it was read is left for the next round.
         let sp = txn.begin().await?;
-        let taken = capacity::take(&sp, &pools, Party::of(&b), now).await?
-            && transition(&sp, b.id, BookingStatus::Waitlisted, BookingStatus::Confirmed, vec![], now).await?;
+        let taken = transition(&sp, &b, BookingStatus::Waitlisted, BookingStatus::Confirmed, vec![], now).await?
+            && capacity::take(&sp, &pools, Party::of(&b), now).await?;
         if !taken {
             sp.rollback().await?;
             continue;
@@ -982,7 +992,7 @@ pub async fn check_in(
         (booking::Column::StudentsPresent, Expr::value(c.students_present)),
         (booking::Column::TeachersPresent, Expr::value(c.teachers_present)),
     ];
-    if !transition(&txn, id, was, BookingStatus::CheckedIn, extra, now).await? {
+    if !transition(&txn, &b, was, BookingStatus::CheckedIn, extra, now).await? {
         return Err(AppError::conflict_rule("invalid-state", "the booking changed meanwhile; fetch it again"));
     }
     let after = get_record(&txn, id).await?;
@@ -1011,24 +1021,26 @@ pub async fn check_in_at(
 ) -> Result<BookingRecord> {
     authorize(actor, Action::ManageSessions { base_id })?;
     let code = c.code.trim().to_ascii_uppercase();
-    let found = booking::Entity::find()
+    let candidates = booking::Entity::find()
         .filter(booking::Column::BaseId.eq(base_id))
         .filter(booking::Column::Code.eq(code))
         .filter(booking::Column::Status.is_in(BookingStatus::names(&[BookingStatus::Confirmed, BookingStatus::NoShow])))
         .filter(booking::Column::StartsAt.lte(now + Duration::hours(CHECK_IN_OPENS_HOURS)))
         .filter(booking::Column::StartsAt.gt(now - Duration::hours(24)))
-        .order_by_desc(booking::Column::StartsAt)
-        .one(db)
-        .await?
-        .ok_or_else(|| {
-            AppError::field(
-                "code",
-                format!(
-                    "no visit with this code at this base is open for check-in now (from {CHECK_IN_OPENS_HOURS} \
+        .order_by_asc(booking::Column::StartsAt)
+        .all(db)
+        .await?;
+    // Two legs of one tour at this base share the code: the first that has not ended, else the
+    // last that has (a group arriving late).
+    let found = candidates.iter().find(|b| b.ends_at > now).or_else(|| candidates.last()).ok_or_else(|| {
+        AppError::field(
+            "code",
+            format!(
+                "no visit with this code at this base is open for check-in now (from {CHECK_IN_OPENS_HOURS} \
                      hours before its start)"
-                ),
-            )
-        })?;
+            ),
+        )
+    })?;
     check_in(db, actor, found.id, c, now).await
 }
 
@@ -1094,7 +1106,7 @@ async fn mark(
     now: DateTime<Utc>,
 ) -> Result<bool> {
     let txn = begin_write(db).await?;
-    if !transition(&txn, b.id, from, to, vec![], now).await? {
+    if !transition(&txn, b, from, to, vec![], now).await? {
         return Ok(false);
     }
     let after = booking::Entity::find_by_id(b.id).one(&txn).await?;

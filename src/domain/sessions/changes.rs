@@ -4,9 +4,11 @@
 //! made to overlap unless the bureau forces it).
 
 use chrono::{DateTime, Utc};
-use entity::{booking, capacity_pool, session, tour_leg};
+use entity::{booking, capacity_pool, school, session, tour_leg};
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -81,8 +83,12 @@ pub async fn update(
     now: DateTime<Utc>,
 ) -> Result<SessionRecord> {
     let txn = begin_write(db).await?;
+    let read = session::Entity::find_by_id(id).one(&txn).await?.ok_or_else(|| super::not_found(id))?;
+    authorize(actor, Action::ManageSessions { base_id: read.base_id })?;
+    // The schools of its bookings are locked before the session, the order in which a booking
+    // takes them: none of them books a visit meanwhile that the new times would overlap.
+    let schools = lock_schools(&txn, id).await?;
     let s = lock_exclusive(&txn, id).await?;
-    authorize(actor, Action::ManageSessions { base_id: s.base_id })?;
     if force && actor.role != Role::Admin {
         return Err(AppError::forbidden("only the bureau may force a change that makes bookings overlap"));
     }
@@ -113,6 +119,9 @@ pub async fn update(
         .order_by_asc(booking::Column::Id)
         .all(&txn)
         .await?;
+    if active.iter().any(|b| schools.binary_search(&b.school_id).is_err()) {
+        return Err(AppError::conflict_rule("session-changing", "a school booked the session meanwhile; try again"));
+    }
     check_groups(&active, &audiences, e.max_group_size)?;
     if e.capacity != s.capacity {
         set_capacity(&txn, s.own_pool_id, e.capacity, now).await?;
@@ -142,6 +151,28 @@ pub async fn update(
         tracing::warn!(session = %id, error = %e, "promotion after a session change failed; the sweep will retry");
     }
     get(db, id).await
+}
+
+/// Locks (in id order) the schools with active bookings of the session; answers their ids,
+/// sorted.
+async fn lock_schools(txn: &DatabaseTransaction, session_id: Uuid) -> Result<Vec<Uuid>> {
+    let mut ids: Vec<Uuid> = booking::Entity::find()
+        .select_only()
+        .column(booking::Column::SchoolId)
+        .filter(booking::Column::SessionId.eq(session_id))
+        .filter(booking::Column::Status.is_in(BookingStatus::names(BookingStatus::ACTIVE)))
+        .into_tuple()
+        .all(txn)
+        .await?;
+    ids.sort();
+    ids.dedup();
+    school::Entity::find()
+        .filter(school::Column::Id.is_in(ids.iter().copied()))
+        .order_by_asc(school::Column::Id)
+        .lock_exclusive()
+        .all(txn)
+        .await?;
+    Ok(ids)
 }
 
 /// 409 when the new audiences or group limit would exclude a group already booked.
