@@ -117,8 +117,13 @@ impl MigrationTrait for Migration {
         .await?;
         m.drop_table(Table::drop().table(Notifications::Table).take()).await?;
         m.rename_table(Table::rename().table(NotificationsNew::Table, Notifications::Table).take()).await?;
+        keep_key_name(m).await?;
         m.create_index(index("idx_notifications_school", Notifications::Table, &["school_id", "id"])).await?;
-        m.create_index(index("idx_notifications_base", Notifications::Table, &["base_id", "id"])).await?;
+        // Partial: a booking's notification (the hot path) has no base and adds no entry here.
+        db.execute_unprepared(
+            "CREATE INDEX idx_notifications_base ON notifications (base_id, id) WHERE base_id IS NOT NULL",
+        )
+        .await?;
         m.create_index(index("idx_notifications_booking", Notifications::Table, &["booking_id"])).await?;
 
         m.create_table(
@@ -161,10 +166,24 @@ impl MigrationTrait for Migration {
         .await?;
         m.drop_table(Table::drop().table(Notifications::Table).take()).await?;
         m.rename_table(Table::rename().table(NotificationsNew::Table, Notifications::Table).take()).await?;
+        keep_key_name(m).await?;
         m.create_index(index("idx_notifications_school", Notifications::Table, &["school_id", "id"])).await?;
         m.create_index(index("idx_notifications_booking", Notifications::Table, &["booking_id"])).await?;
         m.alter_table(Table::alter().table(Bookings::Table).drop_column(Bookings::RemindedDays).take()).await?;
         m.alter_table(Table::alter().table(Bookings::Table).drop_column(Bookings::SessionMovedAt).take()).await?;
         m.alter_table(Table::alter().table(Bookings::Table).drop_column(Bookings::Version).take()).await
     }
+}
+
+/// On PostgreSQL the rebuilt table's primary key keeps the name it was created with; give it
+/// the table's own (SQLite names no constraints).
+async fn keep_key_name(m: &SchemaManager<'_>) -> Result<(), DbErr> {
+    if m.get_database_backend() == sea_orm_migration::sea_orm::DbBackend::Postgres {
+        m.get_connection()
+            .execute_unprepared(
+                "ALTER TABLE notifications RENAME CONSTRAINT notifications_new_pkey TO notifications_pkey",
+            )
+            .await?;
+    }
+    Ok(())
 }
