@@ -559,6 +559,8 @@ async fn the_gate_checks_a_group_in_by_its_code_alone() {
     app.post(&gate, &arrival, Some(&op)).await.expect_invalid("code");
     app.clock.advance(Duration::hours(71));
     app.post(&gate, &arrival, Some(&stranger)).await.expect(403);
+    let nowhere = format!("/v1/bases/{}/check-in", uuid::Uuid::now_v7());
+    app.post(&nowhere, &arrival, Some(&app.admin)).await.expect_problem(404, "not-found");
     app.post(&gate, &json!({"code": "ZZZZZZ", "students_present": 1, "teachers_present": 1}), Some(&op))
         .await
         .expect_invalid("code");

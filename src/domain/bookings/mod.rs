@@ -1020,6 +1020,7 @@ pub async fn check_in_at(
     now: DateTime<Utc>,
 ) -> Result<BookingRecord> {
     authorize(actor, Action::ManageSessions { base_id })?;
+    crate::domain::bases::ensure_exists(db, base_id).await?;
     let code = c.code.trim().to_ascii_uppercase();
     let candidates = booking::Entity::find()
         .filter(booking::Column::BaseId.eq(base_id))
