@@ -165,6 +165,11 @@ pub fn spawn_sweeper(state: AppState, every: std::time::Duration) -> tokio::task
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "reminders failed; retrying next time"),
             }
+            match crate::domain::evaluation::revoke_unrectified(&state.db, state.now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(revoked = n, "bases revoked: rectification ended unpassed"),
+                Err(e) => tracing::warn!(error = %e, "rectification sweep failed; retrying next time"),
+            }
             match crate::domain::accreditation::expire_certificates(&state.db, state.now()).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(expired = n, "certificates expired"),

@@ -692,14 +692,14 @@ pub async fn finalize(
 
     match (kind, g) {
         (EvaluationKind::ReEvaluation, Grade::Fail) => {
-            revoke(&txn, actor, base_id, "failed re-evaluation", now).await?
+            revoke(&txn, actor, (base_id, "base.revoke"), "failed re-evaluation", now).await?
         }
         (EvaluationKind::ReEvaluation, _) => {
             set_base_standing(&txn, actor, base_id, BaseStatus::Accredited, None, "base.rectified", now).await?;
         }
         (EvaluationKind::Annual, Grade::Fail) => {
             if failed_last_year(&txn, base_id, year).await? {
-                revoke(&txn, actor, base_id, "second consecutive annual fail", now).await?;
+                revoke(&txn, actor, (base_id, "base.revoke"), "second consecutive annual fail", now).await?;
             } else {
                 let until =
                     now.checked_add_months(Months::new(RECTIFICATION_MONTHS)).unwrap_or(now + Duration::days(183));
@@ -769,11 +769,11 @@ async fn set_base_standing(
 pub async fn revoke(
     txn: &DatabaseTransaction,
     actor: &Actor,
-    base_id: Uuid,
+    (base_id, action): (Uuid, &str),
     why: &str,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    set_base_standing(txn, actor, base_id, BaseStatus::Revoked, None, "base.revoke", now).await?;
+    set_base_standing(txn, actor, base_id, BaseStatus::Revoked, None, action, now).await?;
     let future = session::Entity::find()
         .filter(session::Column::BaseId.eq(base_id))
         .filter(session::Column::Status.ne(SessionStatus::Cancelled.as_str()))
@@ -810,6 +810,38 @@ pub async fn revoke(
         audit::record(txn, Some(actor), now, Change::updated("sign.removal_due", "sign", s.id, &s, &after)).await?;
     }
     Ok(())
+}
+
+/// Revokes the bases whose rectification period has ended without a passed re-evaluation (a
+/// passed one restores a base to `accredited`), with the consequences of a failed one; the
+/// audit log says why (`base.revoke.rectification_expired`). A sweep: each base in its own
+/// transaction, locked and checked again, so several processes revoke each once.
+pub async fn revoke_unrectified(db: &DatabaseConnection, now: DateTime<Utc>) -> Result<usize> {
+    let due = base::Entity::find()
+        .filter(base::Column::Status.eq(BaseStatus::Rectification.as_str()))
+        .filter(base::Column::RectificationUntil.lte(now))
+        .order_by_asc(base::Column::Id)
+        .limit(100)
+        .all(db)
+        .await?;
+    let mut revoked = 0;
+    for b in due {
+        let txn = begin_write(db).await?;
+        let still = base::Entity::find_by_id(b.id)
+            .filter(base::Column::Status.eq(BaseStatus::Rectification.as_str()))
+            .filter(base::Column::RectificationUntil.lte(now))
+            .lock_exclusive()
+            .one(&txn)
+            .await?;
+        if still.is_none() {
+            continue;
+        }
+        let why = "its rectification period ended without a passed re-evaluation";
+        revoke(&txn, &Actor::system(), (b.id, "base.revoke.rectification_expired"), why, now).await?;
+        txn.commit().await?;
+        revoked += 1;
+    }
+    Ok(revoked)
 }
 
 /// The current year in the city, for cycle defaults.

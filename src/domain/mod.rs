@@ -9,6 +9,7 @@ pub mod bookings;
 pub mod calendar;
 pub mod campaigns;
 pub mod capacity;
+pub mod disclosure;
 pub mod districts;
 pub mod enums;
 pub mod evaluation;

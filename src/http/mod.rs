@@ -20,6 +20,7 @@ pub mod auth;
 pub mod bases;
 pub mod bookings;
 pub mod campaigns;
+pub mod disclosure;
 pub mod districts;
 pub mod evaluation;
 pub mod exhibits;
@@ -51,6 +52,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(campaigns::router())
         .merge(admin::router())
         .merge(accreditation::router())
+        .merge(disclosure::router())
         .merge(evaluation::router())
         .merge(signage::router())
         .merge(holidays::router())

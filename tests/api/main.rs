@@ -10,6 +10,7 @@ mod bookings;
 mod campaigns;
 mod changes;
 mod demo;
+mod disclosure;
 mod districts;
 mod evaluation;
 mod exhibits;

@@ -183,6 +183,7 @@ async fn public_answers_carry_no_account_ids_or_personal_details() {
             "/v1/capacity-pools/{id}" => &[("{id}", &session_pool)],
             "/v1/certificates/{number}" => &[("{number}", &certificate)],
             "/v1/districts/{code}" => &[("{code}", "440106")],
+            "/v1/evaluation-cycles/{id}/results" => &[("{id}", cycle["id"].as_str().unwrap())],
             "/v1/exhibits/{id}" => &[("{id}", exhibit["id"].as_str().unwrap())],
             "/v1/sessions/{id}" => &[("{id}", session["id"].as_str().unwrap())],
             "/v1/signs/{id}" => &[("{id}", sign["id"].as_str().unwrap())],
