@@ -26,6 +26,8 @@ use crate::error::Result;
 pub const DEFAULT_DAYS: [u32; 2] = [3, 1];
 /// Reminders looked at per sweep (the next sweep takes the rest).
 const BATCH: u64 = 1000;
+/// Bases given their notice of the next day per sweep (the next sweep takes the rest).
+const BASES_PER_SWEEP: usize = 100;
 /// A session lasts at most this long (bounds the scan by `ends_at`, which is indexed).
 const LONGEST_SESSION_HOURS: i64 = 12;
 /// A base's notice of the next day's groups goes out from this local hour of the day before:
@@ -145,20 +147,20 @@ async fn to_bases(db: &DatabaseConnection, now: DateTime<Utc>) -> Result<usize> 
     }
     let tomorrow = local.date_naive() + Duration::days(1);
     let (from, to) = (day_start(tomorrow), day_start(tomorrow + Duration::days(1)));
-    let groups = booking::Entity::find()
-        .filter(booking::Column::Status.eq(BookingStatus::Confirmed.as_str()))
-        .filter(booking::Column::EndsAt.gt(from))
-        .filter(booking::Column::EndsAt.lte(to + Duration::hours(LONGEST_SESSION_HOURS)))
-        .filter(booking::Column::StartsAt.gte(from))
-        .filter(booking::Column::StartsAt.lt(to))
-        .order_by_asc(booking::Column::StartsAt)
-        .all(db)
-        .await?;
-    let mut by_base: BTreeMap<Uuid, Vec<&booking::Model>> = BTreeMap::new();
-    for b in &groups {
-        by_base.entry(b.base_id).or_default().push(b);
-    }
-    let keys: Vec<String> = by_base.keys().map(|base| key(*base, tomorrow)).collect();
+    // Confirmed visits starting tomorrow (the scan bounded by `ends_at`, which is indexed).
+    let tomorrows = || {
+        booking::Entity::find()
+            .filter(booking::Column::Status.eq(BookingStatus::Confirmed.as_str()))
+            .filter(booking::Column::EndsAt.gt(from))
+            .filter(booking::Column::EndsAt.lte(to + Duration::hours(LONGEST_SESSION_HOURS)))
+            .filter(booking::Column::StartsAt.gte(from))
+            .filter(booking::Column::StartsAt.lt(to))
+    };
+    // The bases with groups tomorrow and no notice yet, a batch at a time: a sweep reads the
+    // visits of those bases only, not the whole city's day again.
+    let bases: Vec<Uuid> =
+        tomorrows().select_only().column(booking::Column::BaseId).distinct().into_tuple().all(db).await?;
+    let keys: Vec<String> = bases.iter().map(|base| key(*base, tomorrow)).collect();
     let done: Vec<String> = sent_reminder::Entity::find()
         .select_only()
         .column(sent_reminder::Column::Key)
@@ -166,9 +168,19 @@ async fn to_bases(db: &DatabaseConnection, now: DateTime<Utc>) -> Result<usize> 
         .into_tuple()
         .all(db)
         .await?;
-    by_base.retain(|base, _| !done.contains(&key(*base, tomorrow)));
-    if by_base.is_empty() {
+    let pending: Vec<Uuid> =
+        bases.into_iter().filter(|base| !done.contains(&key(*base, tomorrow))).take(BASES_PER_SWEEP).collect();
+    if pending.is_empty() {
         return Ok(0);
+    }
+    let groups = tomorrows()
+        .filter(booking::Column::BaseId.is_in(pending))
+        .order_by_asc(booking::Column::StartsAt)
+        .all(db)
+        .await?;
+    let mut by_base: BTreeMap<Uuid, Vec<&booking::Model>> = BTreeMap::new();
+    for b in &groups {
+        by_base.entry(b.base_id).or_default().push(b);
     }
     let school_ids = by_base.values().flatten().map(|b| b.school_id);
     let schools: HashMap<Uuid, String> = school::Entity::find()
