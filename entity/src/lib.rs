@@ -18,6 +18,8 @@ pub mod district;
 pub mod evaluation;
 pub mod evaluation_cycle;
 pub mod exhibit;
+pub mod exhibit_loan;
+pub mod exhibit_maintenance;
 pub mod idempotency_key;
 pub mod login_address;
 pub mod login_failure;

@@ -39,6 +39,11 @@ pub enum Action<'a> {
     EditExhibits {
         base_id: Uuid,
     },
+    /// Lend a base's exhibits or borrow for it (展品共享): request, approve, decline, cancel,
+    /// dispatch, receive back.
+    ShareExhibits {
+        base_id: Uuid,
+    },
     CreateSchool,
     /// Edit a school's profile (its own account), all but its district.
     EditSchool {
@@ -158,9 +163,10 @@ pub fn authorize(actor: &Actor, action: Action<'_>) -> Result<()> {
         Action::CreateBase { district_code } => {
             actor.role == Role::DistrictOfficer && actor.district_code.as_deref() == Some(district_code)
         }
-        Action::EditBase { base_id } | Action::EditExhibits { base_id } | Action::ManageSessions { base_id } => {
-            actor.operates(base_id)
-        }
+        Action::EditBase { base_id }
+        | Action::EditExhibits { base_id }
+        | Action::ShareExhibits { base_id }
+        | Action::ManageSessions { base_id } => actor.operates(base_id),
         Action::EditSchool { school_id } | Action::BookFor { school_id } => {
             actor.role == Role::School && actor.school_id == Some(school_id)
         }
@@ -182,6 +188,9 @@ fn refusal(actor: &Actor, action: Action<'_>) -> String {
         Action::EditBase { base_id } => format!("a {role} account cannot edit base {base_id}"),
         Action::EditExhibits { base_id } => {
             format!("a {role} account cannot change the exhibits of base {base_id}")
+        }
+        Action::ShareExhibits { base_id } => {
+            format!("a {role} account cannot lend or borrow exhibits for base {base_id}")
         }
         Action::EditSchool { school_id } => format!("a {role} account cannot edit school {school_id}"),
         Action::ChangeSchoolDistrict { district_code } => format!(

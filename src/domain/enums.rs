@@ -117,6 +117,23 @@ string_enum!(
 );
 
 string_enum!(
+    /// Where an exhibit loan (展品共享) stands.
+    LoanStatus {
+        Requested = "requested",
+        Approved = "approved",
+        Declined = "declined",
+        Cancelled = "cancelled",
+        OnLoan = "on_loan",
+        Returned = "returned",
+    }
+);
+
+string_enum!(
+    /// The state a lent exhibit comes back in.
+    ReturnCondition { Good = "good", Damaged = "damaged" }
+);
+
+string_enum!(
     /// The stages a school teaches.
     SchoolKind { Primary = "primary", Middle = "middle", High = "high", Combined = "combined" }
 );
@@ -238,6 +255,8 @@ mod tests {
         check(Audience::ALL, Audience::as_str);
         check(ExhibitKind::ALL, ExhibitKind::as_str);
         check(ExhibitStatus::ALL, ExhibitStatus::as_str);
+        check(LoanStatus::ALL, LoanStatus::as_str);
+        check(ReturnCondition::ALL, ReturnCondition::as_str);
         check(SchoolKind::ALL, SchoolKind::as_str);
         check(PoolUnit::ALL, PoolUnit::as_str);
         check(SessionStatus::ALL, SessionStatus::as_str);

@@ -17,6 +17,7 @@ pub mod exhibits;
 pub mod geo;
 pub mod holidays;
 pub mod idempotency;
+pub mod loans;
 pub mod lottery;
 pub mod nearest;
 pub mod notifications;

@@ -66,8 +66,18 @@ pub async fn to_school(
     message: String,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let row = row_to(Recipient::School(school_id), None, kind, message, now);
-    notification::Entity::insert(row).exec_without_returning(conn).await?;
+    send_to(conn, Recipient::School(school_id), kind, message, now).await
+}
+
+/// Records a notification to `to` about no booking in particular.
+pub async fn send_to(
+    conn: &impl ConnectionTrait,
+    to: Recipient,
+    kind: &str,
+    message: String,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    notification::Entity::insert(row_to(to, None, kind, message, now)).exec_without_returning(conn).await?;
     Ok(())
 }
 

@@ -27,6 +27,7 @@ pub mod exhibits;
 pub mod extract;
 pub mod health;
 pub mod holidays;
+pub mod loans;
 pub mod pools;
 pub mod schools;
 pub mod sessions;
@@ -44,6 +45,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(districts::router())
         .merge(bases::router())
         .merge(exhibits::router())
+        .merge(loans::router())
         .merge(schools::router())
         .merge(sessions::router())
         .merge(pools::router())

@@ -16,6 +16,7 @@ mod evaluation;
 mod exhibits;
 mod helpers;
 mod limits;
+mod loans;
 mod migrations;
 mod openapi;
 mod operations;
