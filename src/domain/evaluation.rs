@@ -238,7 +238,7 @@ impl Measured {
 }
 
 /// The local (Asia/Shanghai) calendar year as a UTC range.
-fn year_range(year: i32) -> (DateTime<Utc>, DateTime<Utc>) {
+pub fn year_range(year: i32) -> (DateTime<Utc>, DateTime<Utc>) {
     let tz = city_offset();
     let start = tz.with_ymd_and_hms(year, 1, 1, 0, 0, 0).single().map(|t| t.with_timezone(&Utc));
     let end = tz.with_ymd_and_hms(year + 1, 1, 1, 0, 0, 0).single().map(|t| t.with_timezone(&Utc));

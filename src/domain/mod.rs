@@ -26,6 +26,7 @@ pub mod reminders;
 pub mod schools;
 pub mod sessions;
 pub mod signage;
+pub mod statistics;
 pub mod tours;
 pub mod users;
 pub mod validate;

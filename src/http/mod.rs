@@ -32,6 +32,7 @@ pub mod pools;
 pub mod schools;
 pub mod sessions;
 pub mod signage;
+pub mod statistics;
 pub mod tours;
 pub mod users;
 
@@ -57,6 +58,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(disclosure::router())
         .merge(evaluation::router())
         .merge(signage::router())
+        .merge(statistics::router())
         .merge(holidays::router())
 }
 

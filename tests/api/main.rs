@@ -27,5 +27,6 @@ mod schools;
 mod search;
 mod sessions;
 mod signage;
+mod statistics;
 mod tours;
 mod users;

@@ -1,0 +1,280 @@
+//! Statistics (科普统计): a known history over two years and three districts, built through
+//! the API with the server's clock, and every figure checked against a recount of it.
+
+use chrono::{DateTime, Duration, FixedOffset, TimeZone, Utc};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, booking_body, id, spawn_app};
+
+/// What became of a booking.
+#[derive(Debug, Clone, Copy)]
+enum Outcome {
+    /// Came, with these numbers.
+    Came(i32, i32),
+    NoShow,
+    /// Cancelled this many hours before the visit.
+    Cancelled(i64),
+}
+
+/// A visit of the history: base, local start, capacity, bookings (school, students,
+/// teachers, outcome); `cancelled` sessions are cancelled by the base before their day.
+struct Visit {
+    base: usize,
+    start: (i32, u32, u32, u32),
+    capacity: i64,
+    cancelled: bool,
+    bookings: Vec<(usize, i32, i32, Outcome)>,
+}
+
+fn local(y: i32, m: u32, d: u32, h: u32) -> DateTime<Utc> {
+    FixedOffset::east_opt(8 * 3600).unwrap().with_ymd_and_hms(y, m, d, h, 0, 0).unwrap().with_timezone(&Utc)
+}
+
+fn set_clock(app: &TestApp, to: DateTime<Utc>) {
+    app.clock.advance(to - app.now());
+}
+
+fn history() -> Vec<Visit> {
+    use Outcome::*;
+    let v = |base, start, capacity, bookings| Visit { base, start, capacity, cancelled: false, bookings };
+    vec![
+        v(0, (2024, 3, 15, 10), 100, vec![(0, 40, 2, Came(38, 2)), (1, 30, 2, NoShow), (2, 20, 1, Cancelled(48))]),
+        v(1, (2024, 5, 20, 14), 80, vec![(0, 20, 1, Came(20, 1)), (3, 25, 2, Cancelled(3))]),
+        v(2, (2024, 11, 2, 9), 60, vec![(1, 30, 2, Came(29, 2)), (2, 20, 2, Came(20, 2))]),
+        Visit { base: 2, start: (2024, 11, 9, 9), capacity: 60, cancelled: true, bookings: vec![(3, 10, 1, NoShow)] },
+        // 01:00 on New Year's Day, Beijing time: still 2024 in UTC, 2025 in the city.
+        v(0, (2025, 1, 1, 1), 50, vec![(3, 40, 2, Came(35, 2))]),
+        v(0, (2025, 7, 7, 10), 120, vec![(0, 50, 3, NoShow), (2, 40, 2, Came(40, 2)), (1, 10, 1, Cancelled(30))]),
+        v(1, (2025, 7, 8, 10), 100, vec![(2, 30, 2, Came(30, 2)), (3, 30, 2, Came(28, 2))]),
+        v(2, (2025, 12, 30, 15), 90, vec![(0, 20, 1, Cancelled(2)), (1, 20, 1, NoShow)]),
+    ]
+}
+
+/// The figures a recount of the history gives for the visits `pick` selects.
+fn recount(h: &[Visit], pick: impl Fn(&Visit) -> bool) -> Value {
+    let mut f = json!({"sessions_held": 0, "places_offered": 0, "bookings": 0, "visitors_booked": 0,
+        "visitors_checked_in": 0, "school_groups": 0, "late_cancellations": 0, "no_shows": 0});
+    let add = |f: &mut Value, k: &str, n: i64| f[k] = json!(f[k].as_i64().unwrap() + n);
+    let mut schools = std::collections::BTreeSet::new();
+    for v in h.iter().filter(|v| pick(v)) {
+        if !v.cancelled {
+            add(&mut f, "sessions_held", 1);
+            add(&mut f, "places_offered", v.capacity);
+        }
+        for &(school, s, t, outcome) in &v.bookings {
+            // A cancelled session cancels its bookings (not late: the base cancelled).
+            if v.cancelled {
+                continue;
+            }
+            match outcome {
+                Outcome::Came(sp, tp) => {
+                    add(&mut f, "school_groups", 1);
+                    add(&mut f, "visitors_checked_in", i64::from(sp + tp));
+                }
+                Outcome::NoShow => add(&mut f, "no_shows", 1),
+                Outcome::Cancelled(hours) => {
+                    if hours < 24 {
+                        add(&mut f, "late_cancellations", 1);
+                    }
+                    continue;
+                }
+            }
+            add(&mut f, "bookings", 1);
+            add(&mut f, "visitors_booked", i64::from(s + t));
+            schools.insert(school);
+        }
+    }
+    f["distinct_schools"] = json!(schools.len());
+    let offered = f["places_offered"].as_i64().unwrap();
+    f["utilisation"] = if offered == 0 {
+        Value::Null
+    } else {
+        json!((f["visitors_checked_in"].as_i64().unwrap() as f64 / offered as f64 * 10_000.0).round() / 10_000.0)
+    };
+    f
+}
+
+fn local_year(v: &Visit) -> i32 {
+    v.start.0
+}
+
+fn assert_figures(row: &Value, expected: &Value, what: &str) {
+    for (k, want) in expected.as_object().unwrap() {
+        assert_eq!(&row[k], want, "{what}: {k} in {row}");
+    }
+}
+
+#[tokio::test]
+async fn every_figure_equals_a_recount_of_a_known_history() {
+    let app = spawn_app().await;
+    let districts = ["440106", "440104", "440105"];
+    let mut bases = Vec::new();
+    for d in districts {
+        bases.push(app.accredited_base(json!({"district_code": d})).await);
+    }
+    let mut schools = Vec::new();
+    for i in 0..4 {
+        schools.push(app.school_account(&format!("学校{i}")).await);
+    }
+    let real_now = app.now();
+    let h = history();
+
+    for v in &h {
+        let (y, m, d, hour) = v.start;
+        let start = local(y, m, d, hour);
+        let (base, op) = &bases[v.base];
+        set_clock(&app, start - Duration::days(3));
+        let body = json!({"starts_at": start.to_rfc3339(), "ends_at": (start + Duration::minutes(90)).to_rfc3339(),
+            "capacity": v.capacity, "audiences": ["junior"]});
+        let session = app.post(&format!("/v1/bases/{}/sessions", id(base)), &body, Some(op)).await.expect(201).body;
+        let mut made = Vec::new();
+        for &(school, s, t, outcome) in &v.bookings {
+            let (school, token) = &schools[school];
+            let b = app.post("/v1/bookings", &booking_body(&session, school, s, t), Some(token)).await.expect(201).body;
+            made.push((b, token.clone(), outcome));
+        }
+        if v.cancelled {
+            app.post(&format!("/v1/sessions/{}/cancel", id(&session)), &json!({"reason": "闭馆"}), Some(op))
+                .await
+                .expect(200);
+            continue;
+        }
+        for (b, token, outcome) in &made {
+            if let Outcome::Cancelled(hours) = outcome {
+                set_clock(&app, start - Duration::hours(*hours));
+                app.post(&format!("/v1/bookings/{}/cancel", id(b)), &json!({}), Some(token)).await.expect(200);
+            }
+        }
+        set_clock(&app, start + Duration::minutes(5));
+        for (b, _, outcome) in &made {
+            if let Outcome::Came(sp, tp) = outcome {
+                let body = json!({"code": b["code"], "students_present": sp, "teachers_present": tp});
+                app.post(&format!("/v1/bookings/{}/check-in", id(b)), &body, Some(op)).await.expect(200);
+            }
+        }
+        set_clock(&app, start + Duration::hours(3));
+        app.sweep().await;
+    }
+    // An exhibit lent in July 2025 from the first base to the second.
+    set_clock(&app, local(2025, 7, 1, 9));
+    let (owner, owner_op) = &bases[0];
+    let (borrower, borrower_op) = &bases[1];
+    let mut e = crate::helpers::exhibit_body();
+    e["shareable"] = json!(true);
+    let e = app.post(&format!("/v1/bases/{}/exhibits", id(owner)), &e, Some(owner_op)).await.expect(201).body;
+    let loan_body = json!({"borrower_base_id": borrower["id"], "starts_on": "2025-07-02", "ends_on": "2025-07-20", "purpose": "展览"});
+    let loan =
+        app.post(&format!("/v1/exhibits/{}/loans", id(&e)), &loan_body, Some(borrower_op)).await.expect(201).body;
+    for step in ["approve", "dispatch"] {
+        app.post(&format!("/v1/exhibit-loans/{}/{step}", id(&loan)), &json!({}), Some(owner_op)).await.expect(200);
+    }
+    set_clock(&app, real_now);
+
+    // The city, each year.
+    for year in [2024, 2025] {
+        let got = app.get(&format!("/v1/statistics?scope=city&year={year}"), None).await.expect(200).body;
+        let rows = got["rows"].as_array().unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0]["period"], year.to_string());
+        assert_figures(&rows[0], &recount(&h, |v| local_year(v) == year), &format!("city {year}"));
+        let loans = if year == 2025 { 1 } else { 0 };
+        assert_eq!(rows[0]["exhibit_loans_lent"], loans);
+        assert_eq!(rows[0]["exhibit_loans_borrowed"], loans);
+    }
+    // Each district, by quarter (public).
+    for (i, d) in districts.iter().enumerate() {
+        for year in [2024, 2025] {
+            let got = app
+                .get(&format!("/v1/statistics?scope=district&id={d}&year={year}&period=quarter"), None)
+                .await
+                .expect(200)
+                .body;
+            let rows = got["rows"].as_array().unwrap();
+            assert_eq!(rows.len(), 4);
+            for (q, row) in rows.iter().enumerate() {
+                assert_eq!(row["period"], format!("{year}-Q{}", q + 1));
+                let quarter = |v: &Visit| (v.start.1 - 1) / 3 == q as u32;
+                let expected = recount(&h, |v| v.base == i && local_year(v) == year && quarter(v));
+                assert_figures(row, &expected, &format!("{d} {year} Q{}", q + 1));
+            }
+        }
+    }
+    // A base by month, for its operator; every district at once.
+    let (b0, op0) = &bases[0];
+    let got = app.get("/v1/statistics?scope=base&year=2025&period=month", Some(op0)).await.expect(200).body;
+    let rows = got["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 12);
+    for (m, row) in rows.iter().enumerate() {
+        assert_eq!(row["id"], b0["id"]);
+        let expected = recount(&h, |v| v.base == 0 && v.start.0 == 2025 && v.start.1 == m as u32 + 1);
+        assert_figures(row, &expected, &format!("base 0 2025-{:02}", m + 1));
+    }
+    assert_eq!(rows[0]["sessions_held"], 1, "New Year's night counts in the city's January");
+    let all = app.get("/v1/statistics?scope=district&year=2024", None).await.expect(200).body;
+    assert_eq!(all["rows"].as_array().unwrap().len(), 11, "every district, with zeros");
+
+    // CSV: a BOM, the stable header, one line per row.
+    let res = app
+        .client
+        .get(app.url("/v1/statistics?scope=district&id=440106&year=2024"))
+        .header("accept", "text/csv")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    let bytes = res.bytes().await.unwrap();
+    assert_eq!(&bytes[..3], b"\xEF\xBB\xBF");
+    let text = std::str::from_utf8(&bytes[3..]).unwrap();
+    let lines: Vec<&str> = text.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines[0], kepu::domain::statistics::CSV_COLUMNS.join(","));
+    assert_eq!(lines.len(), 2);
+    let expected = recount(&h, |v| v.base == 0 && v.start.0 == 2024);
+    assert!(
+        lines[1].starts_with(&format!(
+            "district,440106,天河区,2024,{},{},",
+            expected["sessions_held"], expected["places_offered"]
+        )),
+        "{}",
+        lines[1]
+    );
+
+    // Who reads what.
+    let (b1, _) = &bases[1];
+    app.get(&format!("/v1/statistics?scope=base&id={}", id(b1)), None).await.expect(401);
+    app.get(&format!("/v1/statistics?scope=base&id={}", id(b1)), Some(op0)).await.expect_problem(403, "forbidden");
+    app.get(&format!("/v1/statistics?scope=base&id={}", id(b1)), Some(&app.admin)).await.expect(200);
+    app.get("/v1/statistics?scope=base", Some(&app.admin)).await.expect_invalid("id");
+    app.get("/v1/statistics?scope=district&id=999999", None).await.expect_invalid("id");
+    app.get("/v1/statistics?scope=city&year=1999", None).await.expect_invalid("year");
+    app.get("/v1/statistics?scope=galaxy", None).await.expect_invalid("scope");
+
+    // The district annual report: per base and in total, with the district's standing.
+    let officer = app.user("tianhe-officer", json!({"role": "district_officer", "district_code": "440106"})).await;
+    let other = app.user("yuexiu-officer", json!({"role": "district_officer", "district_code": "440104"})).await;
+    app.get("/v1/districts/440106/report?year=2025", Some(&other)).await.expect_problem(403, "forbidden");
+    app.get("/v1/districts/440106/report?year=2025", None).await.expect(401);
+    let report = app.get("/v1/districts/440106/report?year=2025", Some(&officer)).await.expect(200).body;
+    let expected = recount(&h, |v| v.base == 0 && v.start.0 == 2025);
+    assert_figures(&report["totals"], &expected, "Tianhe 2025 totals");
+    let listed = report["bases"].as_array().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["base_id"], b0["id"]);
+    assert_eq!(listed[0]["status"], "accredited");
+    assert_eq!(listed[0]["exhibit_loans_lent"], 1);
+    assert_figures(&listed[0], &expected, "Tianhe's base 2025");
+    assert_eq!(report["bases_by_status"]["accredited"], 1);
+    let csv = app
+        .client
+        .get(app.url("/v1/districts/440106/report?year=2025&format=csv"))
+        .bearer_auth(&app.admin)
+        .send()
+        .await
+        .unwrap();
+    let bytes = csv.bytes().await.unwrap();
+    let text = std::str::from_utf8(&bytes[3..]).unwrap();
+    let lines: Vec<&str> = text.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert!(lines[0].starts_with("base_id,name,status,grade,signs,signs_overdue,signs_update_due,sessions_held"));
+    assert_eq!(lines.len(), 3, "a base and the district: {text}");
+    assert!(lines[2].starts_with("district,天河区,"));
+}
