@@ -40,6 +40,7 @@ Errors are RFC 9457 `application/problem+json` documents whose `type` ends with 
         (name = "evaluation", description = "Annual evaluation (年度评估)"),
         (name = "signage", description = "Signage (标识): standards, signs, inspections"),
         (name = "calendar", description = "The working calendar: public holidays and make-up working days"),
+        (name = "webhooks", description = "Webhook subscriptions: notifications sent, signed, to an account's URL"),
         (name = "audit", description = "The audit log (admin)"),
         (name = "admin", description = "The bureau's checks on the system"),
         (name = "operations", description = "Health, readiness and metrics"),

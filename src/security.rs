@@ -304,3 +304,12 @@ mod tests {
         }
     }
 }
+
+/// Installs the process's crypto provider for outgoing TLS (webhook deliveries over https):
+/// ring, the one the database driver already builds. Idempotent.
+pub fn install_tls_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}

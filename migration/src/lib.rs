@@ -14,6 +14,7 @@ mod m20261129_000008_login_addresses;
 mod m20261129_000009_tours;
 mod m20261129_000010_campaigns;
 mod m20261129_000011_changes;
+mod m20261130_000013_webhooks;
 
 /// The Guangzhou district reference data (GB/T 2260 codes, names, seat points, city bbox).
 pub const DISTRICTS_JSON: &str = include_str!("../data/guangzhou-districts.json");
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000009_tours::Migration),
             Box::new(m20261129_000010_campaigns::Migration),
             Box::new(m20261129_000011_changes::Migration),
+            Box::new(m20261130_000013_webhooks::Migration),
         ]
     }
 }

@@ -28,6 +28,7 @@ pub mod signage;
 pub mod tours;
 pub mod users;
 pub mod validate;
+pub mod webhooks;
 
 /// What `If-Match` asked for: any current version (`*`) or exactly this one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

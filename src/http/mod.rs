@@ -33,6 +33,7 @@ pub mod sessions;
 pub mod signage;
 pub mod tours;
 pub mod users;
+pub mod webhooks;
 
 /// Every resource's routes, merged.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -56,6 +57,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(evaluation::router())
         .merge(signage::router())
         .merge(holidays::router())
+        .merge(webhooks::router())
 }
 
 /// A GB/T 2260 code of one of the city's districts (`GET /v1/districts`). Documentation only:

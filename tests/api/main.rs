@@ -28,3 +28,4 @@ mod sessions;
 mod signage;
 mod tours;
 mod users;
+mod webhooks;
