@@ -17,7 +17,7 @@ use crate::domain::bookings::{self, BookingEdit, BookingFilter, BookingRecord, B
 use crate::domain::calendar;
 use crate::domain::enums::{Audience, BookingStatus, Role};
 use crate::domain::notifications::{self, NotificationFilter};
-use crate::error::{Problem, Result};
+use crate::error::{AppError, Problem, Result};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser, Idempotent, IfMatch, MaybeAuthUser, made};
 use crate::http::{Page, PageParams, apply_patch, with_etag};
 use crate::state::AppState;
@@ -610,7 +610,8 @@ async fn list_notifications(
             }
             (None, Some(p.base_id.map_or_else(|| actor.base_ids.clone(), |b| vec![b])), me)
         }
-        _ => (None, None, me),
+        Role::DistrictOfficer => (None, None, me),
+        r @ Role::Evaluator => return Err(AppError::forbidden(format!("a {r} account has no notifications"))),
     };
     let filter = NotificationFilter { school_id, base_ids, user_id, booking_id: p.booking_id };
     let paged = notifications::list(&state.db, &filter, page).await?;

@@ -54,6 +54,8 @@ impl Drop for TestDb {
 }
 
 pub async fn fresh_database() -> TestDb {
+    // Every test makes one first: HTTP clients built afterwards find the TLS provider set.
+    kepu::security::install_tls_provider();
     match std::env::var("TEST_DATABASE_URL") {
         Ok(server) if server.starts_with("postgres") => {
             let name = format!("kepu_test_{}", Uuid::new_v4().simple());
