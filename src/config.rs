@@ -46,6 +46,43 @@ pub struct Config {
     pub rate_account: crate::security::RateLimit,
     /// Days before a visit that the sweep reminds its school (empty: no reminders).
     pub reminder_days: Vec<u32>,
+    /// Webhook delivery: the outbox worker's settings.
+    pub webhooks: WebhookConfig,
+}
+
+/// How webhooks are delivered ([`crate::domain::webhooks`]).
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    /// Networks a webhook URL may reach although they are not public (loopback, private, …);
+    /// empty: public addresses only.
+    pub allow: Vec<ipnet::IpNet>,
+    /// How often the worker looks for new notifications and due deliveries.
+    pub poll: Duration,
+    /// How long one attempt may take (connecting, sending, the answer's status).
+    pub timeout: Duration,
+    /// The waits between attempts, in order (each with ±20 % jitter); after the last one's
+    /// attempt fails too, the delivery is given up. The default adds up to about a day.
+    pub retry_schedule: Vec<Duration>,
+    /// A subscription is disabled after this many failed attempts in a row …
+    pub disable_after_failures: u32,
+    /// … the first of them at least this long ago.
+    pub disable_after: Duration,
+}
+
+/// 5 s, 30 s, 2 min, 10 min, 30 min, 1 h, 2 h, 4 h, 8 h, 8 h: 11 attempts over about 23.7 hours.
+pub const DEFAULT_WEBHOOK_RETRIES: [u64; 10] = [5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800, 28800];
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        Self {
+            allow: Vec::new(),
+            poll: Duration::from_secs(1),
+            timeout: Duration::from_secs(5),
+            retry_schedule: DEFAULT_WEBHOOK_RETRIES.iter().map(|s| Duration::from_secs(*s)).collect(),
+            disable_after_failures: 10,
+            disable_after: Duration::from_secs(12 * 3600),
+        }
+    }
 }
 
 impl Config {
@@ -67,6 +104,7 @@ impl Config {
             rate_anonymous: crate::security::RateLimit { per_minute: 600 },
             rate_account: crate::security::RateLimit { per_minute: 1200 },
             reminder_days: crate::domain::reminders::DEFAULT_DAYS.to_vec(),
+            webhooks: WebhookConfig::default(),
         }
     }
 

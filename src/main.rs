@@ -70,6 +70,32 @@ struct Cli {
     /// are reminded the day before, always); `0` alone: no school reminders.
     #[arg(long, env = "KEPU_REMINDER_DAYS", default_value = "3,1", global = true, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(0..=60))]
     reminder_days: Vec<u32>,
+    /// Networks (separated by commas) that webhook URLs may reach although they are not public,
+    /// e.g. `10.1.0.0/16`; unset: public addresses only (no loopback, private, link-local, …).
+    #[arg(long, env = "KEPU_WEBHOOK_ALLOW", global = true, value_delimiter = ',', value_parser = kepu::security::parse_proxy)]
+    webhook_allow: Vec<ipnet::IpNet>,
+    /// Milliseconds between the webhook worker's looks for new notices and due deliveries.
+    #[arg(long, env = "KEPU_WEBHOOK_POLL_MS", default_value_t = 1000, global = true, value_parser = clap::value_parser!(u64).range(10..=600_000))]
+    webhook_poll_ms: u64,
+    /// Seconds one webhook attempt may take.
+    #[arg(long, env = "KEPU_WEBHOOK_TIMEOUT_SECONDS", default_value_t = 5, global = true, value_parser = clap::value_parser!(u64).range(1..=60))]
+    webhook_timeout_seconds: u64,
+    /// Seconds between a webhook delivery's attempts, in order (each ±20 % jitter), separated by
+    /// commas; after the last, the delivery is given up.
+    #[arg(
+        long,
+        env = "KEPU_WEBHOOK_RETRY_SECONDS",
+        default_value = "5,30,120,600,1800,3600,7200,14400,28800,28800",
+        global = true,
+        value_delimiter = ','
+    )]
+    webhook_retry_seconds: Vec<u64>,
+    /// A webhook subscription is disabled after this many failed attempts in a row …
+    #[arg(long, env = "KEPU_WEBHOOK_DISABLE_AFTER_FAILURES", default_value_t = 10, global = true, value_parser = clap::value_parser!(u32).range(1..))]
+    webhook_disable_after_failures: u32,
+    /// … the first of them at least this many hours ago.
+    #[arg(long, env = "KEPU_WEBHOOK_DISABLE_AFTER_HOURS", default_value_t = 12, global = true)]
+    webhook_disable_after_hours: u64,
     #[command(subcommand)]
     command: Command,
 }
@@ -87,6 +113,9 @@ enum Command {
         /// Seconds between sweeps (no-shows, expired waiting lists, reminders); 0 disables.
         #[arg(long, env = "KEPU_SWEEP_SECONDS", default_value_t = 30)]
         sweep_seconds: u64,
+        /// Do not deliver webhooks from this process (another instance does).
+        #[arg(long, env = "KEPU_NO_WEBHOOK_WORKER")]
+        no_webhook_worker: bool,
     },
     /// Run pending migrations and exit.
     Migrate,
@@ -217,6 +246,7 @@ fn admin_password(demo: bool) -> Option<String> {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     telemetry::init_tracing();
+    kepu::security::install_tls_provider();
     let mut config = Config::new(cli.database_url);
     config.database_read_url = cli.database_read_url.filter(|u| !u.is_empty());
     config.db_max_connections = cli.db_max_connections;
@@ -230,6 +260,14 @@ async fn main() -> anyhow::Result<()> {
     config.login_max_per_client = cli.login_failures_per_address.max(1);
     config.login_account_failures_per_hour = cli.login_failures_per_account_hour.max(1);
     config.public_url = cli.public_url.map(|u| u.trim_end_matches('/').to_string()).filter(|u| !u.is_empty());
+    config.webhooks = kepu::config::WebhookConfig {
+        allow: cli.webhook_allow,
+        poll: std::time::Duration::from_millis(cli.webhook_poll_ms),
+        timeout: std::time::Duration::from_secs(cli.webhook_timeout_seconds),
+        retry_schedule: cli.webhook_retry_seconds.into_iter().map(std::time::Duration::from_secs).collect(),
+        disable_after_failures: cli.webhook_disable_after_failures,
+        disable_after: std::time::Duration::from_secs(cli.webhook_disable_after_hours * 3600),
+    };
     match cli.command {
         Command::Bench { what: BenchCommand::Booking { database, clients, seconds, city_bases } } => {
             kepu::bench::booking(kepu::bench::BenchArgs {
@@ -333,7 +371,7 @@ async fn main() -> anyhow::Result<()> {
                 })?;
             println!("{}", created.user.id);
         }
-        Command::Serve { bind, demo, sweep_seconds } => {
+        Command::Serve { bind, demo, sweep_seconds, no_webhook_worker } => {
             let state = startup::build_state(config).await?;
             if demo {
                 demo::seed(&state.db, &admin_password(true).unwrap_or_default()).await?;
@@ -342,6 +380,9 @@ async fn main() -> anyhow::Result<()> {
             }
             if sweep_seconds > 0 {
                 startup::spawn_sweeper(state.clone(), std::time::Duration::from_secs(sweep_seconds));
+            }
+            if !no_webhook_worker {
+                startup::spawn_webhook_worker(state.clone());
             }
             let listener = tokio::net::TcpListener::bind(&bind).await.with_context(|| format!("binding {bind}"))?;
             tracing::info!(addr = %listener.local_addr()?, docs = "/docs", "kepu listening");

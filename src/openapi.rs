@@ -41,6 +41,7 @@ Errors are RFC 9457 `application/problem+json` documents whose `type` ends with 
         (name = "signage", description = "Signage (标识): standards, signs, inspections"),
         (name = "calendar", description = "The working calendar: public holidays and make-up working days"),
         (name = "statistics", description = "City science statistics (科普统计) and the district annual report"),
+        (name = "webhooks", description = "Webhook subscriptions: notifications sent, signed, to an account's URL"),
         (name = "audit", description = "The audit log (admin)"),
         (name = "admin", description = "The bureau's checks on the system"),
         (name = "operations", description = "Health, readiness and metrics"),

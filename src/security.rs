@@ -289,6 +289,15 @@ pub fn address_of(state: &AppState, headers: &HeaderMap, peer: Option<&ConnectIn
     client_address(peer, headers, &state.config.trusted_proxies)
 }
 
+/// Installs the process's crypto provider for outgoing TLS (webhook deliveries over https):
+/// ring, the one the database driver already builds. Idempotent.
+pub fn install_tls_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_origin;

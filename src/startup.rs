@@ -183,3 +183,10 @@ pub fn spawn_sweeper(state: AppState, every: std::time::Duration) -> tokio::task
         }
     })
 }
+
+/// Delivers webhooks from the notifications outbox every poll interval, until the process
+/// ends. Safe in several processes at once: each delivery is sent by one worker at a time.
+pub fn spawn_webhook_worker(state: AppState) -> tokio::task::JoinHandle<()> {
+    crate::domain::webhooks::worker::Worker::new(state.db.clone(), state.config.webhooks.clone(), state.clock.clone())
+        .spawn()
+}

@@ -60,6 +60,7 @@ pub struct AppState {
 impl AppState {
     /// The state of one kepu process: its pool, settings and clock, with an empty token cache.
     pub fn new(db: DatabaseConnection, config: Config, clock: Arc<dyn Clock>) -> Self {
+        crate::security::install_tls_provider();
         let tokens = Arc::new(TokenCache::new(config.auth_cache));
         let read_db = db.clone();
         let limiter = Arc::new(crate::security::Limiter::new(config.rate_anonymous, config.rate_account));

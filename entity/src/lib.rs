@@ -40,3 +40,5 @@ pub mod tour;
 pub mod tour_booking;
 pub mod tour_leg;
 pub mod user;
+pub mod webhook;
+pub mod webhook_delivery;

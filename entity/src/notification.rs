@@ -10,12 +10,16 @@ pub struct Model {
     pub school_id: Option<Uuid>,
     /// A notice to the base's operators (reminders of tomorrow's groups).
     pub base_id: Option<Uuid>,
+    /// A notice to one account (a district officer's, an admin's, a webhook's owner).
+    pub user_id: Option<Uuid>,
     pub booking_id: Option<Uuid>,
     pub kind: String,
     #[sea_orm(column_type = "Text")]
     pub message: String,
     pub created_at: DateTimeUtc,
     pub delivered_at: Option<DateTimeUtc>,
+    /// Handed to the webhook outbox (a delivery row per matching subscription).
+    pub dispatched_at: Option<DateTimeUtc>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -15,6 +15,7 @@ mod m20261129_000009_tours;
 mod m20261129_000010_campaigns;
 mod m20261129_000011_changes;
 mod m20261130_000012_loans;
+mod m20261130_000013_webhooks;
 
 /// The Guangzhou district reference data (GB/T 2260 codes, names, seat points, city bbox).
 pub const DISTRICTS_JSON: &str = include_str!("../data/guangzhou-districts.json");
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000010_campaigns::Migration),
             Box::new(m20261129_000011_changes::Migration),
             Box::new(m20261130_000012_loans::Migration),
+            Box::new(m20261130_000013_webhooks::Migration),
         ]
     }
 }

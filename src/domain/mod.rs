@@ -30,6 +30,7 @@ pub mod statistics;
 pub mod tours;
 pub mod users;
 pub mod validate;
+pub mod webhooks;
 
 /// What `If-Match` asked for: any current version (`*`) or exactly this one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

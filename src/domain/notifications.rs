@@ -1,9 +1,11 @@
-//! Notifications to schools (one row per state change of a booking) and to a base's operators
-//! (reminders), for a later mail or webhook sender to deliver.
+//! Notifications to schools (one row per state change of a booking), to a base's operators
+//! (reminders) and to single accounts; the webhook worker (`domain::webhooks`) delivers them.
 
 use chrono::{DateTime, Utc};
 use entity::{booking, notification};
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 use uuid::Uuid;
 
 use crate::domain::page::{Cursor, PageRequest, Paged};
@@ -27,6 +29,8 @@ pub enum Recipient {
     School(Uuid),
     /// The operators of a base.
     Base(Uuid),
+    /// One account (a district officer, an admin, a webhook's owner).
+    User(Uuid),
 }
 
 /// The row of a notification for the school of `booking`, for callers that batch their inserts.
@@ -42,19 +46,22 @@ pub fn row_to(
     message: String,
     now: DateTime<Utc>,
 ) -> notification::ActiveModel {
-    let (school_id, base_id) = match to {
-        Recipient::School(s) => (Some(s), None),
-        Recipient::Base(b) => (None, Some(b)),
+    let (school_id, base_id, user_id) = match to {
+        Recipient::School(s) => (Some(s), None, None),
+        Recipient::Base(b) => (None, Some(b), None),
+        Recipient::User(u) => (None, None, Some(u)),
     };
     notification::ActiveModel {
         id: Set(Uuid::now_v7()),
         school_id: Set(school_id),
         base_id: Set(base_id),
+        user_id: Set(user_id),
         booking_id: Set(booking_id),
         kind: Set(kind.into()),
         message: Set(message),
         created_at: Set(now),
         delivered_at: Set(None),
+        dispatched_at: Set(None),
     }
 }
 
@@ -81,12 +88,28 @@ pub async fn send_to(
     Ok(())
 }
 
-/// Filters of the notification list.
+/// Records a notification for one account.
+pub async fn to_user(
+    conn: &impl ConnectionTrait,
+    user_id: Uuid,
+    kind: &str,
+    message: String,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let row = row_to(Recipient::User(user_id), None, kind, message, now);
+    notification::Entity::insert(row).exec_without_returning(conn).await?;
+    Ok(())
+}
+
+/// Filters of the notification list. The recipients given (school, bases, account) are
+/// alternatives: a notice to any of them is listed; none given: all.
 #[derive(Debug, Default, Clone)]
 pub struct NotificationFilter {
     pub school_id: Option<Uuid>,
     /// Notices to the operators of these bases.
     pub base_ids: Option<Vec<Uuid>>,
+    /// Notices to this account.
+    pub user_id: Option<Uuid>,
     pub booking_id: Option<Uuid>,
 }
 
@@ -97,11 +120,18 @@ pub async fn list(
     page: PageRequest,
 ) -> Result<Paged<notification::Model>> {
     let mut q = notification::Entity::find();
+    let mut to = Condition::any();
     if let Some(s) = filter.school_id {
-        q = q.filter(notification::Column::SchoolId.eq(s));
+        to = to.add(notification::Column::SchoolId.eq(s));
     }
     if let Some(bases) = &filter.base_ids {
-        q = q.filter(notification::Column::BaseId.is_in(bases.iter().copied()));
+        to = to.add(notification::Column::BaseId.is_in(bases.iter().copied()));
+    }
+    if let Some(u) = filter.user_id {
+        to = to.add(notification::Column::UserId.eq(u));
+    }
+    if !to.is_empty() {
+        q = q.filter(to);
     }
     if let Some(b) = filter.booking_id {
         q = q.filter(notification::Column::BookingId.eq(b));

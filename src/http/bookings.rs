@@ -542,6 +542,8 @@ pub struct NotificationView {
     pub school_id: Option<Uuid>,
     /// The base whose operators it is for.
     pub base_id: Option<Uuid>,
+    /// The account it is for (a district officer's, an admin's, a webhook's owner).
+    pub user_id: Option<Uuid>,
     pub booking_id: Option<Uuid>,
     #[schema(example = "booking_promoted")]
     pub kind: String,
@@ -556,6 +558,7 @@ impl NotificationView {
             id: n.id,
             school_id: n.school_id,
             base_id: n.base_id,
+            user_id: n.user_id,
             booking_id: n.booking_id,
             kind: n.kind,
             message: n.message,
@@ -578,7 +581,8 @@ pub struct NotificationParams {
 /// List notifications
 ///
 /// A school account reads its own; an operator the notices to its bases (reminders of the next
-/// day's groups); an admin reads all. Oldest first.
+/// day's groups); every account the notices addressed to it (a webhook disabled); an admin
+/// reads all. Oldest first.
 #[utoipa::path(
     get, path = "/v1/notifications", tag = "bookings", operation_id = "list_notifications",
     params(NotificationParams, PageParams),
@@ -592,22 +596,24 @@ async fn list_notifications(
     ApiQuery(paging): ApiQuery<PageParams>,
 ) -> Result<Json<Page<NotificationView>>> {
     let page = paging.parse()?;
-    let (school_id, base_ids) = match actor.role {
-        Role::Admin => (p.school_id, p.base_id.map(|b| vec![b])),
+    let me = Some(actor.user_id);
+    let (school_id, base_ids, user_id) = match actor.role {
+        Role::Admin => (p.school_id, p.base_id.map(|b| vec![b]), None),
         Role::School => {
             let own = actor.school_id.unwrap_or_default();
             authorize(&actor, Action::EditSchool { school_id: p.school_id.unwrap_or(own) })?;
-            (Some(own), None)
+            (Some(own), None, me)
         }
         Role::Operator => {
             if let Some(b) = p.base_id {
                 authorize(&actor, Action::ManageSessions { base_id: b })?;
             }
-            (None, Some(p.base_id.map_or_else(|| actor.base_ids.clone(), |b| vec![b])))
+            (None, Some(p.base_id.map_or_else(|| actor.base_ids.clone(), |b| vec![b])), me)
         }
-        _ => return Err(AppError::forbidden(format!("a {} account has no notifications", actor.role))),
+        Role::DistrictOfficer => (None, None, me),
+        r @ Role::Evaluator => return Err(AppError::forbidden(format!("a {r} account has no notifications"))),
     };
-    let filter = NotificationFilter { school_id, base_ids, booking_id: p.booking_id };
+    let filter = NotificationFilter { school_id, base_ids, user_id, booking_id: p.booking_id };
     let paged = notifications::list(&state.db, &filter, page).await?;
     Ok(Json(Page::from_paged(paged, NotificationView::of)))
 }

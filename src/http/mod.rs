@@ -35,6 +35,7 @@ pub mod signage;
 pub mod statistics;
 pub mod tours;
 pub mod users;
+pub mod webhooks;
 
 /// Every resource's routes, merged.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -60,6 +61,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(signage::router())
         .merge(statistics::router())
         .merge(holidays::router())
+        .merge(webhooks::router())
 }
 
 /// A GB/T 2260 code of one of the city's districts (`GET /v1/districts`). Documentation only:

@@ -54,6 +54,8 @@ impl Drop for TestDb {
 }
 
 pub async fn fresh_database() -> TestDb {
+    // Every test makes one first: HTTP clients built afterwards find the TLS provider set.
+    kepu::security::install_tls_provider();
     match std::env::var("TEST_DATABASE_URL") {
         Ok(server) if server.starts_with("postgres") => {
             let name = format!("kepu_test_{}", Uuid::new_v4().simple());
@@ -193,6 +195,20 @@ impl TestApp {
             .await
             .expect("connect");
         serve(AppState::new(db, (*self.state.config).clone(), self.state.clock.clone())).await
+    }
+
+    /// Starts a webhook worker, as `kepu serve` does; `own_pool`: on a pool of its own, as a
+    /// second instance's worker would be.
+    pub async fn webhook_worker(&self, own_pool: bool) -> tokio::task::JoinHandle<()> {
+        let state = if own_pool {
+            let db = kepu::db::connect(self.database_url(), self.state.config.db_max_connections.unwrap_or(4))
+                .await
+                .expect("connect");
+            AppState::new(db, (*self.state.config).clone(), self.state.clock.clone())
+        } else {
+            self.state.clone()
+        };
+        kepu::startup::spawn_webhook_worker(state)
     }
 
     /// The server's "now".

@@ -30,3 +30,4 @@ mod signage;
 mod statistics;
 mod tours;
 mod users;
+mod webhooks;
