@@ -573,3 +573,101 @@ pub async fn units_for(
         }
     }
 }
+
+/// A unit's exhibit sharing in a year.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, ToSchema)]
+pub struct Sharing {
+    /// Loans it sent out in the year, and the days they were (or have been so far) away.
+    pub loans_lent: i64,
+    pub days_lent: i64,
+    /// Loans it received in the year, and their days.
+    pub loans_borrowed: i64,
+    pub days_borrowed: i64,
+    /// Its shareable exhibits now, and those of them never sent out on a loan.
+    pub shareable_exhibits: i64,
+    pub never_lent: i64,
+}
+
+/// The sharing report: per base (those with loans or shareable exhibits) and per district,
+/// each figure a grouped query. A loan counts in the year it was dispatched; its days run
+/// from the local day it left to the day it came back (or today), both counted.
+pub async fn sharing(
+    conn: &impl ConnectionTrait,
+    year: i32,
+    district: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(BTreeMap<Uuid, Sharing>, BTreeMap<String, Sharing>)> {
+    let backend = conn.get_database_backend();
+    // A local day's number: `prefix` + an instant + `suffix`.
+    let (prefix, suffix) = match backend {
+        DbBackend::Postgres => ("(CAST((", " AT TIME ZONE 'Asia/Shanghai') AS DATE) - DATE '2000-01-01')"),
+        _ => ("CAST(julianday(date(", ", '+8 hours')) AS INTEGER)"),
+    };
+    let null_uuid = if backend == DbBackend::Postgres { "CAST(NULL AS UUID)" } else { "NULL" };
+    let (from, to) = crate::domain::evaluation::year_range(year);
+    let mut by_base: BTreeMap<Uuid, Sharing> = BTreeMap::new();
+    let mut by_district: BTreeMap<String, Sharing> = BTreeMap::new();
+    #[derive(Debug, FromQueryResult)]
+    struct Row {
+        base_id: Option<Uuid>,
+        district_code: Option<String>,
+        a: Option<i64>,
+        b: Option<i64>,
+    }
+    let sent = [LoanStatus::OnLoan.as_str(), LoanStatus::Returned.as_str()];
+    for per_district in [false, true] {
+        let key = if per_district {
+            format!("{null_uuid} AS base_id, b.district_code AS district_code")
+        } else {
+            "b.id AS base_id, CAST(NULL AS TEXT) AS district_code".to_string()
+        };
+        let group = if per_district { "b.district_code" } else { "b.id" };
+        for (side, lent) in [("x.owner_base_id", true), ("x.borrower_base_id", false)] {
+            let mut sql = RawSql::new(backend);
+            sql.push(&format!("SELECT {key}, COUNT(*) AS a, CAST(SUM({prefix}COALESCE(x.returned_at, "))
+                .bind(now)
+                .push(&format!(
+                    "){suffix} - {prefix}x.dispatched_at{suffix} + 1) AS BIGINT) AS b FROM exhibit_loans x \
+                     JOIN bases b ON b.id = {side} WHERE x.dispatched_at >= "
+                ))
+                .bind(from)
+                .push(" AND x.dispatched_at < ")
+                .bind(to);
+            in_list(&mut sql, "x.status", &sent);
+            if let Some(d) = district {
+                sql.push(" AND b.district_code = ").bind(d.to_string());
+            }
+            sql.push(&format!(" GROUP BY {group}"));
+            for r in Row::find_by_statement(sql.statement()).all(conn).await? {
+                let s = match (r.base_id, r.district_code) {
+                    (Some(b), _) => by_base.entry(b).or_default(),
+                    (None, Some(d)) => by_district.entry(d).or_default(),
+                    _ => continue,
+                };
+                if lent {
+                    (s.loans_lent, s.days_lent) = (r.a.unwrap_or(0), r.b.unwrap_or(0));
+                } else {
+                    (s.loans_borrowed, s.days_borrowed) = (r.a.unwrap_or(0), r.b.unwrap_or(0));
+                }
+            }
+        }
+        let mut sql = RawSql::new(backend);
+        sql.push(&format!(
+            "SELECT {key}, COUNT(*) AS a, SUM(CASE WHEN NOT EXISTS (SELECT 1 FROM exhibit_loans x WHERE x.exhibit_id = e.id \
+             AND x.dispatched_at IS NOT NULL) THEN 1 ELSE 0 END) AS b FROM exhibits e JOIN bases b ON b.id = e.base_id WHERE e.shareable"
+        ));
+        if let Some(d) = district {
+            sql.push(" AND b.district_code = ").bind(d.to_string());
+        }
+        sql.push(&format!(" GROUP BY {group}"));
+        for r in Row::find_by_statement(sql.statement()).all(conn).await? {
+            let s = match (r.base_id, r.district_code) {
+                (Some(b), _) => by_base.entry(b).or_default(),
+                (None, Some(d)) => by_district.entry(d).or_default(),
+                _ => continue,
+            };
+            (s.shareable_exhibits, s.never_lent) = (r.a.unwrap_or(0), r.b.unwrap_or(0));
+        }
+    }
+    Ok((by_base, by_district))
+}

@@ -16,14 +16,17 @@ use uuid::Uuid;
 use crate::domain::access::{Action, authorize};
 use crate::domain::bases::status_at;
 use crate::domain::enums::{BaseStatus, Grade};
-use crate::domain::statistics::{self, CSV_COLUMNS, Figures, Period, Scope, StatRow, Units};
+use crate::domain::statistics::{self, CSV_COLUMNS, Figures, Period, Scope, Sharing, StatRow, Units};
 use crate::domain::validate::Validator;
 use crate::error::{AppError, Problem, Result};
 use crate::http::extract::{ApiPath, ApiQuery, AuthUser, MaybeAuthUser};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(get_statistics)).routes(routes!(get_district_report))
+    OpenApiRouter::new()
+        .routes(routes!(get_statistics))
+        .routes(routes!(get_district_report))
+        .routes(routes!(get_sharing_report))
 }
 
 /// JSON or CSV.
@@ -317,4 +320,104 @@ fn report_csv(r: &DistrictReport) -> Result<Response> {
     total.extend(figures_of(&r.totals));
     rows.push(total);
     csv_response(&header_row, rows, &format!("kepu-{}-report-{}.csv", r.district_code, r.year))
+}
+
+/// Which sharing report.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SharingParams {
+    /// Local calendar year of the loans' dispatch; default this year.
+    #[param(minimum = 2000, maximum = 2999)]
+    pub year: Option<i32>,
+    /// Only this district's bases (a district officer always gets its own).
+    pub district: Option<String>,
+}
+
+/// A base in the sharing report.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SharingBase {
+    pub base_id: Uuid,
+    pub name: String,
+    #[serde(flatten)]
+    pub sharing: Sharing,
+}
+
+/// A district in the sharing report.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SharingDistrict {
+    #[schema(example = "440106")]
+    pub district_code: String,
+    #[schema(example = "天河区")]
+    pub name: String,
+    #[serde(flatten)]
+    pub sharing: Sharing,
+}
+
+/// The sharing report.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SharingReport {
+    pub year: i32,
+    /// Bases that lent, borrowed or have shareable exhibits, by id.
+    pub bases: Vec<SharingBase>,
+    /// Districts with any of those, by code.
+    pub districts: Vec<SharingDistrict>,
+}
+
+/// The exhibit sharing report
+///
+/// The bureau's (a district officer's: its district): loans per base and per district, lent and
+/// borrowed, the days they were away (from the local day a loan left to the day it came back,
+/// or today), shareable exhibits and those never lent (`GET /v1/exhibits?never_lent=true&shareable=true`
+/// lists them).
+#[utoipa::path(
+    get, path = "/v1/statistics/sharing", tag = "statistics", operation_id = "get_sharing_report",
+    params(SharingParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The report", body = SharingReport),
+    )
+)]
+async fn get_sharing_report(
+    State(state): State<AppState>,
+    AuthUser(actor): AuthUser,
+    ApiQuery(p): ApiQuery<SharingParams>,
+) -> Result<Json<SharingReport>> {
+    use crate::domain::enums::Role;
+    let now = state.now();
+    let year = year_of(p.year, now)?;
+    let district = match actor.role {
+        Role::Admin => crate::http::filter_text(p.district),
+        Role::DistrictOfficer => actor.district_code.clone(),
+        other => {
+            return Err(AppError::forbidden(format!(
+                "the sharing report is the bureau's and the districts'; not a {other}'s"
+            )));
+        }
+    };
+    if let Some(d) = &district {
+        crate::domain::districts::ensure_exists(&state.read_db, d, "district").await?;
+    }
+    let (by_base, by_district) = statistics::sharing(&state.read_db, year, district.as_deref(), now).await?;
+    let mut names = crate::domain::loans::base_names(&state.read_db, by_base.keys().copied().collect()).await?;
+    let district_names: BTreeMap<String, String> =
+        crate::domain::districts::list(&state.read_db).await?.into_iter().map(|d| (d.code, d.name_zh)).collect();
+    Ok(Json(SharingReport {
+        year,
+        bases: by_base
+            .into_iter()
+            .map(|(base_id, sharing)| SharingBase {
+                name: names.remove(&base_id).unwrap_or_default(),
+                base_id,
+                sharing,
+            })
+            .collect(),
+        districts: by_district
+            .into_iter()
+            .map(|(code, sharing)| SharingDistrict {
+                name: district_names.get(&code).cloned().unwrap_or_default(),
+                district_code: code,
+                sharing,
+            })
+            .collect(),
+    }))
 }

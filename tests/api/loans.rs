@@ -164,6 +164,25 @@ async fn a_loan_goes_from_request_to_return_and_both_sides_and_their_districts_s
     let notes = app.get(&notes_path, Some(&op_owner)).await.expect(200).body;
     assert!(notes["items"][0]["closed_at"].is_string());
 
+    // The sharing report: per base and district, the days away (it left and came back today: 1).
+    let report = app.get("/v1/statistics/sharing", Some(&app.admin)).await.expect(200).body;
+    let base_row =
+        |id_: &Value| report["bases"].as_array().unwrap().iter().find(|b| b["base_id"] == *id_).cloned().unwrap();
+    let lender = base_row(&owner["id"]);
+    assert_eq!((lender["loans_lent"].as_i64(), lender["days_lent"].as_i64()), (Some(1), Some(1)), "{report}");
+    assert_eq!((lender["shareable_exhibits"].as_i64(), lender["never_lent"].as_i64()), (Some(1), Some(0)));
+    let borrower_row = base_row(&borrower["id"]);
+    assert_eq!((borrower_row["loans_borrowed"].as_i64(), borrower_row["days_borrowed"].as_i64()), (Some(1), Some(1)));
+    let districts = report["districts"].as_array().unwrap();
+    let tianhe_row = districts.iter().find(|d| d["district_code"] == "440106").unwrap();
+    assert_eq!(tianhe_row["loans_lent"], 1);
+    assert_eq!(tianhe_row["name"], "天河区");
+    let theirs = app.get("/v1/statistics/sharing", Some(&yuexiu)).await.expect(200).body;
+    assert_eq!(theirs["bases"].as_array().unwrap().len(), 1, "an officer sees its district: {theirs}");
+    app.get("/v1/statistics/sharing", Some(&op_owner)).await.expect_problem(403, "forbidden");
+    let never = app.get("/v1/exhibits?shareable=true&never_lent=true", None).await.expect(200).body;
+    assert!(never["items"].as_array().unwrap().is_empty(), "{never}");
+
     // Every step is in the audit log.
     let audit = app.get(&format!("/v1/audit?entity=exhibit_loan&entity_id={}", id(&loan)), Some(&app.admin)).await;
     let actions: Vec<&str> =

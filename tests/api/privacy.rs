@@ -191,6 +191,11 @@ async fn public_answers_carry_no_account_ids_or_personal_details() {
             p if p.starts_with("/v1/campaigns/{id}") => {
                 &[("{id}", campaign["id"].as_str().unwrap()), ("{application_id}", applied["id"].as_str().unwrap())]
             }
+            "/v1/statistics" => {
+                return ["scope=city", "scope=district", "scope=district&id=440106&period=month&format=csv"]
+                    .map(|q| (format!("{path}?{q}"), String::new()))
+                    .to_vec();
+            }
             "/v1/schools/{id}/bookings.ics" => {
                 return vec![(feed["path"].as_str().unwrap().to_string(), String::new())];
             }
