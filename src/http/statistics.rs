@@ -90,6 +90,7 @@ pub struct StatisticsParams {
     /// Default `year`.
     pub period: Option<Period>,
     /// `csv` answers CSV (as does `Accept: text/csv`).
+    #[param(inline)]
     pub format: Option<ReportFormat>,
 }
 
@@ -150,6 +151,7 @@ pub struct ReportParams {
     #[param(minimum = 2000, maximum = 2999)]
     pub year: Option<i32>,
     /// `csv` answers CSV (as does `Accept: text/csv`): one row per base, then the district's.
+    #[param(inline)]
     pub format: Option<ReportFormat>,
 }
 

@@ -164,3 +164,27 @@ fn documented_years_agree_with_the_rules() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+#[test]
+fn every_reference_in_the_spec_resolves() {
+    let spec: Value = serde_json::from_str(&kepu::startup::openapi_json()).unwrap();
+    fn walk(v: &Value, spec: &Value, missing: &mut Vec<String>) {
+        match v {
+            Value::Object(map) => {
+                if let Some(Value::String(r)) = map.get("$ref") {
+                    let pointer = r.trim_start_matches('#');
+                    if spec.pointer(pointer).is_none() {
+                        missing.push(r.clone());
+                    }
+                }
+                map.values().for_each(|x| walk(x, spec, missing));
+            }
+            Value::Array(items) => items.iter().for_each(|x| walk(x, spec, missing)),
+            _ => {}
+        }
+    }
+    let mut missing = Vec::new();
+    walk(&spec, &spec, &mut missing);
+    missing.dedup();
+    assert!(missing.is_empty(), "unresolved references: {missing:?}");
+}
