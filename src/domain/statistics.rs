@@ -63,6 +63,7 @@ pub enum Units {
 
 /// The figures of one unit in one period.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, ToSchema)]
+#[schema(as = StatFigures)]
 pub struct Figures {
     /// Sessions that started in the period (by now) and were not cancelled.
     pub sessions_held: i64,
