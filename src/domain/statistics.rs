@@ -85,7 +85,8 @@ pub struct Figures {
     pub utilisation: Option<f64>,
     /// Science tours that departed in the period (not cancelled) with a leg at the unit.
     pub tour_departures: i64,
-    /// Their places, and the students and teachers booked on them.
+    /// Their places, and the places taken on them (schools' tour bookings and families who
+    /// won them in a campaign: the use of each tour's own pool).
     pub tour_places: i64,
     pub tour_booked: i64,
     /// `tour_booked ÷ tour_places`, 4 decimals.
@@ -295,11 +296,11 @@ pub async fn figures(
         .bind(held_before);
     g.filter(&mut sql, "s.base_id");
     sql.push(" GROUP BY 1, 2");
-    for r in Counted::find_by_statement(sql.statement()).all(conn).await? {
-        let f = table.entry((r.k, r.p)).or_default();
+    read_into(conn, sql, &mut table, |f, r| {
         f.sessions_held = r.a.unwrap_or(0);
         f.places_offered = r.b.unwrap_or(0);
-    }
+    })
+    .await?;
 
     // Bookings, by the visit's start.
     let holds = |sql: &mut RawSql| {
@@ -333,8 +334,7 @@ pub async fn figures(
         .bind(to);
     g.filter(&mut sql, "k.base_id");
     sql.push(" GROUP BY 1, 2");
-    for r in Counted::find_by_statement(sql.statement()).all(conn).await? {
-        let f = table.entry((r.k, r.p)).or_default();
+    read_into(conn, sql, &mut table, |f, r| {
         f.bookings = r.a.unwrap_or(0);
         f.visitors_booked = r.b.unwrap_or(0);
         f.visitors_checked_in = r.c.unwrap_or(0);
@@ -342,19 +342,18 @@ pub async fn figures(
         f.distinct_schools = r.e.unwrap_or(0);
         f.late_cancellations = r.f.unwrap_or(0);
         f.no_shows = r.g.unwrap_or(0);
-    }
+    })
+    .await?;
 
     // Tour departures with a leg at the unit, each tour once per unit.
     let mut sql = RawSql::new(backend);
     sql.push(&format!(
         "SELECT x.k AS k, x.p AS p, COUNT(*) AS a, SUM(x.places) AS b, CAST(SUM(x.booked) AS BIGINT) AS c, CAST(NULL AS BIGINT) AS d, CAST(NULL AS BIGINT) AS e, CAST(NULL AS BIGINT) AS f, CAST(NULL AS BIGINT) AS g FROM (\
          SELECT DISTINCT {} AS k, {} AS p, t.id AS tid, t.places AS places, \
-         (SELECT COALESCE(SUM(tb.students + tb.teachers), 0) FROM tour_bookings tb WHERE tb.tour_id = t.id AND tb.status = ",
+         tp.used AS booked FROM tours t JOIN capacity_pools tp ON tp.id = t.pool_id \
+         JOIN tour_legs l ON l.tour_id = t.id JOIN sessions s ON s.id = l.session_id{} WHERE t.status <> ",
         g.key("s.base_id"),
         g.bucket(period, "t.starts_at"),
-    ));
-    sql.bind(BookingStatus::Confirmed.as_str()).push(&format!(
-        ") AS booked FROM tours t JOIN tour_legs l ON l.tour_id = t.id JOIN sessions s ON s.id = l.session_id{} WHERE t.status <> ",
         g.join("s.base_id")
     ));
     sql.bind(crate::domain::tours::CANCELLED)
@@ -364,12 +363,12 @@ pub async fn figures(
         .bind(held_before);
     g.filter(&mut sql, "s.base_id");
     sql.push(") x GROUP BY x.k, x.p");
-    for r in Counted::find_by_statement(sql.statement()).all(conn).await? {
-        let f = table.entry((r.k, r.p)).or_default();
+    read_into(conn, sql, &mut table, |f, r| {
         f.tour_departures = r.a.unwrap_or(0);
         f.tour_places = r.b.unwrap_or(0);
         f.tour_booked = r.c.unwrap_or(0);
-    }
+    })
+    .await?;
 
     // Campaign applicants and winners, by the close of sign-up.
     let mut sql = RawSql::new(backend);
@@ -387,11 +386,11 @@ pub async fn figures(
     sql.bind(from).push(" AND c.closes_at < ").bind(to);
     g.filter(&mut sql, "s.base_id");
     sql.push(" GROUP BY 1, 2");
-    for r in Counted::find_by_statement(sql.statement()).all(conn).await? {
-        let f = table.entry((r.k, r.p)).or_default();
+    read_into(conn, sql, &mut table, |f, r| {
         f.campaign_applicants = r.a.unwrap_or(0);
         f.campaign_winners = r.b.unwrap_or(0);
-    }
+    })
+    .await?;
 
     // Exhibit loans sent out, by the lending and by the borrowing side.
     for (side, lent) in [("x.owner_base_id", true), ("x.borrower_base_id", false)] {
@@ -407,14 +406,14 @@ pub async fn figures(
         in_list(&mut sql, "x.status", &[LoanStatus::OnLoan.as_str(), LoanStatus::Returned.as_str()]);
         g.filter(&mut sql, side);
         sql.push(" GROUP BY 1, 2");
-        for r in Counted::find_by_statement(sql.statement()).all(conn).await? {
-            let f = table.entry((r.k, r.p)).or_default();
+        read_into(conn, sql, &mut table, |f, r| {
             if lent {
                 f.exhibit_loans_lent = r.a.unwrap_or(0);
             } else {
                 f.exhibit_loans_borrowed = r.a.unwrap_or(0);
             }
-        }
+        })
+        .await?;
     }
 
     // Every unit, every period, in order.
@@ -433,6 +432,19 @@ pub async fn figures(
         }
     }
     Ok(rows)
+}
+
+/// Runs a grouped count and applies each row to its unit's and period's figures.
+async fn read_into(
+    conn: &impl ConnectionTrait,
+    sql: RawSql,
+    table: &mut BTreeMap<(String, i32), Figures>,
+    apply: impl Fn(&mut Figures, &Counted),
+) -> Result<()> {
+    for r in Counted::find_by_statement(sql.statement()).all(conn).await? {
+        apply(table.entry((r.k.clone(), r.p)).or_default(), &r);
+    }
+    Ok(())
 }
 
 fn ratio(part: i64, whole: i64) -> Option<f64> {

@@ -278,3 +278,80 @@ async fn every_figure_equals_a_recount_of_a_known_history() {
     assert_eq!(lines.len(), 3, "a base and the district: {text}");
     assert!(lines[2].starts_with("district,天河区,"));
 }
+
+#[tokio::test]
+async fn tours_and_campaigns_are_counted_where_their_legs_are() {
+    let app = spawn_app().await;
+    set_clock(&app, local(2030, 5, 1, 9));
+    let (a, op_a) = app.accredited_base(json!({"district_code": "440106"})).await;
+    let (b, op_b) = app
+        .accredited_base(
+            json!({"district_code": "440106", "name_en": "Second", "location": {"lat": 23.10, "lon": 113.26}}),
+        )
+        .await;
+    let (c, _) = app.accredited_base(json!({"district_code": "440104", "name_en": "Third"})).await;
+    let first = app.session(&id(&a), &op_a, 72, json!({"audiences": ["junior"]})).await;
+    let second = app.session(&id(&b), &op_b, 76, json!({"audiences": ["junior"]})).await;
+    let tour = json!({"title": "科学一日游", "audience": "junior", "meeting_point": "正门",
+        "meeting_location": {"lat": 23.13, "lon": 113.32}, "places": 10, "legs": [first["id"], second["id"]]});
+    let tour = app.post("/v1/tours", &tour, Some(&app.admin)).await.expect(201).body;
+    let opens = app.now() + Duration::hours(1);
+    let campaign = json!({"title": "科技活动周", "opens_at": opens.to_rfc3339(),
+        "closes_at": (opens + Duration::hours(24)).to_rfc3339(), "for_schools": true, "for_citizens": true,
+        "max_wins": 1, "tours": [tour["id"]]});
+    let campaign = app.post("/v1/campaigns", &campaign, Some(&app.admin)).await.expect(201).body;
+    set_clock(&app, opens + Duration::minutes(5));
+    let apply = format!("/v1/campaigns/{}/applications", id(&campaign));
+    let mut applied = Vec::new();
+    for i in 0..6usize {
+        let body = json!({"kind": "citizen", "name": format!("市民{i}"), "phone": format!("139 0000 {i:04}"),
+            "people": 3, "district_code": "440106", "preferences": [tour["id"]]});
+        let ip: std::net::IpAddr = format!("127.0.9.{}", i + 1).parse().unwrap();
+        let client = reqwest::Client::builder().local_address(ip).build().unwrap();
+        applied.push(app.send(client.post(app.url(&apply)).json(&body)).await.expect(201).body);
+    }
+    set_clock(&app, opens + Duration::hours(25));
+    app.post(&format!("/v1/campaigns/{}/draw", id(&campaign)), &json!({}), Some(&app.admin)).await.expect(200);
+    let mut winners = 0;
+    for (i, a) in applied.iter().enumerate() {
+        let mine = app.get(&format!("{apply}/{}?phone=1390000{i:04}", id(a)), None).await.expect(200).body;
+        winners += i64::from(mine["status"] == "won");
+    }
+    assert!(winners >= 1, "10 places for families of 3");
+    let seen = app.get(&format!("/v1/tours/{}", id(&tour)), None).await.expect(200).body;
+    let booked = 10 - seen["free"].as_i64().unwrap();
+    assert_eq!(booked, winners * 3, "the tour's places went to the winners");
+
+    // Before it leaves, the tour has not departed; after, it counts once per unit.
+    let city = |app: &TestApp| {
+        let url = app.url("/v1/statistics?scope=city&year=2030");
+        let client = app.client.clone();
+        async move { client.get(url).send().await.unwrap().json::<Value>().await.unwrap()["rows"][0].clone() }
+    };
+    assert_eq!(city(&app).await["tour_departures"], 0);
+    set_clock(&app, local(2030, 5, 1, 9) + Duration::hours(80));
+    let row = city(&app).await;
+    assert_eq!(row["tour_departures"], 1);
+    assert_eq!(row["tour_places"], 10);
+    assert_eq!(row["tour_booked"], booked);
+    assert_eq!(row["tour_fill"], ((booked as f64 / 10.0) * 10_000.0).round() / 10_000.0);
+    assert_eq!(row["campaign_applicants"], 6);
+    assert_eq!(row["campaign_winners"], winners);
+    let tianhe =
+        app.get("/v1/statistics?scope=district&id=440106&year=2030", None).await.expect(200).body["rows"][0].clone();
+    assert_eq!(
+        (tianhe["tour_departures"].as_i64(), tianhe["campaign_applicants"].as_i64()),
+        (Some(1), Some(6)),
+        "one tour, two legs: once"
+    );
+    for (base, legs) in [(&a, 1), (&b, 1), (&c, 0)] {
+        let row = app
+            .get(&format!("/v1/statistics?scope=base&id={}&year=2030", id(base)), Some(&app.admin))
+            .await
+            .expect(200)
+            .body["rows"][0]
+            .clone();
+        assert_eq!(row["tour_departures"], legs, "{row}");
+        assert_eq!(row["campaign_applicants"], 6 * legs);
+    }
+}
