@@ -228,6 +228,25 @@ enum BenchCommand {
         #[arg(long)]
         keep_database: bool,
     },
+    /// Statistics on the search benchmark's city with a season of visits behind it (one
+    /// booking per session): p50/p99 of the city's, the districts' and one district's figures
+    /// by year, quarter and month; prints one JSON object per shape.
+    Statistics {
+        /// A PostgreSQL server URL (a fresh database is created and dropped on it); default:
+        /// a temporary SQLite file.
+        #[arg(long)]
+        database: Option<String>,
+        #[arg(long, default_value_t = 10_000)]
+        bases: u64,
+        #[arg(long, default_value_t = 100)]
+        sessions_per_base: u64,
+        /// Requests timed one after another, per shape.
+        #[arg(long, default_value_t = 20)]
+        requests: usize,
+        /// Keep the seeded database and print its URL (to look at query plans).
+        #[arg(long)]
+        keep_database: bool,
+    },
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
@@ -301,6 +320,18 @@ async fn main() -> anyhow::Result<()> {
                 seconds: seconds.max(1),
                 growth: !no_growth,
                 connections: cli.db_max_connections,
+                keep_database,
+            })
+            .await?;
+        }
+        Command::Bench {
+            what: BenchCommand::Statistics { database, bases, sessions_per_base, requests, keep_database },
+        } => {
+            kepu::bench::statistics(kepu::bench::StatisticsArgs {
+                database,
+                bases: bases.max(1),
+                per_base: sessions_per_base.max(1),
+                requests: requests.max(1),
                 keep_database,
             })
             .await?;

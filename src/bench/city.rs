@@ -34,7 +34,7 @@ pub async fn seed(
     let backend = db.get_database_backend();
     // Sessions start at whole hours from tomorrow (UTC midnight), so times are exact text on
     // SQLite too.
-    let day0 = (now + Duration::days(1)).date_naive().and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
+    let day0 = first_day(now);
     let mut start = from;
     while start < to {
         let end = (start + BATCH).min(to);
@@ -213,4 +213,86 @@ fn links(backend: DbBackend, from: u64, to: u64, per_base: u64) -> sea_orm::Stat
         pool = id(backend, POOL_IDS, &n),
     ));
     sql.statement()
+}
+
+/// Ids of seeded schools and bookings.
+const SCHOOL_IDS: u64 = 0x0500_1000_0000_0000;
+const BOOKING_IDS: u64 = 0x0b00_1000_0000_0000;
+/// Schools of the seeded city.
+pub const SCHOOLS: u64 = 2_000;
+
+/// Adds [`SCHOOLS`] schools and one booking for every session of bases `from..to`, of 30–59
+/// students and 2 teachers, as the season's visits end: seven in ten checked in (a few
+/// missing), one a no-show, one cancelled (every other one late), one still confirmed. For
+/// the statistics, which count them.
+pub async fn seed_visits(
+    db: &impl ConnectionTrait,
+    from: u64,
+    to: u64,
+    per_base: u64,
+    day0: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(), sea_orm::DbErr> {
+    let backend = db.get_database_backend();
+    if from == 0 {
+        let mut sql = RawSql::new(backend);
+        sql.push(&format!(
+            "WITH RECURSIVE {nums} INSERT INTO schools (id, name, district_code, address, lat, lon, kind, student_count, \
+             version, created_at, updated_at) SELECT {id}, '学校' || k, substr('{codes}', CAST(1 + (k % {n}) * 6 AS INTEGER), 6), \
+             'bench', 23.1, 113.3, 'primary', 1000, 1, ",
+            nums = numbers("n", "k", 0, SCHOOLS),
+            id = id(backend, SCHOOL_IDS, "k"),
+            codes = district_codes(),
+            n = district_codes().len() / 6,
+        ))
+        .bind(now)
+        .push(", ")
+        .bind(now)
+        .push(" FROM n");
+        db.execute_raw(sql.statement()).await?;
+    }
+    let mut start = from;
+    while start < to {
+        let end = (start + BATCH).min(to);
+        let n = session_no(per_base);
+        let t = starts(day0, per_base);
+        // The outcome by the session's number: 0–6 checked in, 7 no-show, 8 cancelled, 9 confirmed.
+        let status = format!(
+            "CASE WHEN {n} % 10 < 7 THEN 'checked_in' WHEN {n} % 10 = 7 THEN 'no_show' \
+             WHEN {n} % 10 = 8 THEN 'cancelled' ELSE 'confirmed' END"
+        );
+        let present = |v: &str| format!("CASE WHEN {n} % 10 < 7 THEN {v} ELSE NULL END");
+        let students = format!("(30 + {n} % 30)");
+        let mut sql = RawSql::new(backend);
+        sql.push(&format!(
+            "WITH RECURSIVE {bases}, {per} INSERT INTO bookings (id, session_id, base_id, school_id, students, teachers, \
+             audience, contact_name, contact_phone, status, code, starts_at, ends_at, late_cancellation, \
+             students_present, teachers_present, created_at, updated_at, version) \
+             SELECT {booking}, {session}, {base}, {school}, {students}, 2, 'junior', 'bench', '020-0000 0000', {status}, \
+             'B' || {n}, {start}, {end}, {late}, {sp}, {tp}, ",
+            bases = numbers("b", "i", start, end),
+            per = numbers("s", "j", 0, per_base),
+            booking = id(backend, BOOKING_IDS, &n),
+            session = id(backend, SESSION_IDS, &n),
+            base = id(backend, BASE_IDS, "i"),
+            school = id(backend, SCHOOL_IDS, &format!("({n} * 7) % {SCHOOLS}")),
+            start = time(backend, &t),
+            end = time(backend, &format!("{t} + 5400")),
+            late = format!("({n} % 20 = 8)"),
+            sp = present(&format!("{students} - {n} % 3")),
+            tp = present("2"),
+        ))
+        .bind(now)
+        .push(", ")
+        .bind(now)
+        .push(", 1 FROM b CROSS JOIN s");
+        db.execute_raw(sql.statement()).await?;
+        start = end;
+    }
+    Ok(())
+}
+
+/// The day the seeded sessions start from, for a city seeded at `now`.
+pub fn first_day(now: DateTime<Utc>) -> DateTime<Utc> {
+    (now + Duration::days(1)).date_naive().and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()
 }

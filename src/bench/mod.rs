@@ -16,10 +16,12 @@ pub mod booking;
 pub mod city;
 pub mod lottery;
 pub mod search;
+pub mod statistics;
 
 pub use booking::{BenchArgs, booking};
 pub use lottery::{LotteryArgs, lottery};
 pub use search::{SearchArgs, search};
+pub use statistics::{StatisticsArgs, statistics};
 
 /// A fresh database for the run, dropped afterwards when it is PostgreSQL.
 pub(crate) struct BenchDb {

@@ -1,0 +1,121 @@
+//! `kepu bench statistics`: the statistics a bureau and the public read, on the city of
+//! `bench search` ([`super::city`]) with a season of visits behind it: one booking per session,
+//! checked in, missed or cancelled. The server's clock stands after the last session, so
+//! every session has been held and counts.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{Datelike, Duration, Utc};
+use sea_orm::{ConnectionTrait, DbBackend};
+use serde_json::json;
+
+use crate::config::Config;
+use crate::security::RateLimit;
+use crate::state::{AppState, OffsetClock};
+use crate::{db, startup};
+
+use super::{emit, fresh_db, outcome, percentile, round2};
+
+/// Settings of a statistics benchmark.
+#[derive(Debug, Clone)]
+pub struct StatisticsArgs {
+    /// A PostgreSQL server URL (a fresh database is created on it) or nothing for a temp SQLite file.
+    pub database: Option<String>,
+    pub bases: u64,
+    pub per_base: u64,
+    /// Requests timed one after another, per shape.
+    pub requests: usize,
+    /// Keep the seeded database (its URL is printed) to look at plans afterwards.
+    pub keep_database: bool,
+}
+
+/// Runs the statistics benchmark and prints one JSON object per shape.
+pub async fn statistics(args: StatisticsArgs) -> anyhow::Result<()> {
+    let bench_db = fresh_db(args.database.as_deref()).await?;
+    let result = run(&args, &bench_db.url).await;
+    if args.keep_database {
+        eprintln!("kept the database: {}", bench_db.url);
+    } else {
+        bench_db.drop_db().await;
+    }
+    result
+}
+
+async fn run(args: &StatisticsArgs, url: &str) -> anyhow::Result<()> {
+    let mut config = Config::new(url.to_string());
+    config.rate_anonymous = RateLimit { per_minute: 0 };
+    config.rate_account = RateLimit { per_minute: 0 };
+    let db = db::connect(&config.database_url, config.pool_size()).await?;
+    db::migrate(&db).await?;
+    let backend = db.get_database_backend();
+    let now = Utc::now();
+    let started = Instant::now();
+    super::city::seed(&db, 0, args.bases, args.per_base, now, |done| {
+        eprintln!("seeded {done} of {} bases", args.bases);
+    })
+    .await?;
+    super::city::seed_visits(&db, 0, args.bases, args.per_base, super::city::first_day(now), now).await?;
+    match backend {
+        DbBackend::Postgres => {
+            db.execute_unprepared("VACUUM ANALYZE").await?;
+            db.execute_unprepared("CHECKPOINT").await.ok();
+        }
+        _ => {
+            db.execute_unprepared("ANALYZE").await?;
+        }
+    }
+    let sessions = args.bases * args.per_base;
+    eprintln!("{sessions} sessions and their bookings ready in {:.0} s; measuring …", started.elapsed().as_secs_f64());
+
+    // After the season: every seeded session has been held.
+    let clock = Arc::new(OffsetClock::default());
+    clock.advance(Duration::days(super::city::DAYS + 2));
+    let state = startup::with_reads(AppState::new(db.clone(), config.clone(), clock)).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base_url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(startup::serve(listener, state, std::future::pending()));
+    let client = reqwest::Client::new();
+
+    // The year that holds most of the season.
+    let year = (super::city::first_day(now) + Duration::days(super::city::DAYS / 2)).year();
+    let shapes = [
+        ("city_year", format!("/v1/statistics?scope=city&year={year}")),
+        ("city_by_month", format!("/v1/statistics?scope=city&year={year}&period=month")),
+        ("districts_by_quarter", format!("/v1/statistics?scope=district&year={year}&period=quarter")),
+        ("one_district_by_month", format!("/v1/statistics?scope=district&id=440106&year={year}&period=month")),
+        (
+            "one_district_by_month_csv",
+            format!("/v1/statistics?scope=district&id=440106&year={year}&period=month&format=csv"),
+        ),
+    ];
+    let database = if backend == DbBackend::Postgres { "postgres" } else { "sqlite" };
+    for (name, path) in shapes {
+        let full = format!("{base_url}{path}");
+        let first: serde_json::Value =
+            if name.ends_with("csv") { json!(null) } else { client.get(&full).send().await?.json().await? };
+        let held: i64 =
+            first["rows"].as_array().map_or(0, |rows| rows.iter().filter_map(|r| r["sessions_held"].as_i64()).sum());
+        let mut latencies = Vec::with_capacity(args.requests);
+        for _ in 0..args.requests {
+            let t = Instant::now();
+            outcome(client.get(&full).send().await, 200).await.map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+            latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        latencies.sort_by(f64::total_cmp);
+        emit(&json!({
+            "bench": "statistics",
+            "shape": name,
+            "database": database,
+            "bases": args.bases,
+            "sessions": sessions,
+            "bookings": sessions,
+            "year": year,
+            "sessions_held_counted": if name.ends_with("csv") { None } else { Some(held) },
+            "p50_ms": round2(percentile(&latencies, 0.5)),
+            "p99_ms": round2(percentile(&latencies, 0.99)),
+        }))?;
+    }
+    db.close().await.ok();
+    Ok(())
+}
