@@ -263,6 +263,10 @@ pub async fn seed_visits(
         );
         let present = |v: &str| format!("CASE WHEN {n} % 10 < 7 THEN {v} ELSE NULL END");
         let students = format!("(30 + {n} % 30)");
+        let school = id(backend, SCHOOL_IDS, &format!("({n} * 7) % {SCHOOLS}"));
+        let end_time = time(backend, &format!("{t} + 5400"));
+        let late = format!("({n} % 20 = 8)");
+        let students_present = present(&format!("{students} - {n} % 3"));
         let mut sql = RawSql::new(backend);
         sql.push(&format!(
             "WITH RECURSIVE {bases}, {per} INSERT INTO bookings (id, session_id, base_id, school_id, students, teachers, \
@@ -275,11 +279,9 @@ pub async fn seed_visits(
             booking = id(backend, BOOKING_IDS, &n),
             session = id(backend, SESSION_IDS, &n),
             base = id(backend, BASE_IDS, "i"),
-            school = id(backend, SCHOOL_IDS, &format!("({n} * 7) % {SCHOOLS}")),
             start = time(backend, &t),
-            end = time(backend, &format!("{t} + 5400")),
-            late = format!("({n} % 20 = 8)"),
-            sp = present(&format!("{students} - {n} % 3")),
+            end = end_time,
+            sp = students_present,
             tp = present("2"),
         ))
         .bind(now)
