@@ -317,6 +317,9 @@ async fn run(args: &BenchArgs, bench_db: &BenchDb) -> anyhow::Result<()> {
     let state = startup::with_reads(AppState::new(db.clone(), config, Arc::new(SystemClock))).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
+    // As `kepu serve` runs: the webhook worker reads every booking's notification beside the
+    // bookings (to hand it to subscriptions; here there are none).
+    let worker = startup::spawn_webhook_worker(state.clone());
     tokio::spawn(startup::serve(listener, state, std::future::pending()));
     let client = reqwest::Client::builder().pool_max_idle_per_host(args.clients).build()?;
     let token = {
@@ -424,6 +427,7 @@ async fn run(args: &BenchArgs, bench_db: &BenchDb) -> anyhow::Result<()> {
         "p99_ms": round2(search.p99_ms),
         "http_errors": search.errors,
     }))?;
+    worker.abort();
     db.close().await.ok();
     Ok(())
 }
