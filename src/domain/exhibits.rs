@@ -151,6 +151,8 @@ pub struct ExhibitQuery {
     /// Free to lend on every day of `from..=to`: not in maintenance or retired, and no
     /// approved or current loan on any of those days.
     pub available: Option<(NaiveDate, NaiveDate)>,
+    /// The local day now (loans overdue hold their exhibit until it is back).
+    pub today: NaiveDate,
     /// Never yet sent out on a loan.
     pub never_lent: bool,
 }
@@ -199,12 +201,13 @@ pub async fn search(db: &DatabaseConnection, query: &ExhibitQuery, page: PageReq
         cond = cond.add(Condition::any().add(like(exhibit::Column::Name)).add(like(exhibit::Column::Description)));
     }
     if let Some((from, to)) = query.available {
+        let today = query.today;
         cond = cond
             .add(
                 exhibit::Column::Status
                     .is_not_in([ExhibitStatus::Maintenance.as_str(), ExhibitStatus::Retired.as_str()]),
             )
-            .add(exhibit::Column::Id.not_in_subquery(loans::held_between(from, to)));
+            .add(exhibit::Column::Id.not_in_subquery(loans::held_between(from, to, today)));
     }
     if query.never_lent {
         cond = cond.add(exhibit::Column::Id.not_in_subquery(loans::ever_lent()));
@@ -350,6 +353,12 @@ pub async fn delete(
     let before = get(&txn, id).await?;
     authorize(actor, Action::EditExhibits { base_id: before.base_id })?;
     precondition.check(before.version)?;
+    if loans::has_loans(&txn, id).await? {
+        return Err(AppError::conflict_rule(
+            "exhibit-has-loans",
+            "the exhibit has been asked for or lent: its loans are the sharing record, so retire it (status retired) instead",
+        ));
+    }
     exhibit::Entity::delete_by_id(id).exec(&txn).await?;
     audit::record(&txn, Some(actor), now, Change::deleted("exhibit", id, &before)).await?;
     txn.commit().await?;

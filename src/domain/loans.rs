@@ -29,8 +29,21 @@ use crate::error::{AppError, Result};
 /// The longest loan, in days: a longer one is a transfer, not a loan.
 pub const MAX_LOAN_DAYS: i64 = 366;
 
-/// The loans that hold an exhibit's days: approved (promised) and out on loan.
-const HOLDING: [LoanStatus; 2] = [LoanStatus::Approved, LoanStatus::OnLoan];
+/// The loans that hold some of the days `from..=to` (today being `today`): an approved loan
+/// its own days; a loan out now every day until its last (it may have left early) and, once
+/// overdue, every day until it is back.
+pub fn holding(from: NaiveDate, to: NaiveDate, today: NaiveDate) -> Condition {
+    Condition::any()
+        .add(
+            Condition::all()
+                .add(exhibit_loan::Column::Status.eq(LoanStatus::Approved.as_str()))
+                .add(exhibit_loan::Column::StartsOn.lte(to))
+                .add(exhibit_loan::Column::EndsOn.gte(from)),
+        )
+        .add(Condition::all().add(exhibit_loan::Column::Status.eq(LoanStatus::OnLoan.as_str())).add(
+            Condition::any().add(exhibit_loan::Column::EndsOn.gte(from)).add(exhibit_loan::Column::EndsOn.lt(today)),
+        ))
+}
 
 /// A request to borrow an exhibit, validated.
 #[derive(Debug, Clone)]
@@ -131,15 +144,13 @@ async fn lock_exhibit(conn: &impl ConnectionTrait, id: Uuid) -> Result<exhibit::
 async fn check_no_overlap(
     conn: &impl ConnectionTrait,
     exhibit_id: Uuid,
-    starts_on: NaiveDate,
-    ends_on: NaiveDate,
+    (starts_on, ends_on): (NaiveDate, NaiveDate),
+    today: NaiveDate,
     except: Option<Uuid>,
 ) -> Result<()> {
     let mut q = exhibit_loan::Entity::find()
         .filter(exhibit_loan::Column::ExhibitId.eq(exhibit_id))
-        .filter(exhibit_loan::Column::Status.is_in(HOLDING.map(|s| s.as_str())))
-        .filter(exhibit_loan::Column::StartsOn.lte(ends_on))
-        .filter(exhibit_loan::Column::EndsOn.gte(starts_on));
+        .filter(holding(starts_on, ends_on, today));
     if let Some(id) = except {
         q = q.filter(exhibit_loan::Column::Id.ne(id));
     }
@@ -215,7 +226,7 @@ pub async fn request(
         ));
     }
     check_lendable(&e)?;
-    check_no_overlap(&txn, e.id, req.starts_on, req.ends_on, None).await?;
+    check_no_overlap(&txn, e.id, (req.starts_on, req.ends_on), local_day(now), None).await?;
     let id = Uuid::now_v7();
     let row = exhibit_loan::ActiveModel {
         id: Set(id),
@@ -306,7 +317,7 @@ pub async fn step(
     match &step {
         LoanStep::Approve { conditions } => {
             check_lendable(&e)?;
-            check_no_overlap(&txn, e.id, before.starts_on, before.ends_on, Some(id)).await?;
+            check_no_overlap(&txn, e.id, (before.starts_on, before.ends_on), local_day(now), Some(id)).await?;
             if before.ends_on < local_day(now) {
                 return Err(AppError::conflict_rule("loan-period-over", "the loan's period is over; decline it"));
             }
@@ -677,15 +688,20 @@ pub fn borrowed_by(base_id: Uuid) -> sea_orm::sea_query::SelectStatement {
         .take()
 }
 
-/// Exhibits with an approved or lent loan sharing a day with `from..=to`, as a subquery.
-pub fn held_between(from: NaiveDate, to: NaiveDate) -> sea_orm::sea_query::SelectStatement {
+/// Exhibits with a loan [`holding`] a day of `from..=to`, as a subquery.
+pub fn held_between(from: NaiveDate, to: NaiveDate, today: NaiveDate) -> sea_orm::sea_query::SelectStatement {
     Query::select()
         .column(exhibit_loan::Column::ExhibitId)
         .from(exhibit_loan::Entity)
-        .and_where(exhibit_loan::Column::Status.is_in(HOLDING.map(|s| s.as_str())))
-        .and_where(exhibit_loan::Column::StartsOn.lte(to))
-        .and_where(exhibit_loan::Column::EndsOn.gte(from))
+        .cond_where(holding(from, to, today))
         .take()
+}
+
+/// Whether any loan of the exhibit was ever asked for (the exhibit's row is locked first, so
+/// that no request slips in before a deletion).
+pub async fn has_loans(conn: &impl ConnectionTrait, exhibit_id: Uuid) -> Result<bool> {
+    lock_exhibit(conn, exhibit_id).await?;
+    Ok(exhibit_loan::Entity::find().filter(exhibit_loan::Column::ExhibitId.eq(exhibit_id)).one(conn).await?.is_some())
 }
 
 /// Exhibits that have ever left on a loan, as a subquery.

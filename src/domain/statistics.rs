@@ -92,7 +92,7 @@ pub struct Figures {
     /// `tour_booked ÷ tour_places`, 4 decimals.
     pub tour_fill: Option<f64>,
     /// Applications to tour campaigns whose sign-up closed in the period (with a tour at the
-    /// unit), and those that won a place.
+    /// unit), and those that hold a place won on a tour at the unit.
     pub campaign_applicants: i64,
     pub campaign_winners: i64,
     /// Exhibit loans sent out in the period, lent by the unit and borrowed by it.
@@ -222,6 +222,9 @@ impl Grouping<'_> {
             Units::Bases(ids) => {
                 sql.push(" AND ");
                 sql.in_ids(base_col, ids);
+            }
+            Units::Districts(codes) if codes.is_empty() => {
+                sql.push(" AND 1 = 0");
             }
             Units::Districts(codes) => {
                 sql.push(" AND b.district_code IN (");
@@ -386,27 +389,40 @@ pub async fn figures(
     })
     .await?;
 
-    // Campaign applicants and winners, by the close of sign-up.
+    // Campaign applicants (of campaigns with a tour at the unit) and winners (with a place
+    // held on a tour at the unit), by the close of sign-up.
     let mut sql = RawSql::new(backend);
     sql.push(&format!(
-        "SELECT {} AS k, {} AS p, COUNT(DISTINCT a.id) AS a, COUNT(DISTINCT CASE WHEN a.status = ",
-        g.key("s.base_id"),
-        g.bucket(period, "c.closes_at")
-    ));
-    sql.bind(crate::domain::campaigns::WON).push(&format!(
-        " THEN a.id END) AS b, CAST(NULL AS BIGINT) AS c, CAST(NULL AS BIGINT) AS d, CAST(NULL AS BIGINT) AS e, CAST(NULL AS BIGINT) AS f FROM campaigns c \
+        "SELECT {} AS k, {} AS p, COUNT(DISTINCT a.id) AS a, CAST(NULL AS BIGINT) AS b, CAST(NULL AS BIGINT) AS c, \
+         CAST(NULL AS BIGINT) AS d, CAST(NULL AS BIGINT) AS e, CAST(NULL AS BIGINT) AS f FROM campaigns c \
          JOIN applications a ON a.campaign_id = c.id JOIN campaign_tours ct ON ct.campaign_id = c.id \
          JOIN tour_legs l ON l.tour_id = ct.tour_id JOIN sessions s ON s.id = l.session_id{} WHERE c.closes_at >= ",
+        g.key("s.base_id"),
+        g.bucket(period, "c.closes_at"),
         g.join("s.base_id")
     ));
     sql.bind(from).push(" AND c.closes_at < ").bind(to);
     g.filter(&mut sql, "s.base_id");
     sql.push(" GROUP BY 1, 2");
-    read_into(conn, sql, &mut table, |f, r| {
-        f.campaign_applicants = r.a.unwrap_or(0);
-        f.campaign_winners = r.b.unwrap_or(0);
-    })
-    .await?;
+    read_into(conn, sql, &mut table, |f, r| f.campaign_applicants = r.a.unwrap_or(0)).await?;
+    let mut sql = RawSql::new(backend);
+    sql.push(&format!(
+        "SELECT {} AS k, {} AS p, COUNT(DISTINCT w.application_id) AS a, CAST(NULL AS BIGINT) AS b, \
+         CAST(NULL AS BIGINT) AS c, CAST(NULL AS BIGINT) AS d, CAST(NULL AS BIGINT) AS e, CAST(NULL AS BIGINT) AS f \
+         FROM campaigns c JOIN applications a ON a.campaign_id = c.id JOIN application_wins w ON w.application_id = a.id \
+         JOIN tour_legs l ON l.tour_id = w.tour_id JOIN sessions s ON s.id = l.session_id{} WHERE w.status = ",
+        g.key("s.base_id"),
+        g.bucket(period, "c.closes_at"),
+        g.join("s.base_id")
+    ));
+    sql.bind(crate::domain::campaigns::CONFIRMED)
+        .push(" AND c.closes_at >= ")
+        .bind(from)
+        .push(" AND c.closes_at < ")
+        .bind(to);
+    g.filter(&mut sql, "s.base_id");
+    sql.push(" GROUP BY 1, 2");
+    read_into(conn, sql, &mut table, |f, r| f.campaign_winners = r.a.unwrap_or(0)).await?;
 
     // Exhibit loans sent out, by the lending and by the borrowing side.
     for (side, lent) in [("x.owner_base_id", true), ("x.borrower_base_id", false)] {
@@ -699,4 +715,87 @@ pub async fn sharing(
         }
     }
     Ok((by_base, by_district))
+}
+
+/// A district's bases by status now (a lapsed accreditation counts as expired), by the grade of
+/// their finalised evaluation of `year`, and its standing signs overdue for inspection and due
+/// for update: grouped counts, in the database.
+#[derive(Debug, Clone, Default)]
+pub struct DistrictStanding {
+    pub bases_by_status: BTreeMap<String, i64>,
+    pub grades: BTreeMap<String, i64>,
+    pub signs: i64,
+    pub signs_overdue: i64,
+    pub signs_update_due: i64,
+}
+
+pub async fn district_standing(
+    conn: &impl ConnectionTrait,
+    code: &str,
+    year: i32,
+    now: DateTime<Utc>,
+) -> Result<DistrictStanding> {
+    use crate::domain::enums::{BaseStatus, EvaluationStatus, SignStatus};
+    #[derive(Debug, FromQueryResult)]
+    struct Group {
+        key: Option<String>,
+        n: i64,
+    }
+    let backend = conn.get_database_backend();
+    let mut out = DistrictStanding::default();
+
+    let mut sql = RawSql::new(backend);
+    sql.push("SELECT CASE WHEN b.status = ")
+        .bind(BaseStatus::Accredited.as_str())
+        .push(" AND b.valid_until <= ")
+        .bind(now)
+        .push(" THEN ")
+        .bind(BaseStatus::Expired.as_str())
+        .push(" ELSE b.status END AS key, COUNT(*) AS n FROM bases b WHERE b.district_code = ")
+        .bind(code.to_string())
+        .push(" GROUP BY 1");
+    for g in Group::find_by_statement(sql.statement()).all(conn).await? {
+        out.bases_by_status.insert(g.key.unwrap_or_default(), g.n);
+    }
+
+    let mut sql = RawSql::new(backend);
+    sql.push(
+        "SELECT x.grade AS key, COUNT(*) AS n FROM (SELECT (SELECT e.grade FROM evaluations e \
+         JOIN evaluation_cycles c ON c.id = e.cycle_id WHERE e.base_id = b.id AND c.year = ",
+    )
+    .bind(year)
+    .push(" AND e.status = ")
+    .bind(EvaluationStatus::Finalized.as_str())
+    .push(" ORDER BY e.finalized_at DESC LIMIT 1) AS grade FROM bases b WHERE b.district_code = ")
+    .bind(code.to_string())
+    .push(") x WHERE x.grade IS NOT NULL GROUP BY x.grade");
+    for g in Group::find_by_statement(sql.statement()).all(conn).await? {
+        out.grades.insert(g.key.unwrap_or_default(), g.n);
+    }
+
+    #[derive(Debug, FromQueryResult)]
+    struct Signs {
+        signs: Option<i64>,
+        overdue: Option<i64>,
+        update_due: Option<i64>,
+    }
+    let gone = [SignStatus::Rejected, SignStatus::Replaced, SignStatus::Removed];
+    let mut sql = RawSql::new(backend);
+    sql.push("SELECT COUNT(*) AS signs, SUM(CASE WHEN s.status = ")
+        .bind(SignStatus::Installed.as_str())
+        .push(" AND s.next_inspection_due < ")
+        .bind(now)
+        .push(" THEN 1 ELSE 0 END) AS overdue, SUM(CASE WHEN s.status = ")
+        .bind(SignStatus::UpdateDue.as_str())
+        .push(
+            " THEN 1 ELSE 0 END) AS update_due FROM signs s JOIN bases b ON b.id = s.base_id WHERE b.district_code = ",
+        )
+        .bind(code.to_string());
+    in_list(&mut sql, "s.status NOT", &gone.map(|s| s.as_str()));
+    if let Some(s) = Signs::find_by_statement(sql.statement()).one(conn).await? {
+        out.signs = s.signs.unwrap_or(0);
+        out.signs_overdue = s.overdue.unwrap_or(0);
+        out.signs_update_due = s.update_due.unwrap_or(0);
+    }
+    Ok(out)
 }

@@ -223,7 +223,11 @@ async fn create_exhibit(
     ApiJson(input): ApiJson<ExhibitInput>,
 ) -> Result<Response> {
     authorize(&actor, Action::EditExhibits { base_id })?;
-    let created = exhibits::create(&state.db, &actor, base_id, input.parse()?, state.now()).await?;
+    let data = input.parse()?;
+    if data.status == ExhibitStatus::OnLoan {
+        return Err(AppError::field("status", "on_loan is set by dispatching a loan, not when adding an exhibit"));
+    }
+    let created = exhibits::create(&state.db, &actor, base_id, data, state.now()).await?;
     let version = created.version;
     let record = ExhibitRecord { exhibit: created, on_loan: None, distance_km: None };
     Ok(with_etag(version, (StatusCode::CREATED, Json(ExhibitView::of(record)))))
@@ -340,7 +344,7 @@ pub struct ExhibitSearchParams {
 }
 
 impl ExhibitSearchParams {
-    fn parse(self, near: crate::http::NearParams) -> Result<ExhibitQuery> {
+    fn parse(self, near: crate::http::NearParams, today: NaiveDate) -> Result<ExhibitQuery> {
         let (center, radius_km) = near.parse()?;
         let mut v = Validator::new();
         for (field, d) in [("from", self.from), ("to", self.to)] {
@@ -375,6 +379,7 @@ impl ExhibitSearchParams {
             near: center,
             radius_km,
             available,
+            today,
             never_lent: self.never_lent.unwrap_or(false),
         })
     }
@@ -399,7 +404,7 @@ async fn search_exhibits(
     ApiQuery(paging): ApiQuery<PageParams>,
 ) -> Result<Json<Page<ExhibitView>>> {
     let page = paging.parse()?;
-    let query = p.parse(near)?;
+    let query = p.parse(near, crate::domain::loans::local_day(state.now()))?;
     let paged = exhibits::search(&state.read_db, &query, page).await?;
     Ok(Json(Page::from_paged(paged, ExhibitView::of)))
 }

@@ -144,6 +144,8 @@ async fn request_loan(
 ) -> Result<Response> {
     let mut v = Validator::new();
     let purpose = v.text("purpose", &body.purpose, 2000);
+    v.year("starts_on", chrono::Datelike::year(&body.starts_on));
+    v.year("ends_on", chrono::Datelike::year(&body.ends_on));
     v.finish()?;
     let req = LoanRequest {
         borrower_base_id: body.borrower_base_id,

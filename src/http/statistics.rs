@@ -13,6 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
+use crate::db::begin_read;
 use crate::domain::access::{Action, authorize};
 use crate::domain::bases::status_at;
 use crate::domain::enums::{BaseStatus, Grade};
@@ -134,8 +135,11 @@ async fn get_statistics(
     let year = year_of(p.year, now)?;
     let period = p.period.unwrap_or_default();
     let id = p.id.as_deref().map(str::trim).filter(|s| !s.is_empty());
-    let units = statistics::units_for(&state.read_db, actor.as_ref(), p.scope, id).await?;
-    let rows = statistics::figures(&state.read_db, &units, year, period, now).await?;
+    // One snapshot for every figure.
+    let txn = begin_read(&state.read_db).await?;
+    let units = statistics::units_for(&txn, actor.as_ref(), p.scope, id).await?;
+    let rows = statistics::figures(&txn, &units, year, period, now).await?;
+    txn.commit().await?;
     if wants_csv(p.format, &headers) {
         let filename = format!("kepu-statistics-{year}.csv");
         return csv_response(&CSV_COLUMNS, rows.iter().map(StatRow::csv_fields), &filename);
@@ -189,6 +193,9 @@ pub struct DistrictReport {
     /// Bases by the grade of their finalised evaluation of the year.
     #[schema(example = json!({"excellent": 9, "good": 25, "pass": 5, "fail": 2}))]
     pub grades: BTreeMap<String, i64>,
+    /// Signs standing in the district (not rejected, replaced or removed), those overdue for
+    /// inspection, those due for update.
+    pub signs: i64,
     pub signs_overdue: i64,
     pub signs_update_due: i64,
     /// Every base of the district, by id.
@@ -225,52 +232,47 @@ async fn get_district_report(
     let district = crate::domain::districts::get(&state.read_db, &code).await?;
     authorize(&actor, Action::DistrictDecision { district_code: &district.code })?;
     let year = year_of(p.year, now)?;
-    let db = &state.read_db;
-    let standings = statistics::standings(db, &district.code, year, now).await?;
+    // One snapshot for every figure of the report.
+    let txn = begin_read(&state.read_db).await?;
+    let standings = statistics::standings(&txn, &district.code, year, now).await?;
     let ids: Vec<Uuid> = standings.iter().map(|s| s.id).collect();
-    let mut per_base: BTreeMap<String, Figures> = statistics::figures(db, &Units::Bases(ids), year, Period::Year, now)
-        .await?
-        .into_iter()
-        .map(|r| (r.id, r.figures))
-        .collect();
-    let totals = statistics::figures(db, &Units::Districts(vec![district.code.clone()]), year, Period::Year, now)
+    let mut per_base: BTreeMap<String, Figures> =
+        statistics::figures(&txn, &Units::Bases(ids), year, Period::Year, now)
+            .await?
+            .into_iter()
+            .map(|r| (r.id, r.figures))
+            .collect();
+    let totals = statistics::figures(&txn, &Units::Districts(vec![district.code.clone()]), year, Period::Year, now)
         .await?
         .pop()
         .map(|r| r.figures)
         .unwrap_or_default();
-    let mut bases_by_status = BTreeMap::new();
-    let mut grades = BTreeMap::new();
+    let standing = statistics::district_standing(&txn, &district.code, year, now).await?;
+    txn.commit().await?;
     let bases: Vec<ReportBase> = standings
         .into_iter()
-        .map(|s| {
-            let status = status_at(&s.status, s.valid_until, now);
-            *bases_by_status.entry(status.as_str().to_string()).or_insert(0) += 1;
-            let grade = s.grade.as_deref().map(Grade::from_db);
-            if let Some(g) = grade {
-                *grades.entry(g.as_str().to_string()).or_insert(0) += 1;
-            }
-            ReportBase {
-                figures: per_base.remove(&s.id.to_string()).unwrap_or_default(),
-                base_id: s.id,
-                name: s.name_zh,
-                status,
-                grade,
-                signs: s.signs,
-                signs_overdue: s.signs_overdue,
-                signs_update_due: s.signs_update_due,
-            }
+        .map(|s| ReportBase {
+            figures: per_base.remove(&s.id.to_string()).unwrap_or_default(),
+            base_id: s.id,
+            name: s.name_zh,
+            status: status_at(&s.status, s.valid_until, now),
+            grade: s.grade.as_deref().map(Grade::from_db),
+            signs: s.signs,
+            signs_overdue: s.signs_overdue,
+            signs_update_due: s.signs_update_due,
         })
         .collect();
     let report = DistrictReport {
-        signs_overdue: bases.iter().map(|b| b.signs_overdue).sum(),
-        signs_update_due: bases.iter().map(|b| b.signs_update_due).sum(),
+        signs: standing.signs,
+        signs_overdue: standing.signs_overdue,
+        signs_update_due: standing.signs_update_due,
         district_code: district.code.clone(),
         district_name: district.name_zh.clone(),
         year,
         generated_at: now,
         totals,
-        bases_by_status,
-        grades,
+        bases_by_status: standing.bases_by_status,
+        grades: standing.grades,
         bases,
     };
     if wants_csv(p.format, &headers) {
@@ -315,7 +317,7 @@ fn report_csv(r: &DistrictReport) -> Result<Response> {
         r.district_name.clone(),
         String::new(),
         String::new(),
-        r.bases.iter().map(|b| b.signs).sum::<i64>().to_string(),
+        r.signs.to_string(),
         r.signs_overdue.to_string(),
         r.signs_update_due.to_string(),
     ];

@@ -250,6 +250,53 @@ async fn unlendable_exhibits_and_bad_requests_are_refused_with_the_reason() {
         .await
         .expect_invalid("condition");
     assert!(kinds_of_notifications(&app, &op_owner).await.contains(&"loan_cancelled".to_string()));
+
+    // An exhibit asked for is retired, never deleted (its loans are the sharing record); nor is
+    // one added as if already lent.
+    app.delete(&format!("/v1/exhibits/{}", id(&e)), Some(&op_owner)).await.expect_problem(409, "exhibit-has-loans");
+    let mut lent = exhibit_body();
+    lent["status"] = json!("on_loan");
+    app.post(&format!("/v1/bases/{}/exhibits", id(&owner)), &lent, Some(&op_owner)).await.expect_invalid("status");
+    app.post(&path, &loan_body(&borrower, "+10000-01-01", "+10000-01-02"), Some(&op_borrower))
+        .await
+        .expect_invalid("starts_on");
+}
+
+#[tokio::test]
+async fn an_exhibit_sent_out_early_or_kept_late_stays_taken_until_it_is_back() {
+    let app = spawn_app().await;
+    let (owner, op_owner) = base_with_operator(&app, "丙", "440106", 23.1382, 113.3299).await;
+    let (borrower, op_borrower) = base_with_operator(&app, "丁", "440104", 23.1290, 113.2668).await;
+    let (other, op_other) = base_with_operator(&app, "戊", "440105", 23.10, 113.30).await;
+    let e = shareable_exhibit(&app, &owner, &op_owner).await;
+    let path = format!("/v1/exhibits/{}/loans", id(&e));
+    // A loan for days 30–40, sent out today (early, for the borrower's preparations).
+    let loan = app
+        .post(&path, &loan_body(&borrower, &day(&app, 30), &day(&app, 40)), Some(&op_borrower))
+        .await
+        .expect(201)
+        .body;
+    let loan_path = format!("/v1/exhibit-loans/{}", id(&loan));
+    for step in ["approve", "dispatch"] {
+        app.post(&format!("{loan_path}/{step}"), &json!({}), Some(&op_owner)).await.expect(200);
+    }
+    // It is away now: days 5–10 are not free, though the loan's own days come later.
+    let free =
+        |from: i64, to: i64| format!("/v1/exhibits?shareable=true&from={}&to={}", day(&app, from), day(&app, to));
+    assert!(app.get(&free(5, 10), None).await.expect(200).body["items"].as_array().unwrap().is_empty());
+    app.post(&path, &loan_body(&other, &day(&app, 5), &day(&app, 10)), Some(&op_other))
+        .await
+        .expect_problem(409, "loan-overlap");
+    // After its last day it is free again…
+    assert_eq!(app.get(&free(41, 45), None).await.expect(200).body["items"].as_array().unwrap().len(), 1);
+    // …unless it is overdue: then it is taken until it is back.
+    app.clock.advance(chrono::Duration::days(42));
+    assert!(app.get(&free(1, 3), None).await.expect(200).body["items"].as_array().unwrap().is_empty());
+    app.post(&path, &loan_body(&other, &day(&app, 1), &day(&app, 3)), Some(&op_other))
+        .await
+        .expect_problem(409, "loan-overlap");
+    app.post(&format!("{loan_path}/return"), &json!({"condition": "good"}), Some(&op_owner)).await.expect(200);
+    app.post(&path, &loan_body(&other, &day(&app, 1), &day(&app, 3)), Some(&op_other)).await.expect(201);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -353,5 +353,6 @@ async fn tours_and_campaigns_are_counted_where_their_legs_are() {
             .clone();
         assert_eq!(row["tour_departures"], legs, "{row}");
         assert_eq!(row["campaign_applicants"], 6 * legs);
+        assert_eq!(row["campaign_winners"], winners * legs, "winners where they won a place");
     }
 }
