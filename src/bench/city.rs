@@ -215,6 +215,11 @@ fn links(backend: DbBackend, from: u64, to: u64, per_base: u64) -> sea_orm::Stat
     sql.statement()
 }
 
+/// The id of seeded base number `n`.
+pub fn base_id(n: u64) -> uuid::Uuid {
+    uuid::Uuid::from_u128(u128::from(BASE_IDS + n))
+}
+
 /// Ids of seeded schools and bookings.
 const SCHOOL_IDS: u64 = 0x0500_1000_0000_0000;
 const BOOKING_IDS: u64 = 0x0b00_1000_0000_0000;
