@@ -240,18 +240,41 @@ impl Grouping<'_> {
         }
     }
 
-    /// The bucket (1-based) of the local time of `col`.
-    fn bucket(&self, period: Period, col: &str) -> String {
-        let month = match self.backend {
-            DbBackend::Postgres => format!("CAST(EXTRACT(MONTH FROM ({col} AT TIME ZONE 'Asia/Shanghai')) AS INTEGER)"),
-            _ => format!("CAST(strftime('%m', {col}, '+8 hours') AS INTEGER)"),
-        };
-        match period {
-            Period::Year => "1".into(),
-            Period::Quarter => format!("(({month}) + 2) / 3"),
-            Period::Month => month,
+    /// The bucket (1-based) of the local time of `col` within `year` (rows are already limited
+    /// to the year): compared with the buckets' first instants, written as literals, so that no
+    /// row pays for a time-zone conversion.
+    fn bucket(&self, period: Period, year: i32, col: &str) -> String {
+        let starts: Vec<DateTime<Utc>> = (2..=period.buckets()).map(|n| bucket_start(period, year, n)).collect();
+        if starts.is_empty() {
+            return "1".into();
         }
+        let mut out = String::from("CASE");
+        for (i, t) in starts.iter().enumerate() {
+            let literal = match self.backend {
+                DbBackend::Postgres => format!("CAST('{}' AS TIMESTAMPTZ)", t.to_rfc3339()),
+                // As sqlx writes instants on SQLite, so that text compares as time.
+                _ => format!("'{}'", t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)),
+            };
+            out.push_str(&format!(" WHEN {col} < {literal} THEN {}", i + 1));
+        }
+        out.push_str(&format!(" ELSE {} END", period.buckets()));
+        out
     }
+}
+
+/// The first instant of bucket `n` (1-based) of `year`, local time.
+fn bucket_start(period: Period, year: i32, n: u32) -> DateTime<Utc> {
+    use chrono::TimeZone;
+    let month = match period {
+        Period::Year => 1,
+        Period::Quarter => (n - 1) * 3 + 1,
+        Period::Month => n,
+    };
+    crate::domain::sessions::city_offset()
+        .with_ymd_and_hms(year, month, 1, 0, 0, 0)
+        .single()
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 fn in_list(sql: &mut RawSql, col: &str, values: &[&str]) {
@@ -288,7 +311,7 @@ pub async fn figures(
     sql.push(&format!(
         "SELECT {} AS k, {} AS p, COUNT(*) AS a, SUM(s.capacity) AS b, CAST(NULL AS BIGINT) AS c, CAST(NULL AS BIGINT) AS d, CAST(NULL AS BIGINT) AS e, CAST(NULL AS BIGINT) AS f FROM sessions s{} WHERE s.status <> ",
         g.key("s.base_id"),
-        g.bucket(period, "s.starts_at"),
+        g.bucket(period, year, "s.starts_at"),
         g.join("s.base_id")
     ));
     sql.bind(SessionStatus::Cancelled.as_str())
@@ -316,7 +339,11 @@ pub async fn figures(
         sql.push(")");
     };
     let mut sql = RawSql::new(backend);
-    sql.push(&format!("SELECT {} AS k, {} AS p, SUM(CASE WHEN ", g.key("k.base_id"), g.bucket(period, "k.starts_at")));
+    sql.push(&format!(
+        "SELECT {} AS k, {} AS p, SUM(CASE WHEN ",
+        g.key("k.base_id"),
+        g.bucket(period, year, "k.starts_at")
+    ));
     holds(&mut sql);
     sql.push(" THEN 1 ELSE 0 END) AS a, SUM(CASE WHEN ");
     holds(&mut sql);
@@ -355,7 +382,7 @@ pub async fn figures(
          CAST(NULL AS BIGINT) AS d, CAST(NULL AS BIGINT) AS e, CAST(NULL AS BIGINT) AS f \
          FROM (SELECT DISTINCT {} AS k, {} AS p, k.school_id AS school FROM bookings k{} WHERE ",
         g.key("k.base_id"),
-        g.bucket(period, "k.starts_at"),
+        g.bucket(period, year, "k.starts_at"),
         g.join("k.base_id")
     ));
     holds(&mut sql);
@@ -372,7 +399,7 @@ pub async fn figures(
          tp.used AS booked FROM tours t JOIN capacity_pools tp ON tp.id = t.pool_id \
          JOIN tour_legs l ON l.tour_id = t.id JOIN sessions s ON s.id = l.session_id{} WHERE t.status <> ",
         g.key("s.base_id"),
-        g.bucket(period, "t.starts_at"),
+        g.bucket(period, year, "t.starts_at"),
         g.join("s.base_id")
     ));
     sql.bind(crate::domain::tours::CANCELLED)
@@ -398,7 +425,7 @@ pub async fn figures(
          JOIN applications a ON a.campaign_id = c.id JOIN campaign_tours ct ON ct.campaign_id = c.id \
          JOIN tour_legs l ON l.tour_id = ct.tour_id JOIN sessions s ON s.id = l.session_id{} WHERE c.closes_at >= ",
         g.key("s.base_id"),
-        g.bucket(period, "c.closes_at"),
+        g.bucket(period, year, "c.closes_at"),
         g.join("s.base_id")
     ));
     sql.bind(from).push(" AND c.closes_at < ").bind(to);
@@ -412,7 +439,7 @@ pub async fn figures(
          FROM campaigns c JOIN applications a ON a.campaign_id = c.id JOIN application_wins w ON w.application_id = a.id \
          JOIN tour_legs l ON l.tour_id = w.tour_id JOIN sessions s ON s.id = l.session_id{} WHERE w.status = ",
         g.key("s.base_id"),
-        g.bucket(period, "c.closes_at"),
+        g.bucket(period, year, "c.closes_at"),
         g.join("s.base_id")
     ));
     sql.bind(crate::domain::campaigns::CONFIRMED)
@@ -431,7 +458,7 @@ pub async fn figures(
             "SELECT {} AS k, {} AS p, COUNT(*) AS a, CAST(NULL AS BIGINT) AS b, CAST(NULL AS BIGINT) AS c, CAST(NULL AS BIGINT) AS d, CAST(NULL AS BIGINT) AS e, CAST(NULL AS BIGINT) AS f \
              FROM exhibit_loans x{} WHERE x.dispatched_at >= ",
             g.key(side),
-            g.bucket(period, "x.dispatched_at"),
+            g.bucket(period, year, "x.dispatched_at"),
             g.join(side)
         ));
         sql.bind(from).push(" AND x.dispatched_at < ").bind(to);
