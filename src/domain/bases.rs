@@ -451,6 +451,27 @@ pub fn status_condition(s: BaseStatus, now: DateTime<Utc>) -> Condition {
     }
 }
 
+/// The names of some bases in one of their name columns (`NameZh`, `NameEn`), by id.
+pub async fn names(
+    conn: &impl ConnectionTrait,
+    ids: impl IntoIterator<Item = Uuid>,
+    column: base::Column,
+) -> Result<HashMap<Uuid, String>> {
+    let ids: Vec<Uuid> = ids.into_iter().collect();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(base::Entity::find()
+        .select_only()
+        .columns([base::Column::Id, column])
+        .filter(base::Column::Id.is_in(ids))
+        .into_tuple::<(Uuid, String)>()
+        .all(conn)
+        .await?
+        .into_iter()
+        .collect())
+}
+
 /// The ids of the bases of a district, as a subquery.
 pub fn in_district(code: &str) -> sea_orm::sea_query::SelectStatement {
     Query::select().column(base::Column::Id).from(base::Entity).and_where(base::Column::DistrictCode.eq(code)).take()

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use chrono::NaiveDate;
 use entity::{base, base_theme};
-use sea_orm::sea_query::{Expr, Func, LikeExpr, Query};
+use sea_orm::sea_query::{Expr, Func, LikeExpr, Query, UnionType};
 use sea_orm::{Condition, ExprTrait, JoinType};
 
 use crate::db::{begin_read, begin_write};
@@ -117,11 +117,15 @@ pub async fn get_record(conn: &impl ConnectionTrait, id: Uuid) -> Result<Exhibit
 /// from …").
 pub async fn list(db: &DatabaseConnection, base_id: Uuid, page: PageRequest) -> Result<Paged<ExhibitRecord>> {
     bases::ensure_exists(db, base_id).await?;
-    let mut q = exhibit::Entity::find().filter(
-        Condition::any()
-            .add(exhibit::Column::BaseId.eq(base_id))
-            .add(exhibit::Column::Id.in_subquery(loans::borrowed_by(base_id))),
-    );
+    // The base's ids and the borrowed ones as one small set (an OR across the two would let
+    // PostgreSQL walk the whole primary key for a page).
+    let own = Query::select()
+        .column(exhibit::Column::Id)
+        .from(exhibit::Entity)
+        .and_where(exhibit::Column::BaseId.eq(base_id))
+        .union(UnionType::All, loans::borrowed_by(base_id))
+        .take();
+    let mut q = exhibit::Entity::find().filter(exhibit::Column::Id.in_subquery(own));
     if let Some(after) = page.after {
         q = q.filter(exhibit::Column::Id.gt(after.id));
     }
@@ -289,6 +293,9 @@ pub async fn create(
     data: ExhibitData,
     now: DateTime<Utc>,
 ) -> Result<exhibit::Model> {
+    if data.status == ExhibitStatus::OnLoan {
+        return Err(AppError::field("status", "on_loan is set by dispatching a loan, not when adding an exhibit"));
+    }
     let txn = begin_write(db).await?;
     bases::ensure_exists(&txn, base_id).await?;
     authorize(actor, Action::EditExhibits { base_id })?;

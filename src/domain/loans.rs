@@ -20,6 +20,7 @@ use uuid::Uuid;
 use crate::db::{begin_read, begin_write};
 use crate::domain::access::{Action, Actor, authorize};
 use crate::domain::audit::{self, Change};
+use crate::domain::bases;
 use crate::domain::enums::{ExhibitStatus, LoanStatus, ReturnCondition, Role};
 use crate::domain::notifications::{self, Recipient};
 use crate::domain::page::{Cursor, PageRequest, Paged};
@@ -533,7 +534,7 @@ async fn records(conn: &impl ConnectionTrait, loans: Vec<exhibit_loan::Model>) -
             .into_iter()
             .collect()
     };
-    let bases = base_names(conn, base_ids).await?;
+    let bases = bases::names(conn, base_ids, base::Column::NameZh).await?;
     let name = |m: &HashMap<Uuid, String>, id: Uuid| m.get(&id).cloned().unwrap_or_default();
     Ok(loans
         .into_iter()
@@ -543,22 +544,6 @@ async fn records(conn: &impl ConnectionTrait, loans: Vec<exhibit_loan::Model>) -
             borrower_base_name: name(&bases, loan.borrower_base_id),
             loan,
         })
-        .collect())
-}
-
-/// The (Chinese) names of some bases.
-pub async fn base_names(conn: &impl ConnectionTrait, ids: Vec<Uuid>) -> Result<HashMap<Uuid, String>> {
-    if ids.is_empty() {
-        return Ok(HashMap::new());
-    }
-    Ok(base::Entity::find()
-        .select_only()
-        .columns([base::Column::Id, base::Column::NameZh])
-        .filter(base::Column::Id.is_in(ids))
-        .into_tuple::<(Uuid, String)>()
-        .all(conn)
-        .await?
-        .into_iter()
         .collect())
 }
 
@@ -658,7 +643,9 @@ pub async fn out_on_loan(conn: &impl ConnectionTrait, exhibits: &[exhibit::Model
         .filter(exhibit_loan::Column::Status.eq(LoanStatus::OnLoan.as_str()))
         .all(conn)
         .await?;
-    let names = base_names(conn, loans.iter().flat_map(|l| [l.owner_base_id, l.borrower_base_id]).collect()).await?;
+    let names =
+        bases::names(conn, loans.iter().flat_map(|l| [l.owner_base_id, l.borrower_base_id]), base::Column::NameZh)
+            .await?;
     let name = |id: Uuid| names.get(&id).cloned().unwrap_or_default();
     Ok(loans
         .into_iter()

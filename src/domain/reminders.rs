@@ -79,7 +79,7 @@ async fn to_schools(db: &DatabaseConnection, days: &[u32], now: DateTime<Utc>) -
         .limit(BATCH)
         .all(db)
         .await?;
-    let names = base_names(db, candidates.iter().map(|b| b.base_id)).await?;
+    let names = crate::domain::bases::names(db, candidates.iter().map(|b| b.base_id), base::Column::NameEn).await?;
     let mut sent = 0;
     for b in candidates {
         let Some(d) = due(days, b.starts_at - now) else { continue };
@@ -115,19 +115,6 @@ async fn to_schools(db: &DatabaseConnection, days: &[u32], now: DateTime<Utc>) -
         sent += 1;
     }
     Ok(sent)
-}
-
-async fn base_names(conn: &impl ConnectionTrait, ids: impl Iterator<Item = Uuid>) -> Result<HashMap<Uuid, String>> {
-    let ids: Vec<Uuid> = ids.collect();
-    Ok(base::Entity::find()
-        .select_only()
-        .columns([base::Column::Id, base::Column::NameEn])
-        .filter(base::Column::Id.is_in(ids))
-        .into_tuple::<(Uuid, String)>()
-        .all(conn)
-        .await?
-        .into_iter()
-        .collect())
 }
 
 /// The start of a local (city) day, in UTC.

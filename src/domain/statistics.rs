@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use entity::{base, district};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter, QuerySelect};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -627,12 +627,12 @@ pub async fn units_for(
                     Role::DistrictOfficer => {
                         let code = actor.district_code.clone().unwrap_or_default();
                         let ids: Vec<Uuid> = base::Entity::find()
+                            .select_only()
+                            .column(base::Column::Id)
                             .filter(base::Column::DistrictCode.eq(code))
+                            .into_tuple()
                             .all(conn)
-                            .await?
-                            .into_iter()
-                            .map(|b| b.id)
-                            .collect();
+                            .await?;
                         Ok(Units::Bases(ids))
                     }
                     Role::Admin => Err(AppError::field(
@@ -658,6 +658,29 @@ pub struct Sharing {
     /// Its shareable exhibits now, and those of them never sent out on a loan.
     pub shareable_exhibits: i64,
     pub never_lent: i64,
+}
+
+/// The district a caller's sharing report covers (`None`: the city): the bureau's choice, a
+/// district officer's own district; nobody else reads it.
+pub async fn sharing_scope(
+    conn: &impl ConnectionTrait,
+    actor: &crate::domain::access::Actor,
+    asked: Option<String>,
+) -> Result<Option<String>> {
+    use crate::domain::enums::Role;
+    let district = match actor.role {
+        Role::Admin => asked,
+        Role::DistrictOfficer => actor.district_code.clone(),
+        other => {
+            return Err(crate::error::AppError::forbidden(format!(
+                "the sharing report is the bureau's and the districts'; not a {other}'s"
+            )));
+        }
+    };
+    if let Some(d) = &district {
+        crate::domain::districts::ensure_exists(conn, d, "district").await?;
+    }
+    Ok(district)
 }
 
 /// The sharing report: per base (those with loans or shareable exhibits) and per district,

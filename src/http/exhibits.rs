@@ -223,11 +223,7 @@ async fn create_exhibit(
     ApiJson(input): ApiJson<ExhibitInput>,
 ) -> Result<Response> {
     authorize(&actor, Action::EditExhibits { base_id })?;
-    let data = input.parse()?;
-    if data.status == ExhibitStatus::OnLoan {
-        return Err(AppError::field("status", "on_loan is set by dispatching a loan, not when adding an exhibit"));
-    }
-    let created = exhibits::create(&state.db, &actor, base_id, data, state.now()).await?;
+    let created = exhibits::create(&state.db, &actor, base_id, input.parse()?, state.now()).await?;
     let version = created.version;
     let record = ExhibitRecord { exhibit: created, on_loan: None, distance_km: None };
     Ok(with_etag(version, (StatusCode::CREATED, Json(ExhibitView::of(record)))))

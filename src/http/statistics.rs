@@ -386,23 +386,12 @@ async fn get_sharing_report(
     AuthUser(actor): AuthUser,
     ApiQuery(p): ApiQuery<SharingParams>,
 ) -> Result<Json<SharingReport>> {
-    use crate::domain::enums::Role;
     let now = state.now();
     let year = year_of(p.year, now)?;
-    let district = match actor.role {
-        Role::Admin => crate::http::filter_text(p.district),
-        Role::DistrictOfficer => actor.district_code.clone(),
-        other => {
-            return Err(AppError::forbidden(format!(
-                "the sharing report is the bureau's and the districts'; not a {other}'s"
-            )));
-        }
-    };
-    if let Some(d) = &district {
-        crate::domain::districts::ensure_exists(&state.read_db, d, "district").await?;
-    }
+    let district = statistics::sharing_scope(&state.read_db, &actor, crate::http::filter_text(p.district)).await?;
     let (by_base, by_district) = statistics::sharing(&state.read_db, year, district.as_deref(), now).await?;
-    let mut names = crate::domain::loans::base_names(&state.read_db, by_base.keys().copied().collect()).await?;
+    let mut names =
+        crate::domain::bases::names(&state.read_db, by_base.keys().copied(), entity::base::Column::NameZh).await?;
     let district_names: BTreeMap<String, String> =
         crate::domain::districts::list(&state.read_db).await?.into_iter().map(|d| (d.code, d.name_zh)).collect();
     Ok(Json(SharingReport {
