@@ -146,9 +146,13 @@ pub async fn shutdown_signal() {
     tracing::info!("shutting down: finishing in-flight requests");
 }
 
+/// Months of statistics one sweep rolls up at most (a first sweep over years of history takes
+/// a few).
+const ROLLUP_MONTHS_PER_SWEEP: usize = 3;
+
 /// Runs the sweeps (no-shows, expiries, promotions, old idempotency keys, reminders, lapsed
-/// certificates, erasure) every `every`, until the process ends. Safe in several processes at
-/// once: each reminder is sent once.
+/// certificates, erasure, the statistics rollup) every `every`, until the process ends. Safe
+/// in several processes at once: each reminder is sent once, each month rolled up by one.
 pub fn spawn_sweeper(state: AppState, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
@@ -179,6 +183,11 @@ pub fn spawn_sweeper(state: AppState, every: std::time::Duration) -> tokio::task
                 Ok(0) => {}
                 Ok(n) => tracing::info!(erased = n, "citizens' contact details erased"),
                 Err(e) => tracing::warn!(error = %e, "erasure sweep failed; retrying next time"),
+            }
+            match crate::domain::statistics::rollup::roll_up(&state.db, state.now(), ROLLUP_MONTHS_PER_SWEEP).await {
+                Ok(r) if r.rolled > 0 => tracing::info!(?r, "statistics rolled up"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "statistics rollup failed; retrying next time"),
             }
         }
     })

@@ -16,6 +16,7 @@ mod m20261129_000010_campaigns;
 mod m20261129_000011_changes;
 mod m20261130_000012_loans;
 mod m20261130_000013_webhooks;
+mod m20261130_000014_statistics_rollup;
 
 /// The Guangzhou district reference data (GB/T 2260 codes, names, seat points, city bbox).
 pub const DISTRICTS_JSON: &str = include_str!("../data/guangzhou-districts.json");
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000011_changes::Migration),
             Box::new(m20261130_000012_loans::Migration),
             Box::new(m20261130_000013_webhooks::Migration),
+            Box::new(m20261130_000014_statistics_rollup::Migration),
         ]
     }
 }

@@ -1,7 +1,9 @@
 //! `kepu bench statistics`: the statistics a bureau and the public read, on the city of
 //! `bench search` ([`super::city`]) with a season of visits behind it: one booking per session,
 //! checked in, missed or cancelled. The server's clock stands after the last session, so
-//! every session has been held and counts.
+//! every session has been held and counts. Each shape is timed from the raw rows, then with
+//! every month rolled up (the answers must be equal), then back in the season's last month,
+//! which is open and read raw.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -73,7 +75,7 @@ async fn run(args: &StatisticsArgs, url: &str) -> anyhow::Result<()> {
     // After the season: every seeded session has been held.
     let clock = Arc::new(OffsetClock::default());
     clock.advance(Duration::days(super::city::DAYS + 2));
-    let state = startup::with_reads(AppState::new(db.clone(), config.clone(), clock)).await?;
+    let state = startup::with_reads(AppState::new(db.clone(), config.clone(), clock.clone())).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base_url = format!("http://{}", listener.local_addr()?);
     tokio::spawn(startup::serve(listener, state, std::future::pending()));
@@ -99,7 +101,7 @@ async fn run(args: &StatisticsArgs, url: &str) -> anyhow::Result<()> {
 
     // The year that holds most of the season.
     let year = (super::city::first_day(now) + Duration::days(super::city::DAYS / 2)).year();
-    let shapes = [
+    let shapes = vec![
         ("city_year", format!("/v1/statistics?scope=city&year={year}")),
         ("city_by_month", format!("/v1/statistics?scope=city&year={year}&period=month")),
         ("districts_by_quarter", format!("/v1/statistics?scope=district&year={year}&period=quarter")),
@@ -112,40 +114,95 @@ async fn run(args: &StatisticsArgs, url: &str) -> anyhow::Result<()> {
         ("district_report_of_the_base", format!("/v1/districts/{district}/report?year={year}")),
     ];
     let database = if backend == DbBackend::Postgres { "postgres" } else { "sqlite" };
-    for (name, path) in shapes {
-        let full = format!("{base_url}{path}");
-        let first: serde_json::Value = if name.ends_with("csv") {
-            json!(null)
-        } else {
-            client.get(&full).bearer_auth(&token).send().await?.json().await?
-        };
-        // What the answer counted: its rows' sessions, or a report's totals.
-        let held: i64 = match first["rows"].as_array() {
-            Some(rows) => rows.iter().filter_map(|r| r["sessions_held"].as_i64()).sum(),
-            None => first["totals"]["sessions_held"].as_i64().unwrap_or(0),
-        };
-        let mut latencies = Vec::with_capacity(args.requests);
-        for _ in 0..args.requests {
-            let t = Instant::now();
-            outcome(client.get(&full).bearer_auth(&token).send().await, 200)
-                .await
-                .map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
-            latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+    // Every shape three ways: from the raw rows (nothing rolled up yet); with every month
+    // rolled up; and in the season's last month, which is still open and read raw.
+    let mut answers: std::collections::BTreeMap<&str, serde_json::Value> = Default::default();
+    let mut raw_p50: std::collections::BTreeMap<&str, f64> = Default::default();
+    for source in ["raw", "rolled_up", "last_month_open"] {
+        match source {
+            "rolled_up" => {
+                let t = Instant::now();
+                let mut report = crate::domain::statistics::rollup::RollupReport::default();
+                loop {
+                    let r = crate::domain::statistics::rollup::roll_up(&db, state_now(&clock), 12).await?;
+                    report.rolled += r.rolled;
+                    if r.rolled == 0 {
+                        break;
+                    }
+                }
+                emit(&json!({
+                    "bench": "statistics",
+                    "shape": "roll_up_every_month",
+                    "database": database,
+                    "sessions": sessions,
+                    "months_rolled": report.rolled,
+                    "seconds": round2(t.elapsed().as_secs_f64()),
+                }))?;
+            }
+            "last_month_open" => {
+                // Back to the middle of the season's last month: it has not ended, so it is read
+                // from the raw rows; the months before stay rolled up.
+                let last = super::city::first_day(now) + Duration::days(super::city::DAYS - 1);
+                let mid = crate::domain::statistics::rollup::month_range(crate::domain::statistics::rollup::month_of(last));
+                let to = mid.0 + (mid.1 - mid.0) / 2;
+                clock.advance(to - state_now(&clock));
+            }
+            _ => {}
         }
-        latencies.sort_by(f64::total_cmp);
-        emit(&json!({
-            "bench": "statistics",
-            "shape": name,
-            "database": database,
-            "bases": args.bases,
-            "sessions": sessions,
-            "bookings": sessions,
-            "year": year,
-            "sessions_held_counted": if name.ends_with("csv") { None } else { Some(held) },
-            "p50_ms": round2(percentile(&latencies, 0.5)),
-            "p99_ms": round2(percentile(&latencies, 0.99)),
-        }))?;
+        for (name, path) in &shapes {
+            let full = format!("{base_url}{path}");
+            let first: serde_json::Value = if name.ends_with("csv") {
+                json!(null)
+            } else {
+                client.get(&full).bearer_auth(&token).send().await?.json().await?
+            };
+            // The same answer raw and rolled up (the open month's is another time's).
+            if source != "last_month_open" && !name.ends_with("csv") {
+                if let Some(raw) = answers.get(name) {
+                    anyhow::ensure!(raw == &first, "{name}: the rollup answered otherwise than the raw rows");
+                } else {
+                    answers.insert(name, first.clone());
+                }
+            }
+            // What the answer counted: its rows' sessions, or a report's totals.
+            let held: i64 = match first["rows"].as_array() {
+                Some(rows) => rows.iter().filter_map(|r| r["sessions_held"].as_i64()).sum(),
+                None => first["totals"]["sessions_held"].as_i64().unwrap_or(0),
+            };
+            let requests = if source == "raw" { args.requests.div_ceil(4) } else { args.requests };
+            let mut latencies = Vec::with_capacity(requests);
+            for _ in 0..requests {
+                let t = Instant::now();
+                outcome(client.get(&full).bearer_auth(&token).send().await, 200)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+                latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+            latencies.sort_by(f64::total_cmp);
+            let p50 = percentile(&latencies, 0.5);
+            if source == "raw" {
+                raw_p50.insert(name, p50);
+            }
+            emit(&json!({
+                "bench": "statistics",
+                "shape": name,
+                "source": source,
+                "database": database,
+                "bases": args.bases,
+                "sessions": sessions,
+                "bookings": sessions,
+                "year": year,
+                "sessions_held_counted": if name.ends_with("csv") { None } else { Some(held) },
+                "p50_ms": round2(p50),
+                "p99_ms": round2(percentile(&latencies, 0.99)),
+                "raw_over_this": raw_p50.get(name).map(|raw| round2(raw / p50.max(0.001))),
+            }))?;
+        }
     }
     db.close().await.ok();
     Ok(())
+}
+
+fn state_now(clock: &OffsetClock) -> chrono::DateTime<Utc> {
+    crate::state::Clock::now(clock)
 }

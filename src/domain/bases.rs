@@ -306,6 +306,8 @@ pub async fn update(
     }
     if data.district_code != old.district_code {
         districts::ensure_exists(&txn, &data.district_code, "district_code").await?;
+        // Its closed months are rolled up under the old district.
+        crate::domain::statistics::rollup::touched_all(&txn).await?;
     }
     let version = before.base.version + 1;
     let row = active_model(id, &data, version, before.base.created_at, now);

@@ -46,6 +46,8 @@ fn history() -> Vec<Visit> {
         v(0, (2025, 1, 1, 1), 50, vec![(3, 40, 2, Came(35, 2))]),
         v(0, (2025, 7, 7, 10), 120, vec![(0, 50, 3, NoShow), (2, 40, 2, Came(40, 2)), (1, 10, 1, Cancelled(30))]),
         v(1, (2025, 7, 8, 10), 100, vec![(2, 30, 2, Came(30, 2)), (3, 30, 2, Came(28, 2))]),
+        // School 2 again in the quarter: counted once however its months are read.
+        v(1, (2025, 8, 20, 10), 40, vec![(2, 20, 1, Came(20, 1))]),
         v(2, (2025, 12, 30, 15), 90, vec![(0, 20, 1, Cancelled(2)), (1, 20, 1, NoShow)]),
     ]
 }
@@ -94,6 +96,53 @@ fn recount(h: &[Visit], pick: impl Fn(&Visit) -> bool) -> Value {
     f
 }
 
+/// Every figure of the city by year, each district by quarter and the first base by month,
+/// against a recount of `h`.
+async fn assert_recounted(app: &TestApp, h: &[Visit], bases: &[(Value, String)], districts: &[&str], when: &str) {
+    // The city, each year.
+    for year in [2024, 2025] {
+        let got = app.get(&format!("/v1/statistics?scope=city&year={year}"), None).await.expect(200).body;
+        let rows = got["rows"].as_array().unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0]["period"], year.to_string());
+        assert_figures(&rows[0], &recount(h, |v| local_year(v) == year), &format!("{when}: city {year}"));
+        let loans = if year == 2025 { 1 } else { 0 };
+        assert_eq!(rows[0]["exhibit_loans_lent"], loans);
+        assert_eq!(rows[0]["exhibit_loans_borrowed"], loans);
+    }
+    // Each district, by quarter (public).
+    for (i, d) in districts.iter().enumerate() {
+        for year in [2024, 2025] {
+            let got = app
+                .get(&format!("/v1/statistics?scope=district&id={d}&year={year}&period=quarter"), None)
+                .await
+                .expect(200)
+                .body;
+            let rows = got["rows"].as_array().unwrap();
+            assert_eq!(rows.len(), 4);
+            for (q, row) in rows.iter().enumerate() {
+                assert_eq!(row["period"], format!("{year}-Q{}", q + 1));
+                let quarter = |v: &Visit| (v.start.1 - 1) / 3 == q as u32;
+                let expected = recount(h, |v| v.base == i && local_year(v) == year && quarter(v));
+                assert_figures(row, &expected, &format!("{when}: {d} {year} Q{}", q + 1));
+            }
+        }
+    }
+    // A base by month, for its operator; every district at once.
+    let (b0, op0) = &bases[0];
+    let got = app.get("/v1/statistics?scope=base&year=2025&period=month", Some(op0)).await.expect(200).body;
+    let rows = got["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 12);
+    for (m, row) in rows.iter().enumerate() {
+        assert_eq!(row["id"], b0["id"]);
+        let expected = recount(h, |v| v.base == 0 && v.start.0 == 2025 && v.start.1 == m as u32 + 1);
+        assert_figures(row, &expected, &format!("{when}: base 0 2025-{:02}", m + 1));
+    }
+    assert_eq!(rows[0]["sessions_held"], 1, "New Year's night counts in the city's January");
+    let all = app.get("/v1/statistics?scope=district&year=2024", None).await.expect(200).body;
+    assert_eq!(all["rows"].as_array().unwrap().len(), 11, "every district, with zeros");
+}
+
 fn local_year(v: &Visit) -> i32 {
     v.start.0
 }
@@ -117,7 +166,8 @@ async fn every_figure_equals_a_recount_of_a_known_history() {
         schools.push(app.school_account(&format!("学校{i}")).await);
     }
     let real_now = app.now();
-    let h = history();
+    let mut h = history();
+    let mut made_bookings = Vec::new();
 
     for v in &h {
         let (y, m, d, hour) = v.start;
@@ -133,6 +183,7 @@ async fn every_figure_equals_a_recount_of_a_known_history() {
             let b = app.post("/v1/bookings", &booking_body(&session, school, s, t), Some(token)).await.expect(201).body;
             made.push((b, token.clone(), outcome));
         }
+        made_bookings.push(made.iter().map(|(b, _, _)| b.clone()).collect::<Vec<_>>());
         if v.cancelled {
             app.post(&format!("/v1/sessions/{}/cancel", id(&session)), &json!({"reason": "闭馆"}), Some(op))
                 .await
@@ -170,48 +221,28 @@ async fn every_figure_equals_a_recount_of_a_known_history() {
     }
     set_clock(&app, real_now);
 
-    // The city, each year.
-    for year in [2024, 2025] {
-        let got = app.get(&format!("/v1/statistics?scope=city&year={year}"), None).await.expect(200).body;
-        let rows = got["rows"].as_array().unwrap();
-        assert_eq!(rows.len(), 1);
-        assert_eq!(rows[0]["period"], year.to_string());
-        assert_figures(&rows[0], &recount(&h, |v| local_year(v) == year), &format!("city {year}"));
-        let loans = if year == 2025 { 1 } else { 0 };
-        assert_eq!(rows[0]["exhibit_loans_lent"], loans);
-        assert_eq!(rows[0]["exhibit_loans_borrowed"], loans);
-    }
-    // Each district, by quarter (public).
-    for (i, d) in districts.iter().enumerate() {
-        for year in [2024, 2025] {
-            let got = app
-                .get(&format!("/v1/statistics?scope=district&id={d}&year={year}&period=quarter"), None)
-                .await
-                .expect(200)
-                .body;
-            let rows = got["rows"].as_array().unwrap();
-            assert_eq!(rows.len(), 4);
-            for (q, row) in rows.iter().enumerate() {
-                assert_eq!(row["period"], format!("{year}-Q{}", q + 1));
-                let quarter = |v: &Visit| (v.start.1 - 1) / 3 == q as u32;
-                let expected = recount(&h, |v| v.base == i && local_year(v) == year && quarter(v));
-                assert_figures(row, &expected, &format!("{d} {year} Q{}", q + 1));
-            }
-        }
-    }
-    // A base by month, for its operator; every district at once.
     let (b0, op0) = &bases[0];
-    let got = app.get("/v1/statistics?scope=base&year=2025&period=month", Some(op0)).await.expect(200).body;
-    let rows = got["rows"].as_array().unwrap();
-    assert_eq!(rows.len(), 12);
-    for (m, row) in rows.iter().enumerate() {
-        assert_eq!(row["id"], b0["id"]);
-        let expected = recount(&h, |v| v.base == 0 && v.start.0 == 2025 && v.start.1 == m as u32 + 1);
-        assert_figures(row, &expected, &format!("base 0 2025-{:02}", m + 1));
-    }
-    assert_eq!(rows[0]["sessions_held"], 1, "New Year's night counts in the city's January");
-    let all = app.get("/v1/statistics?scope=district&year=2024", None).await.expect(200).body;
-    assert_eq!(all["rows"].as_array().unwrap().len(), 11, "every district, with zeros");
+
+    // Read from the raw rows; then with every closed month rolled up.
+    assert_recounted(&app, &h, &bases, &districts, "raw").await;
+    let report = kepu::domain::statistics::rollup::roll_up(&app.db, app.now(), 100).await.unwrap();
+    assert!(report.rolled >= 22, "every closed month since March 2024: {report:?}");
+    assert_recounted(&app, &h, &bases, &districts, "rolled up").await;
+    let again = kepu::domain::statistics::rollup::roll_up(&app.db, app.now(), 100).await.unwrap();
+    assert_eq!(again.rolled, 0, "fresh months are not rolled again");
+
+    // Months later the base checks in the group it had recorded as a no-show in July 2025:
+    // July is read from the raw rows until it is rolled up again, and nothing else is.
+    let late = &made_bookings[5][0];
+    let body = json!({"code": late["code"], "students_present": 45, "teachers_present": 3});
+    app.post(&format!("/v1/bookings/{}/check-in", id(late)), &body, Some(op0)).await.expect(200);
+    h[5].bookings[0].3 = Outcome::Came(45, 3);
+    let fresh = kepu::domain::statistics::rollup::fresh_months(&app.db, 2025).await.unwrap();
+    assert!(!fresh.contains(&202507) && fresh.contains(&202508), "{fresh:?}");
+    assert_recounted(&app, &h, &bases, &districts, "July changed").await;
+    let report = kepu::domain::statistics::rollup::roll_up(&app.db, app.now(), 100).await.unwrap();
+    assert_eq!(report.rolled, 1, "July alone");
+    assert_recounted(&app, &h, &bases, &districts, "July rolled up again").await;
 
     // CSV: a BOM, the stable header, one line per row.
     let res = app
@@ -355,4 +386,58 @@ async fn tours_and_campaigns_are_counted_where_their_legs_are() {
         assert_eq!(row["campaign_applicants"], 6 * legs);
         assert_eq!(row["campaign_winners"], winners * legs, "winners where they won a place");
     }
+}
+
+#[tokio::test]
+async fn a_rollup_never_hides_a_change_made_while_it_counts() {
+    const GROUPS: usize = 12;
+    let app = spawn_app().await;
+    let real_now = app.now();
+    let (base, op) = app.accredited_base(json!({"district_code": "440106"})).await;
+    let mut schools = Vec::new();
+    for i in 0..GROUPS {
+        schools.push(app.school_account(&format!("学校{i}")).await);
+    }
+    // March 2025: twelve groups booked, none checked in, all recorded as no-shows.
+    let start = local(2025, 3, 12, 10);
+    set_clock(&app, start - Duration::days(3));
+    let body = json!({"starts_at": start.to_rfc3339(), "ends_at": (start + Duration::minutes(90)).to_rfc3339(),
+        "capacity": 600, "audiences": ["junior"]});
+    let session = app.post(&format!("/v1/bases/{}/sessions", id(&base)), &body, Some(&op)).await.expect(201).body;
+    let mut bookings = Vec::new();
+    for (school, token) in &schools {
+        bookings
+            .push(app.post("/v1/bookings", &booking_body(&session, school, 40, 2), Some(token)).await.expect(201).body);
+    }
+    set_clock(&app, start + Duration::hours(3));
+    assert_eq!(app.sweep().await.no_shows, GROUPS);
+    set_clock(&app, real_now);
+    let rolled = kepu::domain::statistics::rollup::roll_up(&app.db, app.now(), 100).await.unwrap();
+    assert!(rolled.rolled > 0);
+
+    // The base corrects its records while rollups run beside it, over and over.
+    let check_ins = bookings.iter().map(|b| {
+        let body = json!({"code": b["code"], "students_present": 40, "teachers_present": 2});
+        let (app, op) = (&app, &op);
+        async move { app.post(&format!("/v1/bookings/{}/check-in", id(b)), &body, Some(op)).await.expect(200) }
+    });
+    let rollups = (0..GROUPS).map(|_| async {
+        tokio::task::yield_now().await;
+        kepu::domain::statistics::rollup::roll_up(&app.db, app.now(), 100).await.unwrap()
+    });
+    let (_, reports) = tokio::join!(futures::future::join_all(check_ins), futures::future::join_all(rollups));
+    let rolled_meanwhile: usize = reports.iter().map(|r| r.rolled).sum();
+
+    let row = march_2025(&app).await;
+    assert_eq!(row["school_groups"], GROUPS, "after {rolled_meanwhile} rollups meanwhile: {row}");
+    assert_eq!(row["no_shows"], 0, "{row}");
+    assert_eq!(row["visitors_checked_in"], 42 * GROUPS as i64, "{row}");
+    // Once rolled up again, the same figures from the rollup.
+    kepu::domain::statistics::rollup::roll_up(&app.db, app.now(), 100).await.unwrap();
+    assert!(kepu::domain::statistics::rollup::fresh_months(&app.db, 2025).await.unwrap().contains(&202503));
+    assert_eq!(march_2025(&app).await, row);
+}
+
+async fn march_2025(app: &TestApp) -> Value {
+    app.get("/v1/statistics?scope=city&year=2025&period=month", None).await.expect(200).body["rows"][2].clone()
 }

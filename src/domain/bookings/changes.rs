@@ -128,7 +128,9 @@ async fn write(
     if res.rows_affected == 0 {
         return Err(AppError::PreconditionFailed("the booking changed meanwhile; fetch it again".into()));
     }
-    Ok(())
+    // A visit changes only before it starts (into a later one), so this marks nothing today;
+    // it keeps the rule that every write to a booking tells the statistics.
+    crate::domain::statistics::rollup::touched(txn, &[before.starts_at], now).await
 }
 
 /// 409 `capacity-exhausted`: the session's free places, and how many more the group needs.

@@ -779,6 +779,9 @@ async fn transition(
         .filter(booking::Column::Version.eq(b.version))
         .exec(conn)
         .await?;
+    if res.rows_affected == 1 {
+        crate::domain::statistics::rollup::touched(conn, &[b.starts_at], now).await?;
+    }
     Ok(res.rows_affected == 1)
 }
 

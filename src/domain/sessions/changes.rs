@@ -143,6 +143,9 @@ pub async fn update(
         .filter(session::Column::Id.eq(id))
         .exec(&txn)
         .await?;
+    // Only sessions not started change, so this marks nothing today; it keeps the rule that
+    // every write to a session (and its bookings, which move with it) tells the statistics.
+    crate::domain::statistics::rollup::touched(&txn, &[s.starts_at, e.starts_at], now).await?;
     let after = get(&txn, id).await?;
     audit::record(&txn, Some(actor), now, Change::updated("session.update", "session", id, &before, &after)).await?;
     txn.commit().await?;

@@ -472,7 +472,8 @@ async fn set_status(
         .filter(session::Column::Id.eq(s.id))
         .exec(conn)
         .await?;
-    Ok(())
+    // Its bookings, cancelled with it, start when it does.
+    crate::domain::statistics::rollup::touched(conn, &[s.starts_at], now).await
 }
 
 /// Closes a session to new bookings (`open: false`; the bookings it has stay, and its waiting
