@@ -235,9 +235,8 @@ async fn get_district_report(
     // One snapshot for every figure of the report.
     let txn = begin_read(&state.read_db).await?;
     let standings = statistics::standings(&txn, &district.code, year, now).await?;
-    let ids: Vec<Uuid> = standings.iter().map(|s| s.id).collect();
     let mut per_base: BTreeMap<String, Figures> =
-        statistics::figures(&txn, &Units::Bases(ids), year, Period::Year, now)
+        statistics::figures(&txn, &Units::BasesOf(district.code.clone()), year, Period::Year, now)
             .await?
             .into_iter()
             .map(|r| (r.id, r.figures))

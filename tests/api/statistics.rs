@@ -287,6 +287,11 @@ async fn every_figure_equals_a_recount_of_a_known_history() {
     app.get("/v1/districts/440106/report?year=2025", None).await.expect(401);
     let report = app.get("/v1/districts/440106/report?year=2025", Some(&officer)).await.expect(200).body;
     let expected = recount(&h, |v| v.base == 0 && v.start.0 == 2025);
+    let own = app.get("/v1/statistics?scope=base&year=2025", Some(&officer)).await.expect(200).body;
+    let own = own["rows"].as_array().unwrap();
+    assert_eq!(own.len(), 1, "the officer's district's one base: {own:?}");
+    assert_eq!(own[0]["id"], b0["id"]);
+    assert_figures(&own[0], &expected, "Tianhe's base for its officer");
     assert_figures(&report["totals"], &expected, "Tianhe 2025 totals");
     let listed = report["bases"].as_array().unwrap();
     assert_eq!(listed.len(), 1);

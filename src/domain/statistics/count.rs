@@ -24,6 +24,7 @@ pub(super) type Ranges = [(DateTime<Utc>, DateTime<Utc>)];
 #[derive(Debug, Clone, Copy)]
 pub(super) enum By<'a> {
     Bases(Option<&'a [Uuid]>),
+    BasesOf(&'a str),
     Districts(Option<&'a [String]>),
     City,
 }
@@ -32,6 +33,7 @@ impl<'a> By<'a> {
     pub(super) fn of(units: &'a Units) -> Self {
         match units {
             Units::Bases(ids) => By::Bases(Some(ids)),
+            Units::BasesOf(code) => By::BasesOf(code),
             Units::Districts(codes) => By::Districts(Some(codes)),
             Units::City => By::City,
         }
@@ -108,7 +110,7 @@ impl Counter<'_> {
     /// The join to `bases b` the grouping needs (for districts).
     fn join(&self, base_col: &str) -> String {
         match self.by {
-            By::Districts(_) => format!(" JOIN bases b ON b.id = {base_col}"),
+            By::Districts(_) | By::BasesOf(_) => format!(" JOIN bases b ON b.id = {base_col}"),
             _ => String::new(),
         }
     }
@@ -116,8 +118,8 @@ impl Counter<'_> {
     /// The unit's key as text.
     fn key(&self, base_col: &str) -> String {
         match (self.by, self.backend) {
-            (By::Bases(_), DbBackend::Postgres) => format!("CAST({base_col} AS TEXT)"),
-            (By::Bases(_), _) => format!("lower(hex({base_col}))"),
+            (By::Bases(_) | By::BasesOf(_), DbBackend::Postgres) => format!("CAST({base_col} AS TEXT)"),
+            (By::Bases(_) | By::BasesOf(_), _) => format!("lower(hex({base_col}))"),
             (By::Districts(_), _) => "b.district_code".into(),
             (By::City, _) => "'city'".into(),
         }
@@ -130,7 +132,10 @@ impl Counter<'_> {
                 sql.push(" AND ");
                 sql.in_ids(base_col, ids);
             }
-            By::Districts(Some(codes)) => text_in(sql, "b.district_code", codes),
+            By::Districts(Some(codes)) => text_in(sql, self.backend, "b.district_code", codes),
+            By::BasesOf(code) => {
+                sql.push(" AND b.district_code = ").bind(code.to_string());
+            }
             By::Bases(None) | By::Districts(None) | By::City => {}
         }
     }
@@ -140,9 +145,14 @@ impl Counter<'_> {
         match self.by {
             By::Bases(Some(ids)) => {
                 let keys: Vec<String> = ids.iter().map(|id| base_key(self.backend, *id)).collect();
-                text_in(sql, "m.unit", &keys);
+                text_in(sql, self.backend, "m.unit", &keys);
             }
-            By::Districts(Some(codes)) => text_in(sql, "m.unit", codes),
+            By::Districts(Some(codes)) => text_in(sql, self.backend, "m.unit", codes),
+            By::BasesOf(code) => {
+                sql.push(&format!(" AND m.unit IN (SELECT {} FROM bases b WHERE b.district_code = ", self.key("b.id")))
+                    .bind(code.to_string())
+                    .push(")");
+            }
             By::City => {
                 sql.push(" AND m.unit = 'city'");
             }
@@ -425,20 +435,21 @@ fn within(sql: &mut RawSql, col: &str, ranges: &Ranges) {
     sql.push(")");
 }
 
-/// ` AND col IN (values)` with the values bound (none: nothing matches).
-fn text_in(sql: &mut RawSql, col: &str, values: &[String]) {
+/// ` AND col IN (values)` with the values as one parameter however many there are (none:
+/// nothing matches): a PostgreSQL array, or a JSON array on SQLite.
+fn text_in(sql: &mut RawSql, backend: DbBackend, col: &str, values: &[String]) {
     if values.is_empty() {
         sql.push(" AND 1 = 0");
         return;
     }
-    sql.push(&format!(" AND {col} IN ("));
-    for (i, v) in values.iter().enumerate() {
-        if i > 0 {
-            sql.push(", ");
-        }
-        sql.bind(v.clone());
+    if backend == DbBackend::Postgres {
+        let quoted: Vec<String> =
+            values.iter().map(|v| format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))).collect();
+        sql.push(&format!(" AND {col} = ANY(CAST(")).bind(format!("{{{}}}", quoted.join(","))).push(" AS TEXT[]))");
+    } else {
+        let json = serde_json::to_string(values).unwrap_or_default();
+        sql.push(&format!(" AND {col} IN (SELECT value FROM json_each(")).bind(json).push("))");
     }
-    sql.push(")");
 }
 
 /// The bucket of a yyyymm column.

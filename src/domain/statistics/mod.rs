@@ -10,7 +10,7 @@ pub mod rollup;
 
 use chrono::{DateTime, Utc};
 use entity::{base, district};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -62,6 +62,8 @@ impl Period {
 #[derive(Debug, Clone)]
 pub enum Units {
     Bases(Vec<Uuid>),
+    /// Every base of a district, each apart (chosen in the database: a district has hundreds).
+    BasesOf(String),
     Districts(Vec<String>),
     City,
 }
@@ -236,6 +238,11 @@ async fn named_units(conn: &impl ConnectionTrait, units: &Units) -> Result<(Scop
             bases.sort_by_key(|b| b.id);
             (Scope::Base, bases.into_iter().map(|b| (count::base_key(backend, b.id), b.name_zh)).collect())
         }
+        Units::BasesOf(code) => {
+            let mut bases = base::Entity::find().filter(base::Column::DistrictCode.eq(code.clone())).all(conn).await?;
+            bases.sort_by_key(|b| b.id);
+            (Scope::Base, bases.into_iter().map(|b| (count::base_key(backend, b.id), b.name_zh)).collect())
+        }
         Units::Districts(codes) => {
             let mut ds = district::Entity::find().filter(district::Column::Code.is_in(codes.clone())).all(conn).await?;
             ds.sort_by(|a, b| a.code.cmp(&b.code));
@@ -289,17 +296,7 @@ pub async fn units_for(
                 }
                 None => match actor.role {
                     Role::Operator => Ok(Units::Bases(actor.base_ids.clone())),
-                    Role::DistrictOfficer => {
-                        let code = actor.district_code.clone().unwrap_or_default();
-                        let ids: Vec<Uuid> = base::Entity::find()
-                            .select_only()
-                            .column(base::Column::Id)
-                            .filter(base::Column::DistrictCode.eq(code))
-                            .into_tuple()
-                            .all(conn)
-                            .await?;
-                        Ok(Units::Bases(ids))
-                    }
+                    Role::DistrictOfficer => Ok(Units::BasesOf(actor.district_code.clone().unwrap_or_default())),
                     Role::Admin => Err(AppError::field(
                         "id",
                         "required with scope=base for the bureau; GET /v1/districts/{code}/report lists a district's bases",

@@ -139,6 +139,12 @@ pub async fn roll_up(db: &DatabaseConnection, now: DateTime<Utc>, limit: usize) 
             report.skipped += 1;
         }
     }
+    if report.rolled > 0 {
+        // A month's rows arrive at once; planning with the table's old statistics could read
+        // every row of the rollup for one district's bases.
+        db.execute_unprepared("ANALYZE stat_months").await?;
+        db.execute_unprepared("ANALYZE stat_school_months").await?;
+    }
     Ok(report)
 }
 
