@@ -110,7 +110,8 @@ enum Command {
         /// Load the demo city (idempotent) before serving.
         #[arg(long)]
         demo: bool,
-        /// Seconds between sweeps (no-shows, expired waiting lists, reminders); 0 disables.
+        /// Seconds between sweeps (no-shows, expired waiting lists, reminders, the statistics
+        /// rollup, …); 0 disables.
         #[arg(long, env = "KEPU_SWEEP_SECONDS", default_value_t = 30)]
         sweep_seconds: u64,
         /// Do not deliver webhooks from this process (another instance does).
