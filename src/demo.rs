@@ -642,6 +642,69 @@ async fn seed_certificates_and_plaques(
     Ok(())
 }
 
+/// Two applications of applicant bases, so that the evaluator and the public have something to
+/// do in the demo: one in expert review with `evaluator-demo` assigned, one on public notice
+/// (scored by the evaluator). Each is applied for and recommended by its district's officer
+/// (`officer-<district>`, an account made for it).
+async fn seed_applications(
+    db: &DatabaseConnection,
+    admin: &Actor,
+    password: &str,
+    base_ids: &[uuid::Uuid],
+    now: chrono::DateTime<Utc>,
+) -> anyhow::Result<()> {
+    use crate::domain::accreditation::{self as acc, Application, Figures, ScoreInput};
+    let actor = |name: &'static str| async move {
+        let account = users::find_by_username(db, name).await?.ok_or_else(|| anyhow::anyhow!("no {name}"))?;
+        anyhow::Ok(auth::actor_of(db, account).await?)
+    };
+    let evaluator = actor("evaluator-demo").await?;
+    let standard = acc::standard_in_force(db, now).await?;
+    let applicants = (0..BASES.len()).filter(|i| status_of(*i) == BaseStatus::Applicant).take(2);
+    for (n, i) in applicants.enumerate() {
+        let (district, pinyin) = (BASES[i].4, ["haizhu", "conghua"][n]);
+        let username = format!("officer-{pinyin}");
+        if users::find_by_username(db, &username).await?.is_none() {
+            let scope = Scope {
+                role: Role::DistrictOfficer,
+                district_code: Some(district.into()),
+                school_id: None,
+                base_ids: vec![],
+            };
+            users::create(db, Some(admin), username.clone(), password.into(), scope, now).await?;
+        }
+        let officer = auth::actor_of(
+            db,
+            users::find_by_username(db, &username).await?.ok_or_else(|| anyhow::anyhow!("{username}"))?,
+        )
+        .await?;
+        let figures = Figures {
+            exhibition_area_m2: BASES[i].7,
+            open_days_per_year: 280,
+            free_days_for_students: 60,
+            annual_visitors: 80_000,
+            staff: 12,
+            interactive_exhibits: 30,
+        };
+        let application = Application { base_id: base_ids[i], figures, evidence_links: vec![] };
+        let id = acc::apply(db, &officer, application, now).await?.accreditation.id;
+        acc::submit(db, &officer, id, true, now).await?;
+        acc::district_review(db, &officer, id, true, "设施与运营符合推荐条件".into(), now).await?;
+        acc::assign(db, admin, id, vec![evaluator.user_id], now).await?;
+        if n == 1 {
+            let points = standard
+                .scoring_sheet
+                .iter()
+                .map(|c| (c.key.clone(), (f64::from(c.max_points) * 0.85).round()))
+                .collect();
+            let input = ScoreInput { points, comment: Some("展教资源丰富".into()), comments: Default::default() };
+            acc::score(db, &evaluator, id, input, now).await?;
+            acc::start_notice(db, admin, id, now).await?;
+        }
+    }
+    Ok(())
+}
+
 /// Creates the `admin` account unless it exists. Returns it as an actor.
 pub async fn ensure_admin(db: &DatabaseConnection, password: &str) -> anyhow::Result<Actor> {
     let account = match users::find_by_username(db, "admin").await? {
@@ -762,6 +825,7 @@ pub async fn seed(db: &DatabaseConnection, admin_password: &str) -> anyhow::Resu
             users::create(db, Some(&admin), name.into(), admin_password.into(), scope, now).await?;
         }
     }
+    seed_applications(db, &admin, admin_password, &base_ids, now).await?;
     tracing::info!(bases = BASES.len(), sessions, tours, "demo city loaded");
     Ok(())
 }

@@ -4,6 +4,8 @@
 pub mod bench;
 /// Settings from the environment and flags.
 pub mod config;
+/// The web console at `/`: pages over the API, embedded in the binary.
+pub mod console;
 /// Connecting to and migrating the database.
 pub mod db;
 /// The demo city: districts' bases, exhibits, schools and an admin.

@@ -5,7 +5,7 @@ use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::schema::{AdditionalProperties, ArrayItems, Object, Schema};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi as Spec, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
@@ -19,6 +19,8 @@ use crate::error::{AppError, FieldError, PROBLEM_JSON, Problem};
         version = "1.0.0",
         description = "The registry and booking service for Guangzhou's science-popularisation bases (科普基地). \
 Public reads need no token; writes need a bearer token from `POST /v1/auth/token`. \
+The web console at `/` signs in with a session cookie from `POST /v1/auth/session` instead, and sends \
+its `X-CSRF-Token` with every write. \
 Errors are RFC 9457 `application/problem+json` documents whose `type` ends with a stable slug.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
@@ -62,6 +64,14 @@ impl Modify for SecurityAddon {
                     .description(Some("A token from `POST /v1/auth/token`"))
                     .build(),
             ),
+        );
+        components.add_security_scheme(
+            "session_cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                "kepu_session",
+                "The web console's session from `POST /v1/auth/session`; a write signed in by it must also carry \
+                 the session's `X-CSRF-Token` header",
+            ))),
         );
     }
 }

@@ -218,7 +218,7 @@ impl Limiter {
 
 /// Liveness, readiness and metrics are never limited: probes and scrapers must get through.
 pub fn exempt(path: &str) -> bool {
-    matches!(path, "/healthz" | "/readyz" | "/metrics")
+    matches!(path, "/healthz" | "/readyz" | "/metrics") || crate::console::is_console_path(path)
 }
 
 /// Limits request rates: a signed-in account's requests draw on its own bucket (resolved from
@@ -267,14 +267,12 @@ pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next)
 
 /// The bearer token of a request, if any, and its client's address.
 fn credentials_of(state: &AppState, req: &Request) -> (Option<String>, IpAddr) {
-    let token = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty())
-        .map(|(_, token)| token.trim().to_string());
-    (token, address_of(state, req.headers(), req.extensions().get::<ConnectInfo<SocketAddr>>()))
+    let headers = req.headers();
+    let token = crate::http::extract::bearer_of(headers)
+        .ok()
+        .flatten()
+        .or_else(|| crate::http::extract::session_cookie(headers));
+    (token, address_of(state, headers, req.extensions().get::<ConnectInfo<SocketAddr>>()))
 }
 
 /// The account behind a valid bearer token.

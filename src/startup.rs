@@ -59,7 +59,10 @@ pub fn app(state: AppState) -> Router {
     let body_limit = state.config.body_limit_bytes;
     let cors = security::cors(&state.config.cors_origins);
     let docs = Router::from(SwaggerUi::new("/docs").url("/openapi.json", spec));
-    let router = security::with_docs(router, docs).fallback(not_found).method_not_allowed_fallback(method_not_allowed);
+    let router = security::with_docs(router, docs)
+        .merge(crate::console::router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed);
     let router = router
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(state.clone(), security::rate_limit))

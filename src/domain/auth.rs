@@ -70,6 +70,19 @@ pub fn check_password(password: &str) -> Result<(), String> {
     }
 }
 
+/// The CSRF token of a console session: derived from its (secret, `HttpOnly`) session token,
+/// so a page of this origin learns it from the API while another site can neither read nor
+/// guess it; nothing more is stored.
+pub fn csrf_token(session_token: &str) -> String {
+    let digest = Sha256::digest(format!("kepu-csrf\0{session_token}").as_bytes());
+    URL_SAFE_NO_PAD.encode(&digest[..24])
+}
+
+/// Compares two secrets in time independent of where they differ.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 pub fn token_digest(token: &str) -> String {
     let digest = Sha256::digest(token.as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
@@ -478,6 +491,22 @@ pub async fn authenticate(
     actor.token_id = Some(tok.id);
     cache.put(digest, Verified { actor: actor.clone(), expires_at: tok.expires_at, epoch });
     Ok(actor)
+}
+
+/// When a valid token's session ends, or 401 as [`authenticate`].
+pub async fn session_expiry(
+    db: &impl ConnectionTrait,
+    cache: &TokenCache,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>> {
+    authenticate(db, cache, token, now).await?;
+    let tok = api_token::Entity::find()
+        .filter(api_token::Column::TokenHash.eq(token_digest(token)))
+        .one(db)
+        .await?
+        .ok_or_else(|| AppError::Unauthorized("the session has ended".into()))?;
+    Ok(tok.expires_at)
 }
 
 /// Loads an account's scopes into an [`Actor`].

@@ -306,7 +306,12 @@ fn percent_decoded(path: &str) -> String {
 }
 
 fn bearer(parts: &Parts) -> Result<Option<String>, AppError> {
-    let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+    bearer_of(&parts.headers)
+}
+
+/// The bearer token of an `Authorization` header, if there is one; 401 if it is malformed.
+pub fn bearer_of(headers: &axum::http::HeaderMap) -> Result<Option<String>, AppError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
     let value = value.to_str().unwrap_or("");
@@ -316,6 +321,52 @@ fn bearer(parts: &Parts) -> Result<Option<String>, AppError> {
         }
         _ => Err(AppError::Unauthorized("the Authorization header must be `Bearer <token>`".into())),
     }
+}
+
+/// The name of the console's session cookie (its value is a bearer token).
+pub const SESSION_COOKIE: &str = "kepu_session";
+/// The header a console request that changes something carries its CSRF token in.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The session token of the console's cookie, if one is sent.
+pub fn session_cookie(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, value)| *name == SESSION_COOKIE && !value.is_empty())
+        .map(|(_, value)| value.to_string())
+}
+
+/// How a request says who it is.
+enum Credential {
+    Bearer(String),
+    /// The console's cookie; a request that changes something carried the session's CSRF
+    /// token too.
+    Cookie(String),
+}
+
+/// The request's credential: its bearer token, else the console's session cookie, which a
+/// request other than GET, HEAD or OPTIONS may use only with the session's `X-CSRF-Token`
+/// (403 otherwise: another site's form or script can send the cookie, never the token).
+fn credential(parts: &Parts) -> Result<Option<Credential>, AppError> {
+    if let Some(token) = bearer(parts)? {
+        return Ok(Some(Credential::Bearer(token)));
+    }
+    let Some(token) = session_cookie(&parts.headers) else {
+        return Ok(None);
+    };
+    if !parts.method.is_safe() {
+        let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+        if !auth::same_secret(sent, &auth::csrf_token(&token)) {
+            return Err(AppError::forbidden(
+                "a request signed in by the console's session cookie must carry the session's X-CSRF-Token header",
+            ));
+        }
+    }
+    Ok(Some(Credential::Cookie(token)))
 }
 
 fn request_id(parts: &Parts) -> Option<String> {
@@ -330,7 +381,10 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let token = bearer(parts)?.ok_or_else(|| AppError::Unauthorized("a bearer token is required".into()))?;
+        let token = match credential(parts)? {
+            Some(Credential::Bearer(token) | Credential::Cookie(token)) => token,
+            None => return Err(AppError::Unauthorized("a bearer token is required".into())),
+        };
         let mut actor = auth::authenticate(&state.db, &state.tokens, &token, state.now()).await?;
         actor.request_id = request_id(parts);
         Ok(AuthUser(actor))
@@ -345,9 +399,23 @@ impl FromRequestParts<AppState> for MaybeAuthUser {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        match bearer(parts)? {
+        match credential(parts)? {
             None => Ok(MaybeAuthUser(None)),
-            Some(_) => AuthUser::from_request_parts(parts, state).await.map(|a| MaybeAuthUser(Some(a.0))),
+            Some(Credential::Bearer(_)) => {
+                AuthUser::from_request_parts(parts, state).await.map(|a| MaybeAuthUser(Some(a.0)))
+            }
+            // A cookie is sent by the browser unasked: one whose session has ended reads the
+            // public pages as anyone does.
+            Some(Credential::Cookie(token)) => {
+                match auth::authenticate(&state.db, &state.tokens, &token, state.now()).await {
+                    Ok(mut actor) => {
+                        actor.request_id = request_id(parts);
+                        Ok(MaybeAuthUser(Some(actor)))
+                    }
+                    Err(AppError::Unauthorized(_)) => Ok(MaybeAuthUser(None)),
+                    Err(e) => Err(e),
+                }
+            }
         }
     }
 }

@@ -9,6 +9,7 @@ mod bases;
 mod bookings;
 mod campaigns;
 mod changes;
+mod console;
 mod demo;
 mod disclosure;
 mod districts;
