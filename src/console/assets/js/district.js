@@ -54,14 +54,14 @@ export async function work() {
             comment('resolution')], t('work.resolve'), t('work.resolved')))
           : null)))
       : h('p', { class: 'muted' }, t('work.no_objections')))));
-  const approve = await Promise.all(requested.map(async (s) => h('li', { class: 'card' },
+  const approve = await Promise.all(requested.map(async (s) => h('li', { class: 'card', 'data-sign': s.id },
     h('h3', {}, `${label('sign_kind', s.type)} · ${baseName(await base(s.base_id))}`),
     s.road_name ? h('p', {}, s.road_name) : null,
     h('details', {}, h('summary', {}, t('work.approve')), action(`/v1/signs/${s.id}/approve`,
       s.type === 'road_guide' ? [{ name: 'traffic_police_ref', label: t('work.police_ref'), required: true }] : [], t('work.approve'), t('work.approved'))),
     h('details', { class: 'danger' }, h('summary', {}, t('work.reject')), action(`/v1/signs/${s.id}/reject`, [comment()], t('work.reject'), t('work.rejected'))))));
   overdue.sort((a, b) => (a.next_inspection_due || '').localeCompare(b.next_inspection_due || ''));
-  const inspect = await Promise.all(overdue.map(async (s) => h('li', { class: 'card overdue' },
+  const inspect = await Promise.all(overdue.map(async (s) => h('li', { class: 'card overdue', 'data-sign': s.id },
     h('h3', {}, `${label('sign_kind', s.type)} · ${baseName(await base(s.base_id))}`),
     h('p', {}, t('work.overdue_since', { day: day(s.next_inspection_due) })),
     h('details', {}, h('summary', {}, t('work.inspect')), action(`/v1/signs/${s.id}/inspections`, [

@@ -25,7 +25,8 @@ export function cityMap({ districts = [], points = [], centre = null, label }) {
   const minLat = Math.min(...lats, 23.0) - pad;
   const maxLat = Math.max(...lats, 23.2) + pad;
   const minLon = Math.min(...lons, 113.2) - pad;
-  const maxLon = Math.max(...lons, 113.4) + pad;
+  // Room on the right for the easternmost seat's name.
+  const maxLon = Math.max(...lons, 113.4) + pad + 0.1;
   const midLat = (minLat + maxLat) / 2;
   const kx = Math.cos((midLat * Math.PI) / 180);
   const width = 640;
@@ -52,7 +53,7 @@ export function cityMap({ districts = [], points = [], centre = null, label }) {
   const scale = svg('g', { class: 'scale' },
     svg('line', { x1: 12, y1: height - 14, x2: 12 + barPx, y2: height - 14 }),
     svg('text', { x: 12, y: height - 20 }, `${km} km`));
-  const north = svg('text', { x: width - 20, y: 22, class: 'north' }, 'N ↑');
+  const north = svg('text', { x: width - 12, y: 22, class: 'north', 'text-anchor': 'end' }, 'N ↑');
 
   return svg('svg', { viewBox: `0 0 ${width} ${height}`, class: 'map', role: 'img', 'aria-label': label },
     svg('rect', { x: 0, y: 0, width, height, class: 'sea' }), seats, ring, dots, scale, north);

@@ -209,14 +209,15 @@ function editor({ url, fields, toForm, toBody, describe }) {
     const theirs = toForm(data);
     const etag = res.headers.get('ETag');
     const myChanges = Object.fromEntries(fields.filter((fd) => differ(mine[fd.name], before[fd.name])).map((fd) => [fd.name, mine[fd.name]]));
-    const theirChanges = fields.filter((fd) => differ(theirs[fd.name], before[fd.name]));
+    const changed = fields.filter((fd) => differ(theirs[fd.name], before[fd.name]) || fd.name in myChanges);
     const show = (fd, value) => (fd.type === 'checkbox' ? (value ? t('common.yes') : t('common.no'))
       : fd.options ? (fd.options.find(([k]) => k === value) || [value, value])[1] : norm(value) ?? '—');
     const table = h('table', { class: 'diff' },
       h('caption', {}, t('edit.conflict_table')),
       h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, t('edit.field')), h('th', { scope: 'col' }, t('edit.theirs')), h('th', { scope: 'col' }, t('edit.yours')))),
-      h('tbody', {}, theirChanges.map((fd) => h('tr', { class: fd.name in myChanges && differ(mine[fd.name], theirs[fd.name]) ? 'clash' : '' },
-        h('th', { scope: 'row' }, fd.label), h('td', {}, String(show(fd, theirs[fd.name]))),
+      h('tbody', {}, changed.map((fd) => h('tr', { class: fd.name in myChanges && differ(mine[fd.name], theirs[fd.name]) ? 'clash' : '' },
+        h('th', { scope: 'row' }, fd.label),
+        h('td', {}, differ(theirs[fd.name], before[fd.name]) ? String(show(fd, theirs[fd.name])) : t('edit.unchanged')),
         h('td', {}, fd.name in myChanges ? String(show(fd, mine[fd.name])) : t('edit.unchanged'))))));
     const merged = { ...theirs, ...myChanges };
     const saveMine = h('button', { type: 'button', class: 'primary', onclick: async () => {
