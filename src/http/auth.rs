@@ -132,7 +132,7 @@ fn session_cookie_header(token: &str, max_age_s: i64, headers: &HeaderMap) -> He
 /// is not GET, HEAD or OPTIONS must carry it as `X-CSRF-Token` (403 otherwise). Scripts and
 /// other clients should use bearer tokens.
 #[utoipa::path(
-    post, path = "/v1/auth/session", tag = "auth", operation_id = "create_session",
+    post, path = "/v1/auth/session", tag = "auth", operation_id = "create_console_session",
     request_body = Credentials,
     responses(
         (status = 201, description = "Logged in; the session cookie is set", body = ConsoleSession,
@@ -150,6 +150,10 @@ async fn create_session(
 ) -> Result<Response> {
     let now = state.now();
     let issued = auth::login(&state.db, &state.config, c.username.trim(), &c.password, &ip, now).await?;
+    // The browser's previous session, if any, ends: one session per log-in.
+    if let Some(previous) = session_cookie(&headers) {
+        auth::revoke(&state.db, &previous, now).await?;
+    }
     let cookie = session_cookie_header(&issued.token, (issued.expires_at - now).num_seconds(), &headers);
     let body = ConsoleSession { csrf_token: auth::csrf_token(&issued.token), expires_at: issued.expires_at };
     Ok((StatusCode::CREATED, [(header::SET_COOKIE, cookie)], Json(body)).into_response())
@@ -160,7 +164,7 @@ async fn create_session(
 /// The session of the `kepu_session` cookie, with its CSRF token (a page reloaded learns it
 /// here). 401 without a cookie or when its session ended (the cookie is then cleared).
 #[utoipa::path(
-    get, path = "/v1/auth/session", tag = "auth", operation_id = "get_session",
+    get, path = "/v1/auth/session", tag = "auth", operation_id = "get_console_session",
     security(("session_cookie" = [])),
     responses(
         (status = 200, description = "The session", body = ConsoleSession),
@@ -185,7 +189,7 @@ async fn get_session(State(state): State<AppState>, headers: HeaderMap) -> Resul
 /// Revokes the cookie's session on the server and clears the cookie. Needs the session's
 /// `X-CSRF-Token`.
 #[utoipa::path(
-    delete, path = "/v1/auth/session", tag = "auth", operation_id = "delete_session",
+    delete, path = "/v1/auth/session", tag = "auth", operation_id = "delete_console_session",
     security(("session_cookie" = [])),
     params(("X-CSRF-Token" = String, Header, description = "The session's CSRF token")),
     responses(

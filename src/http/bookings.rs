@@ -452,7 +452,7 @@ async fn check_in_booking(
         (status = 200, description = "Checked in", body = BookingView),
         (status = 403, description = "Not the base's operator", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such base", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`invalid-state` (already checked in)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`already-checked-in`: the group with this code checked in already (when, in `detail`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`code`: no visit with it open for check-in at this base now; `students_present`, `teachers_present`: more than booked", body = Problem, content_type = "application/problem+json"),
     )
 )]

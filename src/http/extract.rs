@@ -328,16 +328,19 @@ pub const SESSION_COOKIE: &str = "kepu_session";
 /// The header a console request that changes something carries its CSRF token in.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
-/// The session token of the console's cookie, if one is sent.
+/// The session token of the console's cookie, if exactly one is sent: two (one planted for a
+/// narrower path by another site of the same domain) sign nobody in.
 pub fn session_cookie(headers: &axum::http::HeaderMap) -> Option<String> {
-    headers
+    let mut values = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, value)| *name == SESSION_COOKIE && !value.is_empty())
-        .map(|(_, value)| value.to_string())
+        .filter(|(name, value)| *name == SESSION_COOKIE && !value.is_empty())
+        .map(|(_, value)| value.to_string());
+    let first = values.next()?;
+    values.all(|other| other == first).then_some(first)
 }
 
 /// How a request says who it is.

@@ -18,7 +18,7 @@ use crate::domain::sessions::{
     self, Pattern, SessionEdit, SessionHit, SessionInput, SessionQuery, SessionRecord, Skipped,
 };
 use crate::domain::validate::Validator;
-use crate::error::{Problem, Result};
+use crate::error::{AppError, Problem, Result};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser, IfMatch};
 use crate::http::{DistrictCode, NearParams, Page, PageParams, apply_patch, with_etag};
 use crate::state::AppState;
@@ -388,8 +388,12 @@ async fn generate_sessions(
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SessionSearchParams {
-    /// Sessions of one base (of any status); otherwise only accredited bases' sessions.
+    /// Sessions of one base (whatever the base's standing); otherwise only accredited bases'
+    /// sessions.
     pub base_id: Option<Uuid>,
+    /// `true`: closed and cancelled sessions too, not only the open ones: a base's own
+    /// schedule. Only with `base_id`.
+    pub any_status: Option<bool>,
     /// Sessions starting at or after this time (default: now). RFC 3339; encode `+` as `%2B`.
     #[param(pattern = "^2[0-9]{3}-")]
     pub from: Option<DateTime<Utc>>,
@@ -429,7 +433,12 @@ async fn list_sessions(
     let _timer = crate::telemetry::time_search(if near.near.is_some() { "sessions_near" } else { "sessions_list" });
     let page = page.parse()?;
     let (near, radius_km) = near.parse()?;
+    let any_status = p.any_status.unwrap_or(false);
+    if any_status && p.base_id.is_none() {
+        return Err(AppError::field("any_status", "only with base_id: a base's own schedule"));
+    }
     let query = SessionQuery {
+        any_status,
         base_id: p.base_id,
         near,
         radius_km,
@@ -553,8 +562,8 @@ pub struct CancelSession {
 
 /// Cancel a session
 ///
-/// The base's operators, or an admin. Every booking on it is cancelled, its places given
-/// back, and each school notified.
+/// The base's operators, or an admin, before it starts. Every booking on it is cancelled, its
+/// places given back, and each school notified.
 #[utoipa::path(
     post, path = "/v1/sessions/{id}/cancel", tag = "sessions", operation_id = "cancel_session",
     params(("id" = Uuid, Path, description = "Session id")),
@@ -563,7 +572,7 @@ pub struct CancelSession {
     responses(
         (status = 200, description = "The cancelled session", body = SessionView),
         (status = 404, description = "No such session", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Already cancelled", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`invalid-state`: already cancelled, or it has started", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn cancel_session(

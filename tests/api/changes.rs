@@ -571,7 +571,9 @@ async fn the_gate_checks_a_group_in_by_its_code_alone() {
     assert_eq!(done["id"], b["id"]);
     assert_eq!(done["status"], "checked_in");
     assert_eq!(done["students_present"], 29);
-    app.post(&gate, &arrival, Some(&op)).await.expect_invalid("code");
+    // Twice: the gate is told the group came already.
+    let again = app.post(&gate, &arrival, Some(&op)).await.expect_problem(409, "already-checked-in");
+    assert!(again.body["detail"].as_str().unwrap().contains("checked in already"), "{}", again.body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

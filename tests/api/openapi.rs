@@ -188,3 +188,20 @@ fn every_reference_in_the_spec_resolves() {
     missing.dedup();
     assert!(missing.is_empty(), "unresolved references: {missing:?}");
 }
+
+#[test]
+fn every_operation_id_is_unique() {
+    let spec: Value = serde_json::from_str(&kepu::startup::openapi_json()).unwrap();
+    let mut seen = std::collections::BTreeMap::new();
+    let mut twice = Vec::new();
+    for (path, ops) in spec["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            if let Some(id) = op["operationId"].as_str()
+                && let Some(first) = seen.insert(id.to_string(), format!("{method} {path}"))
+            {
+                twice.push(format!("{id}: {first} and {method} {path}"));
+            }
+        }
+    }
+    assert!(twice.is_empty(), "operation ids used twice: {twice:?}");
+}

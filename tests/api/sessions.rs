@@ -262,6 +262,12 @@ async fn a_closed_session_keeps_its_bookings_and_takes_no_new_ones_until_reopene
     assert!(r.body["detail"].as_str().unwrap().contains("closed"), "{}", r.body);
     let found = app.get(&format!("/v1/sessions?base_id={}", id(&base)), None).await.expect(200).body;
     assert!(found["items"].as_array().unwrap().iter().all(|x| x["id"] != s["id"]), "{found}");
+    // The base's own schedule still shows it, closed.
+    let all = app.get(&format!("/v1/sessions?base_id={}&any_status=true", id(&base)), None).await.expect(200).body;
+    let listed: Vec<&Value> = all["items"].as_array().unwrap().iter().filter(|x| x["id"] == s["id"]).collect();
+    assert_eq!(listed.len(), 1, "{all}");
+    assert_eq!(listed[0]["status"], "closed");
+    app.get("/v1/sessions?any_status=true", None).await.expect_invalid("any_status");
     // Its waiting list still moves up when places free.
     app.post(&format!("/v1/bookings/{}/cancel", id(&b)), &json!({}), Some(&token)).await.expect(200);
     let promoted = app.get(&format!("/v1/bookings/{}", id(&w)), Some(&token2)).await.expect(200).body;
@@ -382,4 +388,17 @@ async fn times_in_a_leap_second_are_refused_naming_the_field() {
     app.get(&format!("/v1/sessions?to={}", offset.replace('+', "%2B")), None).await.expect_invalid("to");
     let listed = app.get(&format!("/v1/sessions?base_id={}", id(&base)), None).await.expect(200).body;
     assert_eq!(listed["items"], json!([]), "nothing written");
+}
+
+#[tokio::test]
+async fn a_session_that_has_started_can_no_longer_be_cancelled() {
+    let app = spawn_app().await;
+    let (base, op) = app.accredited_base(json!({})).await;
+    let s = app.session(&id(&base), &op, 30, json!({})).await;
+    app.clock.advance(chrono::Duration::hours(31));
+    let cancel = format!("/v1/sessions/{}/cancel", id(&s));
+    let r = app.post(&cancel, &json!({"reason": "闭馆"}), Some(&op)).await.expect_problem(409, "invalid-state");
+    assert!(r.body["detail"].as_str().unwrap().contains("started"), "{}", r.body);
+    let after = app.get(&format!("/v1/sessions/{}", id(&s)), None).await.expect(200).body;
+    assert_eq!(after["status"], "open", "nothing changed");
 }

@@ -19,7 +19,9 @@ def test_the_district_officer_approves_a_sign_and_downloads_statistics(page, api
     screenshots(page, "district-work")
     section.locator("summary", has_text="批准设置").click()
     section.get_by_role("button", name="批准设置").click()
-    section.get_by_text("已批准").wait_for()
+    # The list is drawn again, saying so; the sign has left it.
+    page.locator(".notice.success", has_text="已批准").wait_for()
+    assert page.locator(f"li[data-sign='{sign['id']}']").count() == 0
     assert officer.call("GET", f"/v1/signs/{sign['id']}")["status"] == "approved"
 
     page.get_by_role("link", name="标识地图").click()

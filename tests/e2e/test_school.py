@@ -60,7 +60,7 @@ def test_a_school_finds_books_sees_and_cancels_a_visit(page, api, server):
     booking = page.locator(f"li[data-booking='{mine[0]['id']}']")
     booking.wait_for()
     assert code in booking.inner_text()
-    page.get_by_role("button", name="生成订阅链接").click()
+    page.get_by_role("button", name="生成新的订阅链接").click()
     feed = page.get_by_label("订阅链接").input_value()
     assert f"/v1/schools/{me['school_id']}/bookings.ics?token=" in feed, feed
     ics = page.request.get(feed)

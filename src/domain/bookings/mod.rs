@@ -1025,15 +1025,24 @@ pub async fn check_in_at(
     authorize(actor, Action::ManageSessions { base_id })?;
     crate::domain::bases::ensure_exists(db, base_id).await?;
     let code = c.code.trim().to_ascii_uppercase();
-    let candidates = booking::Entity::find()
+    let in_window = booking::Entity::find()
         .filter(booking::Column::BaseId.eq(base_id))
         .filter(booking::Column::Code.eq(code))
-        .filter(booking::Column::Status.is_in(BookingStatus::names(&[BookingStatus::Confirmed, BookingStatus::NoShow])))
         .filter(booking::Column::StartsAt.lte(now + Duration::hours(CHECK_IN_OPENS_HOURS)))
         .filter(booking::Column::StartsAt.gt(now - Duration::hours(24)))
         .order_by_asc(booking::Column::StartsAt)
         .all(db)
         .await?;
+    let (candidates, others): (Vec<booking::Model>, Vec<booking::Model>) = in_window
+        .into_iter()
+        .partition(|b| matches!(BookingStatus::from_db(&b.status), BookingStatus::Confirmed | BookingStatus::NoShow));
+    // The gate is told a group came already, rather than that its code is unknown.
+    if candidates.is_empty()
+        && let Some(done) = others.iter().rev().find(|b| BookingStatus::from_db(&b.status) == BookingStatus::CheckedIn)
+    {
+        let at = done.checked_in_at.map(local_time).unwrap_or_default();
+        return Err(AppError::conflict_rule("already-checked-in", format!("this group checked in already, at {at}")));
+    }
     // Two legs of one tour at this base share the code: the first that has not ended, else the
     // last that has (a group arriving late).
     let found = candidates.iter().find(|b| b.ends_at > now).or_else(|| candidates.last()).ok_or_else(|| {

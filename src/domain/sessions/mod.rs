@@ -452,6 +452,10 @@ pub async fn cancel(
     let s = lock_exclusive(&txn, id).await?;
     authorize(actor, Action::ManageSessions { base_id: s.base_id })?;
     let reason = validate::required_text("reason", reason, 500)?;
+    // A visit that has begun happened (or is happening): its record stays as it is.
+    if s.starts_at <= now {
+        return Err(AppError::conflict_rule("invalid-state", "the session has started; it can no longer be cancelled"));
+    }
     cancel_locked(&txn, Some(actor), s, &reason, now).await?;
     let after = get(&txn, id).await?;
     txn.commit().await?;
@@ -472,8 +476,7 @@ async fn set_status(
         .filter(session::Column::Id.eq(s.id))
         .exec(conn)
         .await?;
-    // Its bookings, cancelled with it, start when it does.
-    crate::domain::statistics::rollup::touched(conn, &[s.starts_at], now).await
+    Ok(())
 }
 
 /// Closes a session to new bookings (`open: false`; the bookings it has stay, and its waiting
@@ -561,6 +564,9 @@ pub async fn cancel_locked(
     }
     let after = get(txn, s.id).await?;
     audit::record(txn, actor, now, Change::updated("session.cancel", "session", s.id, &before, &after)).await?;
+    // Last, once its bookings are locked: every writer takes a month's statistics row after
+    // the booking rows it changes (a late check-in does too), so the two never deadlock.
+    crate::domain::statistics::rollup::touched(txn, &[s.starts_at], now).await?;
     Ok(())
 }
 
@@ -582,6 +588,8 @@ pub struct SessionQuery {
     pub district: Option<String>,
     /// Only sessions a school can book now (`true`), or only those it cannot yet or any more.
     pub bookable: Option<bool>,
+    /// Closed and cancelled sessions too, not only the open ones (one base's schedule).
+    pub any_status: bool,
 }
 
 /// A search hit: the session (with its base) and the distance from `near`.
@@ -741,10 +749,10 @@ struct Filter {
 /// The filters of a search, but for the place.
 fn search_condition(q: &SessionQuery, from: DateTime<Utc>, to: DateTime<Utc>, now: DateTime<Utc>) -> Filter {
     let accredited = || bases::status_condition(BaseStatus::Accredited, now);
-    let mut sessions = Condition::all()
-        .add(session::Column::Status.eq(SessionStatus::Open.as_str()))
-        .add(session::Column::StartsAt.gte(from))
-        .add(session::Column::StartsAt.lt(to));
+    let mut sessions = Condition::all().add(session::Column::StartsAt.gte(from)).add(session::Column::StartsAt.lt(to));
+    if !q.any_status {
+        sessions = sessions.add(session::Column::Status.eq(SessionStatus::Open.as_str()));
+    }
     let mut of_bases = Condition::all();
     match q.base_id {
         Some(id) => sessions = sessions.add(session::Column::BaseId.eq(id)),

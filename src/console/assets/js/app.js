@@ -91,8 +91,9 @@ export async function render() {
     }
     main.replaceChildren(...page(t('error.title')), notice('error', explain(p)));
   }
-  const title = document.getElementById('page-title');
-  if (title && document.activeElement === document.body) title.focus({ preventScroll: true });
+  // The field a page is for (the gate's code, the log-in's name), else its heading.
+  const target = main.querySelector('[autofocus]') || document.getElementById('page-title');
+  target?.focus({ preventScroll: true });
 }
 
 function home() {
@@ -114,7 +115,12 @@ async function login() {
     ],
     submitLabel: t('login.submit'),
     submit: async (v) => {
-      const { data } = await api('POST', '/v1/auth/session', { username: v.username || '', password: v.password || '' });
+      let data;
+      try {
+        ({ data } = await api('POST', '/v1/auth/session', { username: v.username || '', password: v.password || '' }));
+      } catch (p) {
+        throw p instanceof Problem && p.status === 401 ? new Problem(401, { type: 'login-failed', title: t('login.failed') }) : p;
+      }
       session.csrf = data.csrf_token;
       session.me = await get('/v1/me');
       const next = sessionStorage.getItem('kepu.after_login');
@@ -128,8 +134,12 @@ async function login() {
 async function logout() {
   try {
     await api('DELETE', '/v1/auth/session');
-  } catch {
-    // Already gone: signed out either way.
+  } catch (p) {
+    // Signed out only once the server ended the session (or it had ended already).
+    if (!(p instanceof Problem && p.status === 401)) {
+      main.prepend(notice('error', t('error.logout'), ' ', explain(p)));
+      return;
+    }
   }
   session.me = null;
   session.csrf = null;

@@ -72,8 +72,23 @@ const CITY = 'Asia/Shanghai';
 /** A date and time in the city's time, in the page's language. */
 export function when(iso) {
   return new Intl.DateTimeFormat(lang(), {
-    timeZone: CITY, year: 'numeric', month: 'short', day: 'numeric', weekday: 'short', hour: '2-digit', minute: '2-digit',
+    timeZone: CITY, year: 'numeric', month: 'short', day: 'numeric', weekday: 'short', hour: '2-digit', minute: '2-digit', hourCycle: 'h23',
   }).format(new Date(iso));
+}
+
+/** A time of day in the city's time, 24-hour. */
+export function time(iso) {
+  return new Intl.DateTimeFormat(lang(), { timeZone: CITY, hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).format(new Date(iso));
+}
+
+/** Words as a list in the page's language (「、」 in Chinese, commas in English). */
+export function listOf(items) {
+  return new Intl.ListFormat(lang(), { style: 'narrow', type: 'unit' }).format(items);
+}
+
+/** A message shown once, on the next page drawn (after an action that redraws the page). */
+export function flash(text) {
+  sessionStorage.setItem('kepu.flash', text);
 }
 
 export function day(iso) {
@@ -127,7 +142,7 @@ let formCount = 0;
  * `fields`: [{name, label, type='text', value, required, options:[[value,label]], min, max, step, hint, inputmode, autocomplete}]
  * `submit(values)` may throw a Problem; its field errors are shown by name (`contact.phone` → `contact_phone` too).
  */
-export function form({ fields, submitLabel, submit, className = '', id }) {
+export function form({ fields, submitLabel, submit, className = '', id, mapField = (f) => f }) {
   const formId = id || `f${++formCount}`;
   const summary = h('div', { class: 'form-summary', 'aria-live': 'polite' });
   const inputs = new Map();
@@ -180,10 +195,28 @@ export function form({ fields, submitLabel, submit, className = '', id }) {
   el.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     clear();
+    // Blank text where something is required: said here, in the page's language.
+    const blank = fields.filter((f) => f.required && !['checkbox', 'select', 'number'].includes(f.type) && inputs.get(f.name).value.trim() === '');
+    if (blank.length) {
+      for (const f of blank) {
+        errors.get(f.name).append(t('form.required'));
+        inputs.get(f.name).setAttribute('aria-invalid', 'true');
+      }
+      inputs.get(blank[0].name).focus();
+      return;
+    }
     button.disabled = true;
     try {
       await submit(values(), el);
     } catch (p) {
+      if (p instanceof Problem && p.status === 401 && session.me) {
+        // The session ended meanwhile: log in again, then come back here.
+        session.me = null;
+        session.csrf = null;
+        sessionStorage.setItem('kepu.after_login', location.hash);
+        location.hash = '#/login';
+        return;
+      }
       showProblem(p);
     } finally {
       button.disabled = false;
@@ -194,7 +227,7 @@ export function form({ fields, submitLabel, submit, className = '', id }) {
     const unplaced = [];
     if (p instanceof Problem) {
       for (const fe of p.fields) {
-        const name = [fe.field, fe.field.replace(/\./g, '_'), fe.field.split('.').pop(), fe.field.split('[')[0]].find((n) => errors.has(n));
+        const name = [mapField(fe.field), fe.field, fe.field.replace(/\./g, '_'), fe.field.split('.').pop(), fe.field.split('[')[0]].find((n) => errors.has(n));
         if (name) {
           errors.get(name).append(fe.message);
           inputs.get(name).setAttribute('aria-invalid', 'true');
@@ -213,7 +246,15 @@ export function form({ fields, submitLabel, submit, className = '', id }) {
 /** A page heading and its content, focused for screen readers on navigation. */
 export function page(title, ...kids) {
   document.title = `${title} · ${t('app.name')}`;
-  return [h('h1', { tabindex: '-1', id: 'page-title' }, title), ...present(kids)];
+  const flashed = sessionStorage.getItem('kepu.flash');
+  sessionStorage.removeItem('kepu.flash');
+  return [h('h1', { tabindex: '-1', id: 'page-title' }, title), flashed ? notice('success', flashed) : null, ...present(kids)];
+}
+
+/** Draws the current page again (after an action that changed what it shows). */
+export function redraw(message) {
+  if (message) flash(message);
+  window.dispatchEvent(new HashChangeEvent('hashchange'));
 }
 
 /** The nodes of a nested list, without the empty places (`null`, `false`). */

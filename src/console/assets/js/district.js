@@ -2,7 +2,7 @@
 // and their objections, signs to approve or inspect, overdue first), a map of signs, and the
 // statistics with their CSV downloads.
 import { t } from './i18n.js';
-import { h, api, get, query, form, page, notice, empty, when, day, baseName, label, session, explain } from './core.js';
+import { h, api, get, query, form, page, empty, when, day, baseName, label, session, localDay, redraw } from './core.js';
 import { cityMap } from './map.js';
 import { districts, districtName } from './public.js';
 
@@ -12,18 +12,16 @@ async function base(id) {
   return names.get(id);
 }
 
-/** A small form that posts `body(values)` to `url` and says `done`. */
+/** A small form that posts `body(values)` to `url`, then redraws the list saying `done`. */
 function action(url, fields, submitLabel, done, body = (v) => v) {
-  const out = h('div', { 'aria-live': 'polite' });
   const f = form({
     fields, submitLabel,
     submit: async (v) => {
       await api('POST', url, body(v));
-      f.el.hidden = true;
-      out.replaceChildren(notice('success', done));
+      redraw(done);
     },
   });
-  return h('div', {}, f.el, out);
+  return f.el;
 }
 
 const comment = (name = 'comment') => ({ name, label: t('work.comment'), type: 'textarea', required: true, max: 2000 });
@@ -31,11 +29,13 @@ const comment = (name = 'comment') => ({ name, label: t('work.comment'), type: '
 /** Everything waiting on the caller, oldest first within each list. */
 export async function work() {
   const admin = session.me.role === 'admin';
+  // An officer's own district; the bureau's, every one.
+  const district = admin ? '' : session.me.district_code;
   const [submitted, notices, requested, overdue] = await Promise.all([
     get('/v1/accreditations?status=submitted&limit=100').then((r) => r.items),
     get('/v1/accreditations?status=public_notice&limit=100').then((r) => r.items),
-    get('/v1/signs?status=requested&limit=100').then((r) => r.items),
-    get(`/v1/signs${query({ status: 'installed', inspection_due_before: new Date().toISOString(), limit: 100 })}`).then((r) => r.items),
+    get(`/v1/signs${query({ status: 'requested', district, limit: 100 })}`).then((r) => r.items),
+    get(`/v1/signs${query({ status: 'installed', district, inspection_due_before: new Date().toISOString(), limit: 100 })}`).then((r) => r.items),
   ]);
   const recommend = await Promise.all(submitted.map(async (a) => h('li', { class: 'card' },
     h('h3', {}, baseName(await base(a.base_id))),
@@ -48,6 +48,7 @@ export async function work() {
     a.objections.length
       ? h('ul', {}, a.objections.map((o) => h('li', {},
         h('p', {}, h('strong', {}, label('objection_status', o.status)), ' · ', when(o.created_at)), h('p', {}, o.reason),
+        o.name || o.contact ? h('p', { class: 'muted' }, [o.name, o.contact].filter(Boolean).join(' · ')) : null,
         o.status === 'open' && admin
           ? h('details', {}, h('summary', {}, t('work.resolve')), action(`/v1/accreditations/${a.id}/objections/${o.id}/resolve`, [
             { name: 'outcome', label: t('work.outcome'), type: 'select', options: [['dismissed', label('outcome', 'dismissed')], ['upheld', label('outcome', 'upheld')]] },
@@ -88,11 +89,12 @@ export async function signs() {
     h('td', {}, s.next_inspection_due ? day(s.next_inspection_due) : '—', overdue(s) ? ` (${t('signs.overdue')})` : ''))));
   const map = cityMap({
     districts: ds,
+    fit: list.length > 0,
     points: list.map((s) => ({ lat: s.location.lat, lon: s.location.lon, label: `${label('sign_kind', s.type)} · ${label('sign_status', s.status)}`, kind: overdue(s) ? 'overdue' : '' })),
     label: t('signs.map_label', { n: list.length }),
   });
   return page(t('signs.title'), h('div', { class: 'split' }, h('div', { class: 'map-box' }, map),
-    rows.length ? h('table', {}, h('thead', {}, h('tr', {}, [t('signs.type'), t('field.base'), t('field.status'), t('signs.next_due')].map((c) => h('th', { scope: 'col' }, c)))), h('tbody', {}, rows)) : empty(t('signs.none'))));
+    rows.length ? h('div', { class: 'scroll' }, h('table', {}, h('thead', {}, h('tr', {}, [t('signs.type'), t('field.base'), t('field.status'), t('signs.next_due')].map((c) => h('th', { scope: 'col' }, c)))), h('tbody', {}, rows))) : empty(t('signs.none'))));
 }
 
 const FIGURES = ['sessions_held', 'places_offered', 'bookings', 'visitors_booked', 'visitors_checked_in', 'school_groups', 'distinct_schools', 'late_cancellations', 'no_shows', 'utilisation', 'tour_departures', 'tour_fill', 'campaign_applicants', 'campaign_winners', 'exhibit_loans_lent', 'exhibit_loans_borrowed'];
@@ -101,27 +103,32 @@ const FIGURES = ['sessions_held', 'places_offered', 'bookings', 'visitors_booked
 export async function statistics() {
   const ds = await districts();
   const params = new URLSearchParams(location.hash.split('?')[1] || '');
-  const year = Number(params.get('year') || new Date().getFullYear());
-  const period = params.get('period') || 'quarter';
+  const year = Number(params.get('year')) || Number(localDay().slice(0, 4));
+  const period = ['year', 'quarter', 'month'].includes(params.get('period')) ? params.get('period') : 'quarter';
   const own = session.me.role === 'district_officer' ? session.me.district_code : '';
-  const id = params.get('id') ?? own;
+  // `all`: every district; nothing chosen yet: the officer's own.
+  const chosen = params.get('id') ?? own;
+  const id = chosen === 'all' ? '' : chosen;
   const f = form({
     className: 'inline',
     fields: [
       { name: 'year', label: t('stats.year'), type: 'number', value: year, min: 2000, max: 2100, required: true },
       { name: 'period', label: t('stats.period'), type: 'select', value: period, options: ['year', 'quarter', 'month'].map((p) => [p, label('period', p)]) },
-      { name: 'id', label: t('field.district'), type: 'select', value: id, options: [['', t('common.all')], ...ds.map((d) => [d.code, districtName(ds, d.code)])] },
+      { name: 'id', label: t('field.district'), type: 'select', value: id || 'all', options: [['all', t('common.all')], ...ds.map((d) => [d.code, districtName(ds, d.code)])] },
     ],
     submitLabel: t('common.show'),
-    submit: async (v) => { location.hash = `#/statistics${query({ year: v.year, period: v.period, id: v.id ?? '' })}`; },
+    submit: async (v) => { location.hash = `#/statistics${query({ year: v.year, period: v.period, id: v.id || 'all' })}`; },
   });
   const q = { scope: 'district', id, year, period };
   const data = await get(`/v1/statistics${query(q)}`);
   const table = h('div', { class: 'scroll' }, h('table', { class: 'stats' },
     h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, t('field.district')), h('th', { scope: 'col' }, t('stats.period')), FIGURES.map((k) => h('th', { scope: 'col' }, label('stat', k))))),
-    h('tbody', {}, data.rows.map((r) => h('tr', {}, h('th', { scope: 'row' }, r.name), h('td', {}, r.period),
+    h('tbody', {}, data.rows.map((r) => h('tr', {}, h('th', { scope: 'row' }, districtName(ds, r.id)), h('td', {}, r.period),
       FIGURES.map((k) => h('td', { class: 'num' }, r[k] == null ? '—' : k.endsWith('fill') || k === 'utilisation' ? `${(r[k] * 100).toFixed(1)}%` : r[k])))))));
   const downloads = [h('a', { href: `/v1/statistics${query({ ...q, format: 'csv' })}`, download: `kepu-statistics-${id || 'districts'}-${year}.csv` }, t('stats.csv'))];
-  if (id) downloads.push(' · ', h('a', { href: `/v1/districts/${id}/report${query({ year, format: 'csv' })}`, download: `kepu-report-${id}-${year}.csv` }, t('stats.report_csv')));
+  // The annual report is the district's own (the bureau reads every one).
+  if (id && (session.me.role === 'admin' || id === own)) {
+    downloads.push(' · ', h('a', { href: `/v1/districts/${encodeURIComponent(id)}/report${query({ year, format: 'csv' })}`, download: `kepu-report-${id}-${year}.csv` }, t('stats.report_csv')));
+  }
   return page(t('stats.title'), f.el, h('p', {}, downloads), table);
 }

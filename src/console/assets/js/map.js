@@ -17,16 +17,25 @@ const KM_PER_DEGREE = 111.32;
  * `points` ([{lat, lon, label, href, kind}]) as dots, `centre` (a {lat, lon}) as a ring.
  * The list beside the map carries the same information for keyboards and screen readers.
  */
-export function cityMap({ districts = [], points = [], centre = null, label }) {
-  const all = [...districts.map((d) => d.seat), ...points, ...(centre ? [centre] : [])];
-  const lats = all.map((p) => p.lat);
-  const lons = all.map((p) => p.lon);
-  const pad = 0.02;
-  const minLat = Math.min(...lats, 23.0) - pad;
-  const maxLat = Math.max(...lats, 23.2) + pad;
-  const minLon = Math.min(...lons, 113.2) - pad;
+export function cityMap({ districts = [], points = [], centre = null, label, fit = false }) {
+  // The whole city, or (`fit`) just around the points and the centre, at least ~10 km across.
+  const framed = fit ? [...points, ...(centre ? [centre] : [])] : [...districts.map((d) => d.seat), ...points, ...(centre ? [centre] : [])];
+  const lats = framed.map((p) => p.lat);
+  const lons = framed.map((p) => p.lon);
+  const span = (values, least) => {
+    const lo = Math.min(...values);
+    const hi = Math.max(...values);
+    const grow = Math.max(0, least - (hi - lo)) / 2;
+    return [lo - grow, hi + grow];
+  };
+  const [lat0, lat1] = fit ? span(lats, 0.09) : [Math.min(...lats, 23.0), Math.max(...lats, 23.2)];
+  const [lon0, lon1] = fit ? span(lons, 0.1) : [Math.min(...lons, 113.2), Math.max(...lons, 113.4)];
+  const pad = fit ? 0.012 : 0.02;
+  const minLat = lat0 - pad;
+  const maxLat = lat1 + pad;
+  const minLon = lon0 - pad;
   // Room on the right for the easternmost seat's name.
-  const maxLon = Math.max(...lons, 113.4) + pad + 0.1;
+  const maxLon = lon1 + pad + (fit ? 0.03 : 0.1);
   const midLat = (minLat + maxLat) / 2;
   const kx = Math.cos((midLat * Math.PI) / 180);
   const width = 640;
@@ -35,7 +44,8 @@ export function cityMap({ districts = [], points = [], centre = null, label }) {
   const y = (lat) => height - ((lat - minLat) / (maxLat - minLat)) * height;
   const name = (d) => (lang() === 'en' ? d.name_en : d.name_zh);
 
-  const seats = districts.map((d) =>
+  const inside = (p) => p.lat >= minLat && p.lat <= maxLat && p.lon >= minLon && p.lon <= maxLon;
+  const seats = districts.filter((d) => inside(d.seat)).map((d) =>
     svg('g', { class: 'seat' },
       svg('rect', { x: x(d.seat.lon) - 3, y: y(d.seat.lat) - 3, width: 6, height: 6 }),
       svg('text', { x: x(d.seat.lon) + 6, y: y(d.seat.lat) + 4 }, name(d))));

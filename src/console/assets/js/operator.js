@@ -2,7 +2,7 @@
 // new sessions (one, or a weekly pattern), closing and cancelling, checking groups in at the
 // gate, and editing the base's profile and exhibits without overwriting anyone's changes.
 import { t } from './i18n.js';
-import { h, api, get, query, form, page, notice, empty, when, day, baseName, label, session, localDay, addDays, dayStart, explain, Problem } from './core.js';
+import { h, api, get, query, form, page, notice, empty, when, day, time, listOf, baseName, label, session, localDay, addDays, dayStart, explain, redraw, Problem } from './core.js';
 
 const AUDIENCES = ['preschool', 'primary_lower', 'primary_upper', 'junior', 'senior', 'adult'];
 const WEEKDAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
@@ -25,18 +25,20 @@ async function basePicker() {
   return h('div', { class: 'field inline-field' }, h('label', { for: 'base-picker' }, t('field.base')), select);
 }
 
-function time(iso) {
-  return new Intl.DateTimeFormat([], { timeZone: 'Asia/Shanghai', hour: '2-digit', minute: '2-digit', hour12: false }).format(new Date(iso));
-}
-
-/** Today's and the week's sessions, each with its bookings; new sessions below. */
+/** A week of the base's sessions (this one first, `?week=N` later ones), each with its
+ * bookings, whatever their status; new sessions below. */
 export async function today() {
   const baseId = currentBase();
   if (!baseId) return page(t('today.title'), empty(t('today.no_base')));
   const b = await get(`/v1/bases/${baseId}`);
-  const from = localDay();
-  const sessions = (await get(`/v1/sessions${query({ base_id: baseId, from: dayStart(from), to: dayStart(addDays(from, 7)), limit: 200 })}`)).items;
-  const cards = await Promise.all(sessions.map(sessionCard));
+  const params = new URLSearchParams(location.hash.split('?')[1] || '');
+  const week = Math.max(0, Math.min(52, Number(params.get('week')) || 0));
+  const today = localDay();
+  const from = addDays(today, 7 * week);
+  const sessions = (await get(`/v1/sessions${query({ base_id: baseId, any_status: 'true', from: dayStart(from), to: dayStart(addDays(from, 7)), limit: 200 })}`)).items;
+  // The week's bookings of the caller's bases, in one request, by session.
+  const booked = (await get(`/v1/bookings${query({ from: dayStart(from), to: dayStart(addDays(from, 7)), limit: 500 })}`)).items;
+  const cards = sessions.map((s) => sessionCard(s, booked.filter((b) => b.session_id === s.id)));
   const byDay = new Map();
   sessions.forEach((s, i) => {
     const d = localDay(new Date(s.starts_at));
@@ -44,21 +46,23 @@ export async function today() {
     byDay.get(d).push(cards[i]);
   });
   const days = [...byDay.entries()].map(([d, list]) => h('section', { class: 'day' },
-    h('h2', {}, d === from ? `${t('today.today')} · ${day(dayStart(d))}` : day(dayStart(d))), h('ul', { class: 'cards' }, list)));
-  return page(t('today.title'), await basePicker(), h('p', {}, baseName(b)),
+    h('h2', {}, d === today ? `${t('today.today')} · ${day(dayStart(d))}` : day(dayStart(d))), h('ul', { class: 'cards' }, list)));
+  const weeks = h('nav', { class: 'row', 'aria-label': t('today.weeks') },
+    week > 0 ? h('a', { href: `#/today?week=${week - 1}` }, t('today.prev_week')) : null,
+    h('span', {}, t('today.week_of', { from: day(dayStart(from)), to: day(dayStart(addDays(from, 6))) })),
+    h('a', { href: `#/today?week=${week + 1}` }, t('today.next_week')));
+  return page(t('today.title'), await basePicker(), h('p', {}, baseName(b)), weeks,
     days.length ? days : empty(t('today.none')),
     h('h2', {}, t('session.new')), newSession(baseId), h('h2', {}, t('session.pattern')), newPattern(baseId));
 }
 
-async function sessionCard(s) {
-  const bookings = (await get(`/v1/bookings${query({ session_id: s.id, limit: 200 })}`)).items;
+function sessionCard(s, bookings) {
   const out = h('div', { 'aria-live': 'polite' });
   const statusEl = h('span', { class: `status ${s.status}` }, label('session_status', s.status));
   const act = async (path, body, done) => {
     try {
-      const { data } = await api('POST', `/v1/sessions/${s.id}/${path}`, body);
-      statusEl.textContent = label('session_status', data.status);
-      out.replaceChildren(notice('success', done));
+      await api('POST', `/v1/sessions/${s.id}/${path}`, body);
+      redraw(done);
     } catch (p) {
       out.replaceChildren(notice('error', explain(p)));
     }
@@ -68,18 +72,17 @@ async function sessionCard(s) {
   if (s.status === 'open' && !started) actions.push(h('button', { type: 'button', onclick: () => act('close', {}, t('session.closed_done')) }, t('session.close')));
   if (s.status === 'closed' && !started) actions.push(h('button', { type: 'button', onclick: () => act('reopen', {}, t('session.reopened_done')) }, t('session.reopen')));
   let cancel = null;
-  if (s.status !== 'cancelled') {
+  if (s.status !== 'cancelled' && !started) {
     const f = form({
       fields: [{ name: 'reason', label: t('session.cancel_reason'), type: 'textarea', required: true, max: 500 }],
       submitLabel: t('session.cancel_confirm'),
       submit: async (v) => {
-        const { data } = await api('POST', `/v1/sessions/${s.id}/cancel`, { reason: v.reason || '' });
-        statusEl.textContent = label('session_status', data.status);
-        cancel.hidden = true;
-        out.replaceChildren(notice('success', t('session.cancelled_done')));
+        await api('POST', `/v1/sessions/${s.id}/cancel`, { reason: v.reason || '' });
+        redraw(t('session.cancelled_done'));
       },
     });
-    cancel = h('details', { class: 'danger' }, h('summary', {}, t('session.cancel')), bookings.length ? notice('warning', t('session.cancel_warning', { n: bookings.filter((b) => ['confirmed', 'waitlisted'].includes(b.status)).length })) : null, f.el);
+    const active = bookings.filter((b) => ['confirmed', 'waitlisted'].includes(b.status)).length;
+    cancel = h('details', { class: 'danger' }, h('summary', {}, t('session.cancel')), active ? notice('warning', t('session.cancel_warning', { n: active })) : null, f.el);
   }
   const rows = bookings.map((b) => h('tr', {},
     h('td', {}, b.contact_name), h('td', {}, `${b.students} + ${b.teachers}`), h('td', {}, label('audience', b.audience)),
@@ -87,11 +90,11 @@ async function sessionCard(s) {
     h('td', {}, b.status === 'checked_in' ? `${b.students_present ?? 0} + ${b.teachers_present ?? 0}` : '')));
   return h('li', { class: 'card', 'data-session': s.id },
     h('h3', {}, `${time(s.starts_at)}–${time(s.ends_at)}`, ' ', statusEl),
-    h('p', {}, t('find.free', { free: s.free, capacity: s.capacity }), ' · ', s.audiences.map((a) => label('audience', a)).join('、')),
+    h('p', {}, t('find.free', { free: s.free, capacity: s.capacity }), ' · ', listOf(s.audiences.map((a) => label('audience', a)))),
     rows.length
-      ? h('table', {}, h('caption', {}, t('today.bookings', { n: rows.length })),
+      ? h('div', { class: 'scroll' }, h('table', {}, h('caption', {}, t('today.bookings', { n: rows.length })),
         h('thead', {}, h('tr', {}, [t('field.contact_name'), t('today.group'), t('field.audience'), t('field.status'), t('today.present')].map((c) => h('th', { scope: 'col' }, c)))),
-        h('tbody', {}, rows))
+        h('tbody', {}, rows)))
       : h('p', { class: 'muted' }, t('today.no_bookings')),
     h('div', { class: 'row' }, actions), cancel, out);
 }
@@ -101,14 +104,21 @@ function audienceFields(prefix, checked = ['junior']) {
 }
 const audiencesOf = (prefix, v) => AUDIENCES.filter((a) => v[`${prefix}${a}`]);
 
+/** Where the API's fields of a new session are in these forms. */
+const SESSION_FIELDS = (prefix) => (f) => ({
+  starts_at: 'start', ends_at: 'end', capacity: 'capacity', audiences: `${prefix}preschool`, weekdays: 'wd_mon', times: 'start',
+}[f.split('[')[0]] || f);
+
 function newSession(baseId) {
-  const tomorrow = addDays(localDay(), 1);
+  // Far enough ahead that schools can still book it (bookings close a day before, by default).
+  const first = addDays(localDay(), 3);
   const out = h('div', { 'aria-live': 'polite' });
   const f = form({
+    mapField: SESSION_FIELDS('aud_'),
     fields: [
-      { name: 'date', label: t('session.date'), type: 'date', value: tomorrow, required: true },
-      { name: 'start', label: t('session.start'), type: 'time', value: '09:30', required: true },
-      { name: 'end', label: t('session.end'), type: 'time', value: '11:00', required: true },
+      { name: 'date', label: t('session.date'), type: 'date', value: first, required: true },
+      { name: 'start', label: t('session.start'), type: 'time', value: '10:00', required: true },
+      { name: 'end', label: t('session.end'), type: 'time', value: '11:30', required: true },
       { name: 'capacity', label: t('field.capacity'), type: 'number', value: 120, min: 1, required: true },
       ...audienceFields('aud_'),
     ],
@@ -116,22 +126,23 @@ function newSession(baseId) {
     submit: async (v) => {
       const body = { starts_at: `${v.date}T${v.start}:00+08:00`, ends_at: `${v.date}T${v.end}:00+08:00`, capacity: v.capacity, audiences: audiencesOf('aud_', v) };
       const { data } = await api('POST', `/v1/bases/${baseId}/sessions`, body);
-      out.replaceChildren(notice('success', t('session.created', { when: when(data.starts_at) })));
+      redraw(t('session.created', { when: when(data.starts_at) }));
     },
   });
   return h('div', {}, f.el, out);
 }
 
 function newPattern(baseId) {
-  const from = addDays(localDay(), 1);
+  const from = addDays(localDay(), 3);
   const out = h('div', { 'aria-live': 'polite' });
   const f = form({
+    mapField: SESSION_FIELDS('paud_'),
     fields: [
       { name: 'from_date', label: t('session.from_date'), type: 'date', value: from, required: true },
       { name: 'to_date', label: t('session.to_date'), type: 'date', value: addDays(from, 27), required: true },
-      ...WEEKDAYS.map((d, i) => ({ name: `wd_${d}`, label: label('weekday', d), type: 'checkbox', value: i === 1 || i === 3 })),
-      { name: 'start', label: t('session.start'), type: 'time', value: '09:30', required: true },
-      { name: 'end', label: t('session.end'), type: 'time', value: '11:00', required: true },
+      ...WEEKDAYS.map((d, i) => ({ name: `wd_${d}`, label: label('weekday', d), type: 'checkbox', value: i === 0 || i === 2 })),
+      { name: 'start', label: t('session.start'), type: 'time', value: '10:00', required: true },
+      { name: 'end', label: t('session.end'), type: 'time', value: '11:30', required: true },
       { name: 'capacity', label: t('field.capacity'), type: 'number', value: 120, min: 1, required: true },
       ...audienceFields('paud_'),
     ],
@@ -142,7 +153,7 @@ function newPattern(baseId) {
         times: [{ start: v.start, end: v.end }], capacity: v.capacity, audiences: audiencesOf('paud_', v),
       };
       const { data } = await api('POST', `/v1/bases/${baseId}/sessions/generate`, body);
-      out.replaceChildren(notice('success', t('session.generated', { created: data.created.length, skipped: data.skipped.length })));
+      redraw(t('session.generated', { created: data.created.length, skipped: data.skipped.length }));
     },
   });
   return h('div', {}, f.el, out);
@@ -203,6 +214,10 @@ function editor({ url, fields, toForm, toBody, describe }) {
       },
     });
     box.replaceChildren(...[message, f.el].filter(Boolean));
+    if (message) {
+      message.tabIndex = -1;
+      message.focus();
+    }
   }
   async function conflict(mine, before) {
     const { data, res } = await api('GET', url);
@@ -230,7 +245,8 @@ function editor({ url, fields, toForm, toBody, describe }) {
       }
     } }, t('edit.keep_mine'));
     const takeTheirs = h('button', { type: 'button', onclick: () => load() }, t('edit.take_theirs'));
-    const editMore = h('button', { type: 'button', onclick: () => load(merged) }, t('edit.edit_again'));
+    // Their version as it is now (fetched again), with only this user's own changes on it.
+    const editMore = h('button', { type: 'button', onclick: () => load(myChanges) }, t('edit.edit_again'));
     const warning = notice('warning', h('strong', {}, t('edit.conflict', { what: describe(data) })), h('p', {}, t('edit.conflict_help')));
     warning.tabIndex = -1;
     box.replaceChildren(warning, table, h('div', { class: 'row' }, saveMine, editMore, takeTheirs));

@@ -36,6 +36,8 @@ function scoring(criteria, previous, url, out) {
   fields.push({ name: 'comment', label: t('reviews.comment'), type: 'textarea', max: 2000, value: previous.comment ?? '' });
   const f = form({
     fields,
+    // The API names a criterion's fields `points.<key>` and `comments.<key>`.
+    mapField: (name) => name.replace(/^points\.(.+)$/, 'p_$1').replace(/^comments\.(.+)$/, 'c_$1'),
     submitLabel: t('reviews.save'),
     submit: async (v) => {
       const points = {};
@@ -48,12 +50,6 @@ function scoring(criteria, previous, url, out) {
       out.replaceChildren(notice('success', t('reviews.saved')));
     },
   });
-  // The API names a criterion's field `points.<key>`: show it by that criterion's input.
-  const show = f.showProblem;
-  f.showProblem = (p) => {
-    for (const fe of p.fields || []) fe.field = fe.field.replace(/^points\.(.+)$/, 'p_$1').replace(/^comments\.(.+)$/, 'c_$1');
-    show(p);
-  };
   return f.el;
 }
 

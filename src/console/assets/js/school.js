@@ -1,11 +1,18 @@
 // A school's coordinator: finds sessions near the school, books (or waits), sees and cancels
 // its bookings, subscribes to its calendar, signs up for tour campaigns and sees the result.
 import { t } from './i18n.js';
-import { h, api, get, query, form, page, notice, empty, when, day, baseName, label, session, localDay, addDays, dayStart, idempotencyKey, explain } from './core.js';
+import { h, api, get, query, form, page, notice, empty, when, time, listOf, baseName, label, session, localDay, addDays, dayStart, idempotencyKey, explain } from './core.js';
 import { cityMap } from './map.js';
 import { districts } from './public.js';
 
 const AUDIENCES = ['preschool', 'primary_lower', 'primary_upper', 'junior', 'senior', 'adult'];
+/** The grade band a school of each kind most often books for. */
+const BAND_OF_KIND = { primary: 'primary_upper', middle: 'junior', high: 'senior', combined: 'junior' };
+const isDay = (s) => /^\d{4}-\d{2}-\d{2}$/.test(s || '') && !Number.isNaN(Date.parse(`${s}T00:00:00+08:00`));
+const number = (s, fallback, min, max) => {
+  const n = Number(s);
+  return s !== null && Number.isFinite(n) && n >= min && n <= max ? n : fallback;
+};
 const LATE_HOURS = 24;
 
 async function mySchool() {
@@ -29,12 +36,12 @@ export async function find() {
     return addDays(today, ((8 - dow) % 7) || 7);
   })();
   const v = {
-    from: params.get('from') || monday,
-    days: Number(params.get('days') || 7),
-    audience: params.get('audience') || 'junior',
-    students: Number(params.get('students') || 45),
-    teachers: Number(params.get('teachers') || 3),
-    radius_km: Number(params.get('radius_km') || 15),
+    from: isDay(params.get('from')) ? params.get('from') : monday,
+    days: number(params.get('days'), 7, 1, 90),
+    audience: AUDIENCES.includes(params.get('audience')) ? params.get('audience') : BAND_OF_KIND[school.kind] || 'junior',
+    students: number(params.get('students'), 45, 1, 10000),
+    teachers: number(params.get('teachers'), 3, 1, 1000),
+    radius_km: number(params.get('radius_km'), 15, 1, 100),
     waitlist: params.get('waitlist') === 'true',
   };
   const f = form({
@@ -55,27 +62,43 @@ export async function find() {
   const group = v.students + v.teachers;
   const from = dayStart(v.from);
   const to = dayStart(addDays(v.from, v.days));
-  const found = await get(`/v1/sessions${query({
+  const search = (cursor) => get(`/v1/sessions${query({
     near: `${school.location.lat},${school.location.lon}`, radius_km: v.radius_km, from, to, audience: v.audience,
-    min_free: v.waitlist ? '' : group, bookable: 'true', limit: 50,
+    min_free: v.waitlist ? '' : group, bookable: 'true', limit: 50, cursor,
   })}`);
+  const found = await search();
   const ds = await districts();
-  const results = found.items.map((s) => sessionCard(s, school, v));
+  const list = h('ul', { class: 'cards', 'aria-labelledby': 'results' }, found.items.map((s) => sessionCard(s, school, v)));
+  const heading = h('h2', { id: 'results' }, found.next_cursor ? t('find.results_more', { n: found.items.length }) : t('find.results', { n: found.items.length }));
+  let cursor = found.next_cursor;
+  let shown = found.items.length;
+  const more = h('button', { type: 'button', hidden: !cursor, onclick: async () => {
+    more.disabled = true;
+    const next = await search(cursor);
+    list.append(...next.items.map((s) => sessionCard(s, school, v)));
+    shown += next.items.length;
+    cursor = next.next_cursor;
+    heading.textContent = cursor ? t('find.results_more', { n: shown }) : t('find.results', { n: shown });
+    more.hidden = !cursor;
+    more.disabled = false;
+  } }, t('find.more'));
   const map = cityMap({
-    districts: ds, centre: school.location,
+    districts: ds, centre: school.location, fit: true,
     points: found.items.map((s) => ({ lat: s.base.location.lat, lon: s.base.location.lon, label: `${baseName(s.base)} · ${when(s.starts_at)}` })),
     label: t('find.map_label', { n: found.items.length, km: v.radius_km }),
   });
   return page(t('find.title'),
-    h('p', {}, t('find.intro', { school: school.name })), f.el,
-    h('h2', { id: 'results' }, t('find.results', { n: found.items.length })),
+    h('p', {}, t('find.intro', { school: school.name })), f.el, heading,
     h('div', { class: 'split' }, h('div', { class: 'map-box' }, map),
-      results.length ? h('ul', { class: 'cards', 'aria-labelledby': 'results' }, results) : empty(t('find.none'))));
+      found.items.length ? h('div', {}, list, more) : empty(t('find.none'))));
 }
 
 function sessionCard(s, school, v) {
   const result = h('div', { 'aria-live': 'polite' });
   const full = s.free < v.students + v.teachers;
+  const free = h('span', {}, t('find.free', { free: s.free, capacity: s.capacity }));
+  // One key per booking attempt: a retry after a lost answer replays it instead of booking twice.
+  let key = idempotencyKey();
   const f = form({
     fields: [
       { name: 'students', label: t('field.students'), type: 'number', value: v.students, min: 1, required: true },
@@ -90,8 +113,11 @@ function sessionCard(s, school, v) {
     submit: async (b) => {
       localStorage.setItem('kepu.contact_name', b.contact_name || '');
       localStorage.setItem('kepu.contact_phone', b.contact_phone || '');
-      const { data, res } = await api('POST', '/v1/bookings', { session_id: s.id, school_id: school.id, ...b }, { 'Idempotency-Key': idempotencyKey() });
+      const { data, res } = await api('POST', '/v1/bookings', { session_id: s.id, school_id: school.id, ...b }, { 'Idempotency-Key': key });
+      key = idempotencyKey();
       f.el.hidden = true;
+      const now = await get(`/v1/sessions/${s.id}`).catch(() => null);
+      if (now) free.textContent = t('find.free', { free: now.free, capacity: now.capacity });
       result.replaceChildren(res.status === 202
         ? notice('info', h('strong', {}, t('book.waitlisted', { n: data.waitlist_position })), ' ', h('a', { href: '#/bookings' }, t('nav.bookings')))
         : notice('success', h('strong', {}, t('book.confirmed')), h('p', {}, t('book.code'), ' ', h('span', { class: 'code' }, data.code)), h('a', { href: '#/bookings' }, t('nav.bookings'))));
@@ -99,9 +125,9 @@ function sessionCard(s, school, v) {
   });
   return h('li', { class: 'card', 'data-session': s.id },
     h('h3', {}, baseName(s.base)),
-    h('p', {}, h('strong', {}, when(s.starts_at)), ` – ${new Intl.DateTimeFormat([], { timeZone: 'Asia/Shanghai', hour: '2-digit', minute: '2-digit' }).format(new Date(s.ends_at))}`),
-    h('p', {}, t('find.free', { free: s.free, capacity: s.capacity }), s.distance_km != null ? ` · ${t('find.distance', { km: s.distance_km.toFixed(1) })}` : ''),
-    h('p', { class: 'muted' }, s.audiences.map((a) => label('audience', a)).join('、')),
+    h('p', {}, h('strong', {}, when(s.starts_at)), ` – ${time(s.ends_at)}`),
+    h('p', {}, free, s.distance_km != null ? ` · ${t('find.distance', { km: s.distance_km.toFixed(1) })}` : ''),
+    h('p', { class: 'muted' }, listOf(s.audiences.map((a) => label('audience', a)))),
     h('details', {}, h('summary', {}, full ? t('book.open_full') : t('book.open')), f.el), result);
 }
 
@@ -129,7 +155,7 @@ export async function bookings() {
   } }, t('feed.make'));
   return page(t('bookings.title'),
     rows.length ? h('ul', { class: 'cards' }, rows) : empty(t('bookings.none')),
-    h('h2', {}, t('feed.title')), h('p', {}, t('feed.intro')), feedButton, feed);
+    h('h2', {}, t('feed.title')), h('p', {}, t('feed.intro')), h('p', { class: 'hint' }, t('feed.before')), feedButton, feed);
 }
 
 function bookingCard(b, bs) {
@@ -178,6 +204,7 @@ async function campaignCard(c) {
   const out = h('div', { 'aria-live': 'polite' });
   const now = new Date();
   const open = new Date(c.opens_at) <= now && now < new Date(c.closes_at);
+  const state = c.status === 'open' && now < new Date(c.opens_at) ? 'upcoming' : c.status === 'open' && !open ? 'closed' : c.status;
   let body = null;
   if (mine) {
     try {
@@ -214,7 +241,7 @@ async function campaignCard(c) {
   return h('li', { class: 'card' },
     h('h3', {}, c.title),
     h('p', {}, t('campaigns.window', { from: when(c.opens_at), to: when(c.closes_at) })),
-    h('p', { class: 'muted' }, t('campaigns.applicants', { n: c.applicants }), ' · ', label('campaign_status', c.status)),
+    h('p', { class: 'muted' }, t('campaigns.applicants', { n: c.applicants }), ' · ', label('campaign_status', state)),
     body, out);
 }
 
