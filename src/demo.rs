@@ -705,6 +705,97 @@ async fn seed_applications(
     Ok(())
 }
 
+/// This year's evaluation cycle, with the first base's evaluation assigned to `evaluator-demo`
+/// and its self-report filed by `operator-demo`: the evaluator has an annual evaluation to score.
+async fn seed_evaluation(
+    db: &DatabaseConnection,
+    admin: &Actor,
+    base_id: uuid::Uuid,
+    now: chrono::DateTime<Utc>,
+) -> anyhow::Result<()> {
+    use crate::domain::evaluation::{self as ev, Band, Indicator, Measure, Rubric, Section};
+    use sea_orm::{ColumnTrait, QueryFilter};
+    let indicator = |key: &str, name: &str, max: f64, measure: Option<Measure>, bands: Vec<(f64, f64)>| Indicator {
+        key: key.into(),
+        name: name.into(),
+        max_points: max,
+        measure,
+        bands: bands.into_iter().map(|(at_least, points)| Band { at_least, points }).collect(),
+    };
+    let section = |key: &str, name: &str, weight: f64, indicators| Section {
+        key: key.into(),
+        name: name.into(),
+        weight,
+        indicators,
+    };
+    let rubric = Rubric {
+        sections: vec![
+            section(
+                "facilities",
+                "设施与展品",
+                30.0,
+                vec![indicator(
+                    "exhibits",
+                    "展品更新",
+                    10.0,
+                    Some(Measure::ExhibitsUpdated),
+                    vec![(1.0, 6.0), (3.0, 10.0)],
+                )],
+            ),
+            section(
+                "operations",
+                "运行与服务",
+                50.0,
+                vec![
+                    indicator(
+                        "sessions",
+                        "开放场次",
+                        10.0,
+                        Some(Measure::SessionsOffered),
+                        vec![(10.0, 6.0), (40.0, 10.0)],
+                    ),
+                    indicator("service", "服务质量", 10.0, None, vec![]),
+                ],
+            ),
+            section(
+                "schools",
+                "馆校合作",
+                20.0,
+                vec![indicator(
+                    "groups",
+                    "学校团队",
+                    10.0,
+                    Some(Measure::SchoolGroups),
+                    vec![(1.0, 5.0), (20.0, 10.0)],
+                )],
+            ),
+        ],
+    };
+    let year = chrono::Datelike::year(&now.with_timezone(&sessions::city_offset()));
+    let (cycle, _) = ev::open_cycle(db, admin, year, rubric, now + chrono::Duration::days(30), now).await?;
+    let Some(evaluation) = entity::evaluation::Entity::find()
+        .filter(entity::evaluation::Column::CycleId.eq(cycle.cycle.id))
+        .filter(entity::evaluation::Column::BaseId.eq(base_id))
+        .one(db)
+        .await?
+    else {
+        return Ok(());
+    };
+    let evaluator =
+        users::find_by_username(db, "evaluator-demo").await?.ok_or_else(|| anyhow::anyhow!("evaluator-demo"))?;
+    ev::assign(db, admin, evaluation.id, vec![evaluator.id], now).await?;
+    let operator =
+        users::find_by_username(db, "operator-demo").await?.ok_or_else(|| anyhow::anyhow!("operator-demo"))?;
+    let operator = auth::actor_of(db, operator).await?;
+    let report = serde_json::json!({
+        "sessions_offered": 120, "days_with_sessions": 96, "visitors_booked": 8600, "visitors_checked_in": 7900,
+        "school_groups": 160, "distinct_schools": 48, "no_shows": 3, "exhibits_updated": 6,
+        "summary": "全年开放 300 天，新增互动展品 6 件，与 48 所学校开展合作。"
+    });
+    ev::self_report(db, &operator, evaluation.id, report, now).await?;
+    Ok(())
+}
+
 /// Creates the `admin` account unless it exists. Returns it as an actor.
 pub async fn ensure_admin(db: &DatabaseConnection, password: &str) -> anyhow::Result<Actor> {
     let account = match users::find_by_username(db, "admin").await? {
@@ -826,6 +917,7 @@ pub async fn seed(db: &DatabaseConnection, admin_password: &str) -> anyhow::Resu
         }
     }
     seed_applications(db, &admin, admin_password, &base_ids, now).await?;
+    seed_evaluation(db, &admin, base_ids[0], now).await?;
     tracing::info!(bases = BASES.len(), sessions, tours, "demo city loaded");
     Ok(())
 }

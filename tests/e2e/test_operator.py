@@ -86,3 +86,50 @@ def test_two_operators_edit_one_exhibit_and_neither_change_is_lost(open_page, ap
 
     now = operator.call("GET", f"/v1/exhibits/{exhibit['id']}")
     assert now["name"] == "新名称：磁悬浮列车" and now["hall"] == "二号展厅", now
+
+
+def test_the_operator_makes_closes_reopens_and_cancels_sessions(page, api):
+    operator = api("operator-demo")
+    base_id = operator.call("GET", "/v1/me")["base_ids"][0]
+    city = dt.timezone(dt.timedelta(hours=8))
+    day = (dt.datetime.now(city) + dt.timedelta(days=3)).date()
+
+    login(page, "operator-demo")
+    one = page.locator("form", has=page.get_by_role("button", name="创建场次"))
+    one.get_by_label("日期").fill(str(day))
+    one.get_by_label("开始时间").fill("16:30")
+    one.get_by_label("结束时间").fill("17:30")
+    one.get_by_label("可接待人数").fill("40")
+    one.get_by_role("button", name="创建场次").click()
+    page.locator(".notice.success", has_text="的场次").wait_for()
+    q = f"/v1/sessions?base_id={base_id}&any_status=true&from={day}T16:00:00%2B08:00&to={day}T17:00:00%2B08:00"
+    made = operator.call("GET", q)["items"]
+    assert len(made) == 1 and made[0]["capacity"] == 40 and made[0]["audiences"] == ["junior"], made
+    card = page.locator(f"li[data-session='{made[0]['id']}']")
+
+    card.get_by_role("button", name="停止预约").click()
+    page.locator(".notice.success", has_text="已停止接受新预约").wait_for()
+    assert operator.call("GET", f"/v1/sessions/{made[0]['id']}")["status"] == "closed"
+    card.get_by_role("button", name="重新开放").click()
+    page.locator(".notice.success", has_text="已重新开放预约").wait_for()
+    assert operator.call("GET", f"/v1/sessions/{made[0]['id']}")["status"] == "open"
+    card.locator("summary", has_text="取消场次").click()
+    card.get_by_label("取消原因（将通知学校）").fill("设备检修")
+    card.get_by_role("button", name="确认取消场次").click()
+    page.locator(".notice.success", has_text="场次已取消").wait_for()
+    assert operator.call("GET", f"/v1/sessions/{made[0]['id']}")["status"] == "cancelled"
+    assert "已取消" in card.inner_text(), "a cancelled session stays in the schedule"
+
+    # Two weeks of Monday and Wednesday evenings.
+    first = day + dt.timedelta(days=7)
+    weekly = page.locator("form", has=page.get_by_role("button", name="批量创建"))
+    weekly.get_by_label("起始日期").fill(str(first))
+    weekly.get_by_label("截止日期").fill(str(first + dt.timedelta(days=13)))
+    weekly.get_by_label("开始时间").fill("16:30")
+    weekly.get_by_label("结束时间").fill("17:30")
+    weekly.get_by_role("button", name="批量创建").click()
+    page.locator(".notice.success", has_text="已创建 4 个场次").wait_for()
+    q = f"/v1/sessions?base_id={base_id}&from={first}T16:00:00%2B08:00&to={first + dt.timedelta(days=14)}T00:00:00%2B08:00&limit=100"
+    evenings = [s for s in operator.call("GET", q)["items"] if s["starts_at"].endswith(("08:30:00Z", "08:30:00+00:00"))]
+    assert len(evenings) == 4, evenings
+    check_accessibility(page, "sessions after changes")

@@ -11,7 +11,8 @@ async function baseOf(id) {
 export async function assigned() {
   const [accreditations, evaluations, standards, cycles] = await Promise.all([
     get('/v1/accreditations?status=expert_review&limit=100').then((r) => r.items),
-    get('/v1/evaluations?limit=100').then((r) => r.items.filter((e) => e.status !== 'finalized')),
+    // The list says little; each open evaluation is read whole (figures, report, reviews).
+    get('/v1/evaluations?limit=100').then((r) => Promise.all(r.items.filter((e) => !e.finalized_at).map((e) => get(`/v1/evaluations/${e.id}`)))),
     get('/v1/accreditation-standards?limit=100').then((r) => r.items),
     get('/v1/evaluation-cycles?limit=100').then((r) => r.items),
   ]);
@@ -81,7 +82,7 @@ function evaluationCard(e, base, cycle) {
     key: i.key, name: `${s.name} · ${i.name}`, max_points: i.max_points, suggested: e.suggested_points?.[i.key],
     hint: e.suggested_points?.[i.key] != null ? t('reviews.suggested', { n: e.suggested_points[i.key] }) : null,
   })));
-  return h('li', { class: 'card' },
+  return h('li', { class: 'card', 'data-evaluation': e.id },
     h('h3', {}, `${baseName(base)} · ${e.year}`),
     h('p', {}, label('evaluation_status', e.status), e.due_at ? ` · ${t('reviews.due', { day: day(e.due_at) })}` : ''),
     figuresTable(rows, t('reviews.report_vs_measured')),
