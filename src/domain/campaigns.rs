@@ -438,6 +438,35 @@ pub async fn get_application(
     Ok(if admin { r } else { masked(r) })
 }
 
+/// A campaign's applications a caller may list: a school account its school's (one at most),
+/// the bureau every one, by id. Others: 403.
+pub async fn applications(
+    conn: &impl ConnectionTrait,
+    actor: &Actor,
+    campaign_id: Uuid,
+    page: PageRequest,
+) -> Result<Paged<ApplicationRecord>> {
+    get(conn, campaign_id).await?;
+    let mut q = application::Entity::find().filter(application::Column::CampaignId.eq(campaign_id));
+    if !actor.is_admin() {
+        let school = actor.school_id.ok_or_else(|| {
+            AppError::forbidden(format!("a {} account has no applications; a school's and the bureau's do", actor.role))
+        })?;
+        q = q.filter(application::Column::SchoolId.eq(school));
+    }
+    if let Some(after) = page.after {
+        q = q.filter(application::Column::Id.gt(after.id));
+    }
+    let rows = q.order_by_asc(application::Column::Id).limit(page.limit + 1).all(conn).await?;
+    let paged = Paged::from_overfetch(rows, page.limit, |a| Cursor::id(a.id));
+    let mut items = Vec::with_capacity(paged.items.len());
+    for a in paged.items {
+        let r = application_record(conn, a).await?;
+        items.push(if actor.is_admin() { r } else { masked(r) });
+    }
+    Ok(Paged { items, next: paged.next })
+}
+
 /// How many checked-in visits each school made since `since`.
 async fn visits_since(
     conn: &impl ConnectionTrait,

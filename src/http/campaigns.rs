@@ -21,7 +21,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_campaigns, create_campaign))
         .routes(routes!(get_campaign))
-        .routes(routes!(apply))
+        .routes(routes!(apply, list_applications))
         .routes(routes!(get_application))
         .routes(routes!(draw_campaign, get_draw))
         .routes(routes!(verify_draw))
@@ -289,6 +289,30 @@ impl ApplicationView {
             created_at: a.created_at,
         }
     }
+}
+
+/// List a campaign's applications
+///
+/// A school account: its school's application (at most one), with its result after the draw —
+/// so a school finds it again from any browser. The bureau: every application, by id. Others
+/// 403.
+#[utoipa::path(
+    get, path = "/v1/campaigns/{id}/applications", tag = "campaigns", operation_id = "list_applications",
+    params(("id" = Uuid, Path, description = "Campaign id"), PageParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of applications", body = Page<ApplicationView>),
+        (status = 404, description = "No such campaign", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn list_applications(
+    State(state): State<AppState>,
+    AuthUser(actor): AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(page): ApiQuery<PageParams>,
+) -> Result<Json<Page<ApplicationView>>> {
+    let paged = campaigns::applications(&state.read_db, &actor, id, page.parse()?).await?;
+    Ok(Json(Page::from_paged(paged, ApplicationView::of)))
 }
 
 /// Apply to a campaign

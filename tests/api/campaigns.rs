@@ -113,6 +113,17 @@ async fn a_campaign_is_applied_to_in_its_window_drawn_once_published_and_verifie
     app.post(&draw, &json!({}), Some(&app.admin)).await.expect_problem(409, "campaign-not-closed");
     app.get(&draw, None).await.expect_problem(409, "campaign-not-drawn");
     let (_, other_school) = app.school_account("旁观学校").await;
+    // A school finds its application again from any browser; nobody else's.
+    let listed = app.get(&apply_path(&c), Some(&token)).await.expect(200).body;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed["items"][0]["id"], school_app["id"]);
+    let none = app.get(&apply_path(&c), Some(&other_school)).await.expect(200).body;
+    assert_eq!(none["items"], json!([]));
+    let all = app.get(&apply_path(&c), Some(&app.admin)).await.expect(200).body;
+    assert!(all["items"].as_array().unwrap().len() > 1, "the bureau lists every application");
+    app.get(&apply_path(&c), None).await.expect_problem(401, "unauthorized");
+    let op = app.user("campaign-op", json!({"role": "evaluator"})).await;
+    app.get(&apply_path(&c), Some(&op)).await.expect_problem(403, "forbidden");
     app.clock.advance(Duration::hours(24));
     app.post(&apply_path(&c), &citizen(50, &[&t1]), None).await.expect_problem(422, "campaign-window-closed");
     app.post(&draw, &json!({}), Some(&other_school)).await.expect_problem(403, "forbidden");

@@ -74,6 +74,11 @@ def test_a_school_finds_books_sees_and_cancels_a_visit(page, api, server):
     after = school_api.call("GET", f"/v1/bookings/{mine[0]['id']}")
     assert after["status"] == "cancelled" and after["late_cancellation"] is False
 
+    # The demo's Science Week sign-up opens in an hour: shown, not yet open.
+    page.get_by_role("navigation").get_by_role("link", name="科普游报名").click()
+    page.get_by_text("尚未开始报名").wait_for()
+    check_accessibility(page, "tour sign-up")
+
 
 def test_the_page_speaks_english_when_asked_and_remembers(page):
     page.goto("/")

@@ -199,20 +199,15 @@ export async function campaigns() {
 async function campaignCard(c) {
   const tours = await Promise.all(c.tours.map((id) => get(`/v1/tours/${id}`).catch(() => null)));
   const known = tours.filter(Boolean);
-  const key = `kepu.application.${c.id}.${session.me.school_id}`;
-  const mine = localStorage.getItem(key);
+  // The school's application, found again from any browser.
+  const mine = (await get(`/v1/campaigns/${c.id}/applications`)).items[0];
   const out = h('div', { 'aria-live': 'polite' });
   const now = new Date();
   const open = new Date(c.opens_at) <= now && now < new Date(c.closes_at);
   const state = c.status === 'open' && now < new Date(c.opens_at) ? 'upcoming' : c.status === 'open' && !open ? 'closed' : c.status;
   let body = null;
   if (mine) {
-    try {
-      const a = await get(`/v1/campaigns/${c.id}/applications/${mine}`);
-      body = resultOf(a, known);
-    } catch (p) {
-      body = notice('error', explain(p));
-    }
+    body = resultOf(mine, known);
   } else if (open) {
     const f = form({
       fields: [
@@ -225,11 +220,10 @@ async function campaignCard(c) {
       submitLabel: t('campaigns.apply'),
       submit: async (v) => {
         const preferences = known.filter((tour) => v[`pref_${tour.id}`]).map((tour) => tour.id);
-        const { data } = await api('POST', `/v1/campaigns/${c.id}/applications`, {
+        await api('POST', `/v1/campaigns/${c.id}/applications`, {
           kind: 'school', school_id: session.me.school_id, preferences, students: v.students, teachers: v.teachers,
           contact_name: v.contact_name, contact_phone: v.contact_phone,
         });
-        localStorage.setItem(key, data.id);
         f.el.hidden = true;
         out.replaceChildren(notice('success', t('campaigns.applied')));
       },
