@@ -1,6 +1,6 @@
 // The console's core: DOM building, the API client (cookie session + CSRF header), forms that
 // show the API's problems next to the fields they name, dates in the city's time.
-import { t, lang } from './i18n.js';
+import { t, lang, message } from './i18n.js';
 
 /** The signed-in account (`GET /v1/me`) and the session's CSRF token, or nulls. */
 export const session = { me: null, csrf: null };
@@ -131,7 +131,7 @@ export function explain(p) {
   if (!(p instanceof Problem)) return [t('error.unexpected'), h('small', {}, String(p))];
   const known = t(`problem.${p.slug}`);
   const title = known !== `problem.${p.slug}` ? known : t(`status.http.${p.status}`) !== `status.http.${p.status}` ? t(`status.http.${p.status}`) : p.body.title || t('error.unexpected');
-  const detail = p.body.detail && p.body.detail !== title ? h('small', { class: 'detail' }, p.body.detail) : null;
+  const detail = p.body.detail && p.body.detail !== title ? h('small', { class: 'detail' }, message(p.body.detail)) : null;
   return [title, detail];
 }
 
@@ -229,9 +229,9 @@ export function form({ fields, submitLabel, submit, className = '', id, mapField
       for (const fe of p.fields) {
         const name = [mapField(fe.field), fe.field, fe.field.replace(/\./g, '_'), fe.field.split('.').pop(), fe.field.split('[')[0]].find((n) => errors.has(n));
         if (name) {
-          errors.get(name).append(fe.message);
+          errors.get(name).append(message(fe.message));
           inputs.get(name).setAttribute('aria-invalid', 'true');
-        } else unplaced.push(`${fe.field}: ${fe.message}`);
+        } else unplaced.push(`${fe.field}: ${message(fe.message)}`);
       }
     }
     if (!(p instanceof Problem) || p.fields.length === 0 || unplaced.length) {

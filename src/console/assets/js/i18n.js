@@ -218,6 +218,38 @@ const en = {
 
 export const DICTIONARIES = { 'zh-CN': zh, en };
 
+/**
+ * The API's messages are English; the common ones, said in Chinese on a Chinese page (any
+ * other is shown as the API wrote it).
+ */
+const MESSAGES_ZH = [
+  [/^must not be blank$/, '不能为空'],
+  [/^must be between (\S+) and (\S+)$/, '须在 $1 到 $2 之间'],
+  [/^must be at most (\d+) characters$/, '最多 $1 个字符'],
+  [/^must not be negative$/, '不能为负数'],
+  [/^must be in the future$/, '须为将来的时间'],
+  [/^must be within (\d+) days from (?:today|now)$/, '须在今后 $1 天之内'],
+  [/^must be a phone number such as (.+)$/, '须为电话号码，如 $1'],
+  [/^must be a mobile number such as (.+)$/, '须为手机号码，如 $1'],
+  [/^must be an e-mail address such as (.+)$/, '须为电子邮箱，如 $1'],
+  [/^must name at least one audience$/, '至少选择一个学段'],
+  [/^must name at least one weekday$/, '至少选择一天'],
+  [/^must not be after starts_at$/, '不能晚于开始时间'],
+  [/^at least one teacher per (\d+) students: (\d+) needed$/, '每 $1 名学生至少 1 名教师：需要 $2 名'],
+  [/^does not match the booking's check-in code$/, '与预约的核验码不符'],
+  [/^no visit with this code at this base is open for check-in now.*$/, '此核验码目前没有可以核验的参观（参观开始前 2 小时起可核验）'],
+  [/^(\d+) places left and the group needs (\d+); send waitlist: true to wait for a place$/, '只剩 $1 个名额，本团需要 $2 个；可以选择排队候补'],
+];
+
+/** A message of the API in the page's language where it is a common one. */
+export function message(text) {
+  if (current !== 'zh-CN' || typeof text !== 'string') return text;
+  for (const [pattern, zhText] of MESSAGES_ZH) {
+    if (pattern.test(text)) return text.replace(pattern, zhText);
+  }
+  return text;
+}
+
 let current = (() => {
   const saved = localStorage.getItem('kepu.lang');
   return saved === 'en' || saved === 'zh-CN' ? saved : 'zh-CN';
