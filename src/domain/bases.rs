@@ -474,6 +474,27 @@ pub async fn names(
         .collect())
 }
 
+/// Both names (Chinese, English) of some bases, by id: one query, for lists that show them.
+pub async fn both_names(
+    conn: &impl ConnectionTrait,
+    ids: impl IntoIterator<Item = Uuid>,
+) -> Result<HashMap<Uuid, (String, String)>> {
+    let ids: Vec<Uuid> = ids.into_iter().collect();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(base::Entity::find()
+        .select_only()
+        .columns([base::Column::Id, base::Column::NameZh, base::Column::NameEn])
+        .filter(base::Column::Id.is_in(ids))
+        .into_tuple::<(Uuid, String, String)>()
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|(id, zh, en)| (id, (zh, en)))
+        .collect())
+}
+
 /// The ids of the bases of a district, as a subquery.
 pub fn in_district(code: &str) -> sea_orm::sea_query::SelectStatement {
     Query::select().column(base::Column::Id).from(base::Entity).and_where(base::Column::DistrictCode.eq(code)).take()

@@ -190,6 +190,11 @@ pub struct AccreditationView {
     pub objections: Vec<ObjectionView>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The base's names (in lists, so that a list needs no lookup per application).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_name_zh: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_name_en: Option<String>,
 }
 
 impl AccreditationView {
@@ -225,6 +230,8 @@ impl AccreditationView {
             objections: r.objections.into_iter().map(|o| ObjectionView::of(o, objectors_shown)).collect(),
             created_at: a.created_at,
             updated_at: a.updated_at,
+            base_name_zh: None,
+            base_name_en: None,
         }
     }
 }
@@ -278,7 +285,12 @@ async fn list_accreditations(
     let page = paging.parse()?;
     let f = AccreditationFilter { base_id: p.base_id, status: p.status };
     let paged = accreditation::list(&state.db, &actor, &f, page).await?;
-    Ok(Json(Page::from_paged(paged, |r| AccreditationView::of(r, &actor))))
+    let names =
+        crate::domain::bases::both_names(&state.db, paged.items.iter().map(|r| r.accreditation.base_id)).await?;
+    Ok(Json(Page::from_paged(paged, |r| {
+        let (zh, en) = names.get(&r.accreditation.base_id).cloned().unzip();
+        AccreditationView { base_name_zh: zh, base_name_en: en, ..AccreditationView::of(r, &actor) }
+    })))
 }
 
 /// Apply for accreditation

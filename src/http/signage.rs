@@ -144,6 +144,11 @@ pub struct SignView {
     /// Distance from `near`, in km.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub distance_km: Option<f64>,
+    /// The base's names (in lists, so that a list needs no lookup per sign).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_name_zh: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_name_en: Option<String>,
 }
 
 impl SignView {
@@ -166,6 +171,8 @@ impl SignView {
             inspections: None,
             maintenance: None,
             distance_km: distance_km.map(round_km),
+            base_name_zh: None,
+            base_name_en: None,
         }
     }
 
@@ -295,7 +302,11 @@ async fn list_signs(
         radius_km,
     };
     let paged = signage::search(&state.read_db, &q, page).await?;
-    let page = Page::from_paged(paged, |(s, d)| SignView::of(s, d));
+    let names = crate::domain::bases::both_names(&state.read_db, paged.items.iter().map(|(s, _)| s.base_id)).await?;
+    let page = Page::from_paged(paged, |(s, d)| {
+        let (zh, en) = names.get(&s.base_id).cloned().unzip();
+        SignView { base_name_zh: zh, base_name_en: en, ..SignView::of(s, d) }
+    });
     let geo = match p.format {
         Some(f) => f == ListFormat::Geojson,
         None => headers

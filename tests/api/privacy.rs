@@ -27,6 +27,11 @@ async fn objectors_are_the_bureaus_to_know() {
     assert_eq!((seen["name"].as_str(), seen["contact"].as_str()), (Some("张先生"), Some("138 0000 5678")));
     let listed = app.get("/v1/accreditations", Some(&app.admin)).await.expect(200).body;
     assert_eq!(objection(&listed["items"][0])["contact"], "138 0000 5678");
+    // A list carries its bases' names (no lookup per application).
+    let base =
+        app.get(&format!("/v1/bases/{}", listed["items"][0]["base_id"].as_str().unwrap()), None).await.expect(200).body;
+    assert_eq!(listed["items"][0]["base_name_zh"], base["name_zh"]);
+    assert_eq!(listed["items"][0]["base_name_en"], base["name_en"]);
 
     let mut others = vec![("operator", c.operator.clone()), ("district officer", c.officer.clone())];
     others.extend(c.experts.iter().map(|(_, t)| ("expert", t.clone())));

@@ -157,3 +157,16 @@ async fn a_rejected_application_needs_a_reason_and_ends_there() {
     app.post(&format!("{path}/approve"), &json!({}), Some(&officer)).await.expect_problem(409, "invalid-state");
     app.get(&format!("/v1/signs/{}", uuid::Uuid::now_v7()), None).await.expect_problem(404, "not-found");
 }
+
+#[tokio::test]
+async fn a_sign_list_carries_its_bases_names() {
+    let app = spawn_app().await;
+    let (base, _) = app.accredited_base(json!({})).await;
+    let at = json!({"lat": base["location"]["lat"].as_f64().unwrap() + 0.0004, "lon": base["location"]["lon"]});
+    app.post(&format!("/v1/bases/{}/signs", id(&base)), &json!({"type": "plaque", "location": at}), Some(&app.admin))
+        .await
+        .expect(201);
+    let listed = app.get(&format!("/v1/signs?base_id={}", id(&base)), None).await.expect(200).body;
+    assert_eq!(listed["items"][0]["base_name_zh"], base["name_zh"], "{listed}");
+    assert_eq!(listed["items"][0]["base_name_en"], base["name_en"]);
+}

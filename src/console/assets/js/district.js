@@ -6,10 +6,12 @@ import { h, api, get, query, form, page, empty, when, day, baseName, label, sess
 import { cityMap } from './map.js';
 import { districts, districtName } from './public.js';
 
-const names = new Map();
-async function base(id) {
-  if (!names.has(id)) names.set(id, get(`/v1/bases/${id}`).catch(() => ({ name_zh: id, name_en: id })));
-  return names.get(id);
+/** The name of a listed thing's base: lists carry it; otherwise read once. */
+const bases = new Map();
+async function baseOf(x) {
+  if (x.base_name_zh) return baseName({ name_zh: x.base_name_zh, name_en: x.base_name_en });
+  if (!bases.has(x.base_id)) bases.set(x.base_id, get(`/v1/bases/${x.base_id}`).catch(() => ({ name_zh: x.base_id, name_en: x.base_id })));
+  return baseName(await bases.get(x.base_id));
 }
 
 /** A small form that posts `body(values)` to `url`, then redraws the list saying `done`. */
@@ -38,12 +40,12 @@ export async function work() {
     get(`/v1/signs${query({ status: 'installed', district, inspection_due_before: new Date().toISOString(), limit: 100 })}`).then((r) => r.items),
   ]);
   const recommend = await Promise.all(submitted.map(async (a) => h('li', { class: 'card' },
-    h('h3', {}, baseName(await base(a.base_id))),
+    h('h3', {}, await baseOf(a)),
     h('p', {}, t('work.submitted', { day: day(a.updated_at) }), a.unmet?.length ? ` · ${t('reviews.unmet', { n: a.unmet.length })}` : ''),
     h('details', {}, h('summary', {}, t('work.recommend')), action(`/v1/accreditations/${a.id}/recommend`, [comment()], t('work.recommend'), t('work.recommended'))),
     h('details', { class: 'danger' }, h('summary', {}, t('work.reject')), action(`/v1/accreditations/${a.id}/reject`, [comment()], t('work.reject'), t('work.rejected'))))));
   const onNotice = await Promise.all(notices.map(async (a) => h('li', { class: 'card' },
-    h('h3', {}, baseName(await base(a.base_id))),
+    h('h3', {}, await baseOf(a)),
     h('p', {}, t('notice.period', { from: a.notice_starts_at ? day(a.notice_starts_at) : '—', to: a.notice_ends_at ? day(a.notice_ends_at) : '—' })),
     a.objections.length
       ? h('ul', {}, a.objections.map((o) => h('li', {},
@@ -56,14 +58,14 @@ export async function work() {
           : null)))
       : h('p', { class: 'muted' }, t('work.no_objections')))));
   const approve = await Promise.all(requested.map(async (s) => h('li', { class: 'card', 'data-sign': s.id },
-    h('h3', {}, `${label('sign_kind', s.type)} · ${baseName(await base(s.base_id))}`),
+    h('h3', {}, `${label('sign_kind', s.type)} · ${await baseOf(s)}`),
     s.road_name ? h('p', {}, s.road_name) : null,
     h('details', {}, h('summary', {}, t('work.approve')), action(`/v1/signs/${s.id}/approve`,
       s.type === 'road_guide' ? [{ name: 'traffic_police_ref', label: t('work.police_ref'), required: true }] : [], t('work.approve'), t('work.approved'))),
     h('details', { class: 'danger' }, h('summary', {}, t('work.reject')), action(`/v1/signs/${s.id}/reject`, [comment()], t('work.reject'), t('work.rejected'))))));
   overdue.sort((a, b) => (a.next_inspection_due || '').localeCompare(b.next_inspection_due || ''));
   const inspect = await Promise.all(overdue.map(async (s) => h('li', { class: 'card overdue', 'data-sign': s.id },
-    h('h3', {}, `${label('sign_kind', s.type)} · ${baseName(await base(s.base_id))}`),
+    h('h3', {}, `${label('sign_kind', s.type)} · ${await baseOf(s)}`),
     h('p', {}, t('work.overdue_since', { day: day(s.next_inspection_due) })),
     h('details', {}, h('summary', {}, t('work.inspect')), action(`/v1/signs/${s.id}/inspections`, [
       { name: 'condition', label: t('work.condition'), type: 'select', options: ['good', 'damaged', 'missing', 'obstructed'].map((c) => [c, label('sign_condition', c)]) },
@@ -85,7 +87,7 @@ export async function signs() {
   const overdue = (s) => s.status === 'installed' && s.next_inspection_due && new Date(s.next_inspection_due) < now;
   list.sort((a, b) => Number(overdue(b)) - Number(overdue(a)));
   const rows = await Promise.all(list.map(async (s) => h('tr', { class: overdue(s) ? 'overdue' : '' },
-    h('td', {}, label('sign_kind', s.type)), h('td', {}, baseName(await base(s.base_id))), h('td', {}, label('sign_status', s.status)),
+    h('td', {}, label('sign_kind', s.type)), h('td', {}, await baseOf(s)), h('td', {}, label('sign_status', s.status)),
     h('td', {}, s.next_inspection_due ? day(s.next_inspection_due) : '—', overdue(s) ? ` (${t('signs.overdue')})` : ''))));
   const map = cityMap({
     districts: ds,
