@@ -35,9 +35,10 @@ def free_port() -> int:
 def server():
     tmp = tempfile.mkdtemp(prefix="kepu-e2e-")
     port = free_port()
+    # A fresh SQLite file, or the (empty) PostgreSQL database KEPU_E2E_DATABASE_URL names.
     env = {
         **os.environ,
-        "DATABASE_URL": f"sqlite://{tmp}/kepu.db?mode=rwc",
+        "DATABASE_URL": os.environ.get("KEPU_E2E_DATABASE_URL") or f"sqlite://{tmp}/kepu.db?mode=rwc",
         "KEPU_ADMIN_PASSWORD": PASSWORD,
         "RUST_LOG": "warn",
     }
