@@ -8,6 +8,9 @@ def test_anyone_sees_the_bases_and_verifies_a_certificate(page, api):
     page.goto("/")
     page.get_by_role("heading", name="广州市科普基地").wait_for()
     assert page.locator("svg.map circle.dot").count() >= 10
+    # A dot shows its base in the list.
+    page.locator("svg.map circle.dot").first.click()
+    page.locator("li.card.chosen").wait_for()
     check_accessibility(page, "bases")
     screenshots(page, "public-bases")
     number = api().call("GET", "/v1/certificates?limit=1")["items"][0]["number"]

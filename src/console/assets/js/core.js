@@ -262,6 +262,15 @@ export function present(kids) {
   return kids.flat(Infinity).filter((k) => k !== null && k !== undefined && k !== false);
 }
 
+/** Scrolls a list item into view and marks it for a moment (a map's dot was chosen). */
+export function showItem(selector) {
+  const el = document.querySelector(selector);
+  if (!el) return;
+  el.scrollIntoView({ behavior: 'smooth', block: 'center' });
+  el.classList.add('chosen');
+  setTimeout(() => el.classList.remove('chosen'), 1600);
+}
+
 /** An empty-list line. */
 export const empty = (text) => h('p', { class: 'empty' }, text);
 

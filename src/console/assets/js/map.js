@@ -49,9 +49,11 @@ export function cityMap({ districts = [], points = [], centre = null, label, fit
     svg('g', { class: 'seat' },
       svg('rect', { x: x(d.seat.lon) - 3, y: y(d.seat.lat) - 3, width: 6, height: 6 }),
       svg('text', { x: x(d.seat.lon) + 6, y: y(d.seat.lat) + 4 }, name(d))));
+  // A dot shows its item in the list beside (the list is the way in for keyboards).
   const dots = points.map((p) => {
-    const dot = svg('circle', { cx: x(p.lon), cy: y(p.lat), r: 5, class: `dot ${p.kind || ''}` }, svg('title', {}, p.label));
-    return p.href ? svg('a', { href: p.href, 'aria-label': p.label }, dot) : dot;
+    const dot = svg('circle', { cx: x(p.lon), cy: y(p.lat), r: 6, class: `dot ${p.kind || ''} ${p.select ? 'selectable' : ''}` }, svg('title', {}, p.label));
+    if (p.select) dot.addEventListener('click', p.select);
+    return dot;
   });
   const ring = centre ? svg('circle', { cx: x(centre.lon), cy: y(centre.lat), r: 8, class: 'centre' }, svg('title', {}, t('map.centre'))) : null;
 

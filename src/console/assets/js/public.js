@@ -1,7 +1,7 @@
 // What anyone may read without signing in: accredited bases on a map, certificate
 // verification, public notices and objections to them.
 import { t } from './i18n.js';
-import { h, api, get, query, form, page, notice, empty, day, baseName, label } from './core.js';
+import { h, api, get, query, form, page, notice, empty, day, baseName, label, showItem } from './core.js';
 import { cityMap } from './map.js';
 
 let districtsCache = null;
@@ -33,11 +33,11 @@ export async function home() {
   });
   const map = cityMap({
     districts: ds,
-    points: bases.map((b) => ({ lat: b.location.lat, lon: b.location.lon, label: baseName(b) })),
+    points: bases.map((b) => ({ lat: b.location.lat, lon: b.location.lon, label: baseName(b), select: () => showItem(`li[data-base='${b.id}']`) })),
     label: t('home.map_label', { n: bases.length }),
   });
   const list = bases.length
-    ? h('ul', { class: 'cards' }, bases.map((b) => h('li', { class: 'card', id: `base-${b.id}` },
+    ? h('ul', { class: 'cards' }, bases.map((b) => h('li', { class: 'card', 'data-base': b.id },
       h('h2', {}, baseName(b)),
       h('p', {}, `${districtName(ds, b.district_code)} · ${label('subcategory', b.subcategory)}`),
       h('p', { class: 'muted' }, b.address),

@@ -1,7 +1,7 @@
 // A school's coordinator: finds sessions near the school, books (or waits), sees and cancels
 // its bookings, subscribes to its calendar, signs up for tour campaigns and sees the result.
 import { t } from './i18n.js';
-import { h, api, get, query, form, page, notice, empty, when, time, listOf, baseName, label, session, localDay, addDays, dayStart, idempotencyKey, explain } from './core.js';
+import { h, api, get, query, form, page, notice, empty, when, time, listOf, baseName, label, session, localDay, addDays, dayStart, idempotencyKey, explain, showItem } from './core.js';
 import { cityMap } from './map.js';
 import { districts } from './public.js';
 
@@ -84,7 +84,7 @@ export async function find() {
   } }, t('find.more'));
   const map = cityMap({
     districts: ds, centre: school.location, fit: true,
-    points: found.items.map((s) => ({ lat: s.base.location.lat, lon: s.base.location.lon, label: `${baseName(s.base)} · ${when(s.starts_at)}` })),
+    points: found.items.map((s) => ({ lat: s.base.location.lat, lon: s.base.location.lon, label: `${baseName(s.base)} · ${when(s.starts_at)}`, select: () => showItem(`li[data-session='${s.id}']`) })),
     label: t('find.map_label', { n: found.items.length, km: v.radius_km }),
   });
   return page(t('find.title'),
