@@ -89,3 +89,36 @@ def test_the_page_speaks_english_when_asked_and_remembers(page):
     page.get_by_role("link", name="Public notices").wait_for()
     page.get_by_role("button", name="中文").click()
     page.get_by_role("link", name="认定公示").wait_for()
+
+
+def test_a_school_signs_up_for_a_tour_campaign_and_finds_it_from_another_browser(page, open_page, api):
+    admin = api("admin")
+    tour = admin.call("GET", "/v1/tours?limit=1")["items"][0]
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    opens = now + dt.timedelta(seconds=15)
+    campaign = admin.call("POST", "/v1/campaigns", {
+        "title": "测试 · 科普一日游报名", "opens_at": opens.isoformat(), "closes_at": (now + dt.timedelta(days=2)).isoformat(),
+        "for_schools": True, "for_citizens": False, "max_wins": 1, "tours": [tour["id"]],
+    }, expect=201)
+    # Sign-up opens once its seed's commitment is published: wait for it.
+    while dt.datetime.now(dt.timezone.utc) < opens + dt.timedelta(seconds=1):
+        page.wait_for_timeout(500)
+
+    login(page, "school-demo")
+    page.get_by_role("navigation").get_by_role("link", name="科普游报名").click()
+    card = page.locator("li.card", has_text="测试 · 科普一日游报名")
+    card.get_by_role("button", name="提交报名").wait_for()
+    card.get_by_label("学生人数").fill("30")
+    card.get_by_label("带队教师人数").fill("2")
+    card.get_by_label("联系人").fill("赵老师")
+    card.get_by_label("联系电话").fill("020-1234 5678")
+    card.get_by_role("button", name="提交报名").click()
+    card.get_by_text("报名成功").wait_for()
+    mine = api("school-demo").call("GET", f"/v1/campaigns/{campaign['id']}/applications")["items"]
+    assert len(mine) == 1 and mine[0]["preferences"] == [tour["id"]] and mine[0]["people"] == 32, mine
+
+    elsewhere = open_page()
+    login(elsewhere, "school-demo")
+    elsewhere.get_by_role("navigation").get_by_role("link", name="科普游报名").click()
+    elsewhere.locator("li.card", has_text="测试 · 科普一日游报名").get_by_text("已报名，等待抽签").wait_for()
+    check_accessibility(elsewhere, "tour sign-up")
