@@ -176,11 +176,13 @@ async fn get_session(State(state): State<AppState>, headers: HeaderMap) -> Resul
     let now = state.now();
     match auth::session_expiry(&state.db, &state.tokens, &token, now).await {
         Ok(expires_at) => Ok(Json(ConsoleSession { csrf_token: auth::csrf_token(&token), expires_at }).into_response()),
-        Err(e) => {
+        // An ended session's cookie is cleared; any other failure leaves it be.
+        Err(e @ AppError::Unauthorized(_)) => {
             let mut res = e.into_response();
             res.headers_mut().insert(header::SET_COOKIE, session_cookie_header("", 0, &headers));
             Ok(res)
         }
+        Err(e) => Err(e),
     }
 }
 

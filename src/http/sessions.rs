@@ -18,7 +18,7 @@ use crate::domain::sessions::{
     self, Pattern, SessionEdit, SessionHit, SessionInput, SessionQuery, SessionRecord, Skipped,
 };
 use crate::domain::validate::Validator;
-use crate::error::{AppError, Problem, Result};
+use crate::error::{Problem, Result};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, AuthUser, IfMatch};
 use crate::http::{DistrictCode, NearParams, Page, PageParams, apply_patch, with_etag};
 use crate::state::AppState;
@@ -433,12 +433,8 @@ async fn list_sessions(
     let _timer = crate::telemetry::time_search(if near.near.is_some() { "sessions_near" } else { "sessions_list" });
     let page = page.parse()?;
     let (near, radius_km) = near.parse()?;
-    let any_status = p.any_status.unwrap_or(false);
-    if any_status && p.base_id.is_none() {
-        return Err(AppError::field("any_status", "only with base_id: a base's own schedule"));
-    }
     let query = SessionQuery {
-        any_status,
+        any_status: p.any_status.unwrap_or(false),
         base_id: p.base_id,
         near,
         radius_km,

@@ -45,8 +45,7 @@ def main():
                 break
             except OSError:
                 time.sleep(0.5)
-        admin = Api.__new__(Api)
-        admin.base, admin.token = base, None
+        admin = Api(base)
         admin.token = admin.call("POST", "/v1/auth/token", {"username": "admin", "password": BENCH_ADMIN_PASSWORD})["access_token"]
         school = admin.call("POST", "/v1/schools", {
             "name": "测量小学", "district_code": "440106", "address": "天河路 1 号",

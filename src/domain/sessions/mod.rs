@@ -628,6 +628,9 @@ pub async fn search(
     now: DateTime<Utc>,
 ) -> Result<Paged<SessionHit>> {
     let (from, to) = window(q, now)?;
+    if q.any_status && q.base_id.is_none() {
+        return Err(AppError::field("any_status", "only with base_id: a base's own schedule"));
+    }
     if let Some(d) = &q.district {
         districts::ensure_exists(db, d, "district").await?;
     }

@@ -59,6 +59,20 @@ export async function api(method, path, body, headers = {}) {
 
 export const get = async (path) => (await api('GET', path)).data;
 
+/** Every item of a list, page after page (a week's sessions or bookings of a busy base). */
+export async function getAll(path, pages = 20) {
+  const items = [];
+  let cursor = null;
+  for (let i = 0; i < pages; i += 1) {
+    const sep = path.includes('?') ? '&' : '?';
+    const data = await get(cursor ? `${path}${sep}cursor=${encodeURIComponent(cursor)}` : path);
+    items.push(...data.items);
+    cursor = data.next_cursor;
+    if (!cursor) break;
+  }
+  return items;
+}
+
 /** A query string from an object, leaving out empty values. */
 export function query(params) {
   const q = new URLSearchParams();

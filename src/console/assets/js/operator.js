@@ -2,7 +2,7 @@
 // new sessions (one, or a weekly pattern), closing and cancelling, checking groups in at the
 // gate, and editing the base's profile and exhibits without overwriting anyone's changes.
 import { t } from './i18n.js';
-import { h, api, get, query, form, page, notice, empty, when, day, time, listOf, baseName, label, session, localDay, addDays, dayStart, explain, redraw, Problem } from './core.js';
+import { h, api, get, getAll, query, form, page, notice, empty, when, day, time, listOf, baseName, label, session, localDay, addDays, dayStart, explain, redraw, Problem } from './core.js';
 
 const AUDIENCES = ['preschool', 'primary_lower', 'primary_upper', 'junior', 'senior', 'adult'];
 const WEEKDAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
@@ -35,9 +35,9 @@ export async function today() {
   const week = Math.max(0, Math.min(52, Number(params.get('week')) || 0));
   const today = localDay();
   const from = addDays(today, 7 * week);
-  const sessions = (await get(`/v1/sessions${query({ base_id: baseId, any_status: 'true', from: dayStart(from), to: dayStart(addDays(from, 7)), limit: 200 })}`)).items;
+  const sessions = await getAll(`/v1/sessions${query({ base_id: baseId, any_status: 'true', from: dayStart(from), to: dayStart(addDays(from, 7)), limit: 200 })}`);
   // The week's bookings of the caller's bases, in one request, by session.
-  const booked = (await get(`/v1/bookings${query({ from: dayStart(from), to: dayStart(addDays(from, 7)), limit: 500 })}`)).items;
+  const booked = await getAll(`/v1/bookings${query({ from: dayStart(from), to: dayStart(addDays(from, 7)), limit: 500 })}`);
   const cards = sessions.map((s) => sessionCard(s, booked.filter((b) => b.session_id === s.id)));
   const byDay = new Map();
   sessions.forEach((s, i) => {
